@@ -1,0 +1,179 @@
+/*
+ * pocketlm.h — the one public header of libpocketlm.
+ *
+ * Kernels first (types, quantization, products, norms, RoPE, activations,
+ * attention, threads); the engine API follows in later sections. Every
+ * function returns an int status (PLM_OK or a negative PLM_ERR_*) unless it
+ * is a pure query; no function aborts, prints or reads past the sizes it is
+ * given. plm_status_string() turns a status into words.
+ *
+ * Conventions shared by every kernel:
+ *   - matrices are row-major; a weight matrix W has n rows of k values and a
+ *     product computes y[m][n] = sum_k x[m][k] * W[n][k] (x times W transposed,
+ *     the layout of Hugging Face Linear weights and of GGUF tensors);
+ *   - block-quantized rows (Q8_0, Q4_0, Q4_1) are byte-compatible with GGUF:
+ *     blocks of 32 values, see the block structs in the implementation and
+ *     the mirror table in python/pocketlm/model/quant.py;
+ *   - products with block-quantized weights first quantize the activations
+ *     to Q8_0 blocks (exactly plm_quantize with PLM_TYPE_Q8_0), then take
+ *     integer dot products per block; the NumPy reference follows the same
+ *     contract so every backend agrees to float tolerance;
+ *   - n_threads <= 0 means "the default" (plm_set_num_threads); any request
+ *     is capped by plm_set_max_threads.
+ *
+ * The section between PLM_CDEF_BEGIN and PLM_CDEF_END is plain C
+ * declarations only (no macros, no includes): python/pocketlm/kernels/native.py
+ * feeds it verbatim to cffi, so the Python binding cannot drift from this file.
+ */
+#ifndef POCKETLM_H
+#define POCKETLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* PLM_CDEF_BEGIN */
+
+/* ---- status --------------------------------------------------------- */
+enum plm_status {
+    PLM_OK = 0,
+    PLM_ERR_INVALID_ARG = -1,   /* a NULL pointer or a negative size */
+    PLM_ERR_SHAPE = -2,         /* sizes that do not fit together (k % 32 != 0 ...) */
+    PLM_ERR_TYPE = -3,          /* a type id the call does not take */
+    PLM_ERR_NOMEM = -4          /* scratch memory could not be allocated */
+};
+const char *plm_status_string(int status);
+const char *plm_version(void);
+
+/* ---- tensor types (ids are GGML's, so GGUF type fields map 1:1) --------- */
+enum plm_type {
+    PLM_TYPE_F32 = 0,
+    PLM_TYPE_F16 = 1,
+    PLM_TYPE_Q4_0 = 2,   /* fp16 d, 16 bytes of nibbles: x = (q - 8) * d   */
+    PLM_TYPE_Q4_1 = 3,   /* fp16 d, fp16 m, 16 bytes of nibbles: x = q*d + m */
+    PLM_TYPE_Q8_0 = 8    /* fp16 d, 32 x int8: x = q * d                    */
+};
+/* 1 for F32/F16, 32 for the block types, 0 for an unknown type. */
+int64_t plm_type_block_size(int type);
+/* Bytes of one block (or one element for F32/F16), 0 for an unknown type. */
+int64_t plm_type_block_bytes(int type);
+/* Bytes of a row of n values; -1 when n is not a multiple of the block size
+ * or the type is unknown. */
+int64_t plm_row_bytes(int type, int64_t n);
+
+/* ---- fp16 ------------------------------------------------------------ */
+uint16_t plm_fp32_to_fp16(float x);   /* round to nearest even, as F16C does */
+float plm_fp16_to_fp32(uint16_t h);
+
+/* ---- quantization -------------------------------------------------------- */
+/* Rows of k floats -> rows of plm_row_bytes(type, k) bytes, with GGUF's
+ * reference rounding (ggml's quantize_row_*_ref). Any of the five types. */
+int plm_quantize(int type, const float *x, void *y, int64_t n_rows, int64_t k);
+/* The inverse: rows of a typed tensor -> floats. */
+int plm_dequantize(int type, const void *x, float *y, int64_t n_rows, int64_t k);
+/* Embedding lookup: out[i] = dequantize(W[ids[i]]); an id outside
+ * [0, n_rows) is PLM_ERR_INVALID_ARG and nothing is written. */
+int plm_get_rows(int type, const void *w, int64_t n_rows, int64_t k,
+                 const int32_t *ids, int64_t n_ids, float *out);
+
+/* ---- products ------------------------------------------------------------ */
+/* y[m][n] = x[m][k] . W[n][k]; W of any type above. m == 1 is the GEMV of a
+ * decode step, m > 1 the batched GEMM of a prefill. */
+int plm_matmul(int w_type, const void *w, const float *x, float *y,
+               int64_t m, int64_t n, int64_t k, int n_threads);
+/* The same with m == 1. */
+int plm_gemv(int w_type, const void *w, const float *x, float *y,
+             int64_t n, int64_t k, int n_threads);
+
+/* ---- norms ---------------------------------------------------------------- */
+/* y = x / sqrt(mean(x^2) + eps) * (w + w_offset), per row of n; w may be NULL
+ * (no scale). w_offset is 1 for Gemma's (1 + weight) convention. y may be x. */
+int plm_rms_norm(const float *x, const float *w, float *y,
+                 int64_t n_rows, int64_t n, float eps, float w_offset);
+/* y = (x - mean) / sqrt(var + eps) * w + b, per row; w and b may be NULL. */
+int plm_layer_norm(const float *x, const float *w, const float *b, float *y,
+                   int64_t n_rows, int64_t n, float eps);
+
+/* ---- rotary position embedding ------------------------------------------ */
+enum plm_rope_mode {
+    PLM_ROPE_NEOX = 0,   /* rotate_half: pairs (i, i + rot_dim/2)  (HF Llama, Gemma, Phi, ...) */
+    PLM_ROPE_GPTJ = 1    /* interleaved: pairs (2i, 2i + 1)        (GPT-J, some Falcon) */
+};
+/* In place on x[n_tokens][n_heads][head_dim]: the first rot_dim values of
+ * each head rotate by angle pos * freq_scale * theta^(-2i/rot_dim), the rest
+ * pass through. freq_scale is 1/factor for "linear" RoPE scaling. */
+int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+             int64_t rot_dim, const int32_t *positions, float theta,
+             float freq_scale, int mode);
+
+/* ---- elementwise -------------------------------------------------------- */
+int plm_softmax(const float *x, float *y, int64_t n_rows, int64_t n);
+int plm_silu(const float *x, float *y, int64_t n);
+/* approximate != 0: the tanh form (gelu_pytorch_tanh / gelu_new); 0: erf. */
+int plm_gelu(const float *x, float *y, int64_t n, int approximate);
+/* Gated products of a GLU MLP: y = act(gate) * up. */
+int plm_silu_mul(const float *gate, const float *up, float *y, int64_t n);
+int plm_gelu_mul(const float *gate, const float *up, float *y, int64_t n, int approximate);
+/* y = a + b (residual add); y may alias a or b. */
+int plm_add(const float *a, const float *b, float *y, int64_t n);
+
+/* ---- attention ------------------------------------------------------------ */
+/* Causal attention of n_q queries over a KV cache.
+ *   q[n_q][n_heads][head_dim], out likewise;
+ *   k_cache, v_cache[n_kv][n_kv_heads][head_dim]: keys/values of positions
+ *     0 .. n_kv-1 (only the first n_kv rows of the cache are read);
+ *   query i sits at position q_pos0 + i and sees keys j <= q_pos0 + i
+ *     (q_pos0 + n_q <= n_kv), and with window > 0 only keys with
+ *     q_pos0 + i - j < window;
+ *   head h reads kv head h / (n_heads / n_kv_heads) (GQA / MQA);
+ *   score = scale * q.k, then softcap * tanh(score / softcap) when
+ *     softcap > 0, plus alibi_slopes[h] * (j - pos) when alibi_slopes is
+ *     not NULL; softmax over the visible keys; out = sum p_j v_j. */
+int plm_attention(const float *q, const float *k_cache, const float *v_cache,
+                  float *out, int64_t n_q, int64_t n_kv, int64_t q_pos0,
+                  int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                  float scale, float softcap, int64_t window,
+                  const float *alibi_slopes, int n_threads);
+
+/* ---- threads and CPU features ------------------------------------------ */
+/* Threads used when a call passes n_threads <= 0 (initially the number of
+ * online CPUs). Returns the previous value. */
+int plm_set_num_threads(int n);
+int plm_get_num_threads(void);
+/* Hard cap on every call's thread count (a simulated phone's cores);
+ * n <= 0 removes the cap. Returns the previous cap (0 = none). */
+int plm_set_max_threads(int n);
+int plm_get_max_threads(void);
+/* Worker threads the pool has started since load (the calling thread is
+ * not counted) and the most threads (caller included) that took part in a
+ * single parallel region since the last reset. */
+int plm_pool_workers_started(void);
+int plm_pool_peak_threads(void);
+void plm_pool_reset_peak(void);
+
+enum plm_cpu_feature {
+    PLM_CPU_AVX2 = 1,    /* AVX2 + FMA + F16C, all three */
+    PLM_CPU_NEON = 2
+};
+/* Bit set of plm_cpu_feature the CPU has and this build can use. */
+int plm_cpu_features(void);
+/* enable = 0 forces the portable scalar kernels (the reference twins of the
+ * SIMD ones), 1 uses SIMD where the CPU has it. Returns the previous value. */
+int plm_set_simd(int enable);
+
+/* ---- measurement ------------------------------------------------------ */
+/* Reads `bytes` of buf with n_threads threads (the access pattern of a GEMV
+ * streaming its weights) and returns a checksum so nothing is optimized out.
+ * tools/membw.py times it to measure the memory bandwidth kernels chase. */
+double plm_bench_read(const void *buf, int64_t bytes, int n_threads);
+
+/* PLM_CDEF_END */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POCKETLM_H */

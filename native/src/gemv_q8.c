@@ -1,0 +1,56 @@
+/*
+ * gemv_q8.c — the dot product of a Q8_0 weight row with a Q8_0 activation
+ * row: per block an exact int32 sum of 32 int8 products, scaled by both fp16
+ * scales. plm_matmul (matmul.c) drives it over rows and threads.
+ */
+#include "plm_internal.h"
+
+float plm_vec_dot_q8_0_scalar(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    const plm_block_q8_0 *w = (const plm_block_q8_0 *)vw;
+    const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / PLM_QK; b++) {
+        int32_t sumi = 0;
+        for (int j = 0; j < PLM_QK; j++) sumi += (int32_t)w[b].qs[j] * (int32_t)x[b].qs[j];
+        sum += (float)sumi * (plm_h2f(w[b].d) * plm_h2f(x[b].d));
+    }
+    return sum;
+}
+
+#if PLM_X86
+/* 32 signed bytes times 32 signed bytes -> 8 int32 partial sums, via the
+ * sign trick that lets maddubs (unsigned x signed) take two signed inputs. */
+PLM_AVX2_FN static inline __m256 dot_i8x32(__m256i a, __m256i b) {
+    const __m256i ua = _mm256_sign_epi8(a, a);
+    const __m256i sb = _mm256_sign_epi8(b, a);
+    const __m256i p16 = _mm256_maddubs_epi16(ua, sb);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    const plm_block_q8_0 *w = (const plm_block_q8_0 *)vw;
+    const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;
+    const int64_t nb = k / PLM_QK;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) { /* two independent chains keep both FMA ports busy */
+        const __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        const __m256 d1 = _mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
+        const __m256 p0 = dot_i8x32(_mm256_loadu_si256((const __m256i *)w[b].qs),
+                                    _mm256_loadu_si256((const __m256i *)x[b].qs));
+        const __m256 p1 = dot_i8x32(_mm256_loadu_si256((const __m256i *)w[b + 1].qs),
+                                    _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
+        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
+    }
+    for (; b < nb; b++) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        const __m256 p = dot_i8x32(_mm256_loadu_si256((const __m256i *)w[b].qs),
+                                   _mm256_loadu_si256((const __m256i *)x[b].qs));
+        acc0 = _mm256_fmadd_ps(d, p, acc0);
+    }
+    return plm_hsum8(_mm256_add_ps(acc0, acc1));
+}
+#endif

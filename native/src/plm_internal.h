@@ -1,0 +1,121 @@
+/*
+ * plm_internal.h — what the kernel files share and the public header does
+ * not show: the GGUF block structs, the type-traits table, fp16 helpers,
+ * the thread pool's parallel-for and the run-time SIMD switch.
+ */
+#ifndef PLM_INTERNAL_H
+#define PLM_INTERNAL_H
+
+#include "pocketlm.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && !defined(PLM_NO_X86_SIMD)
+#define PLM_X86 1
+#include <immintrin.h>
+/* SIMD functions are compiled for AVX2+FMA+F16C whatever the build flags,
+ * and only called after plm_cpu_features() said the CPU has them. */
+#define PLM_AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#else
+#define PLM_X86 0
+#endif
+
+#define PLM_QK 32 /* values per quantization block, as GGUF's QK8_0 / QK4_0 / QK4_1 */
+
+/* GGUF's block layouts, byte for byte (ggml-common.h). */
+typedef struct {
+    uint16_t d;             /* scale, fp16 */
+    int8_t qs[PLM_QK];      /* x = qs * d */
+} plm_block_q8_0;
+typedef struct {
+    uint16_t d;             /* scale, fp16 */
+    uint8_t qs[PLM_QK / 2]; /* byte j: value j in the low nibble, value j+16 in the high one; x = (q - 8) * d */
+} plm_block_q4_0;
+typedef struct {
+    uint16_t d;             /* scale, fp16 */
+    uint16_t m;             /* minimum, fp16 */
+    uint8_t qs[PLM_QK / 2]; /* as Q4_0; x = q * d + m */
+} plm_block_q4_1;
+
+_Static_assert(sizeof(plm_block_q8_0) == 34, "Q8_0 block must be 34 bytes as in GGUF");
+_Static_assert(sizeof(plm_block_q4_0) == 18, "Q4_0 block must be 18 bytes as in GGUF");
+_Static_assert(sizeof(plm_block_q4_1) == 20, "Q4_1 block must be 20 bytes as in GGUF");
+
+/* Dot product of one weight row of k values with the activation row in the
+ * type's activation format (F32 for F32/F16 weights, Q8_0 blocks for the
+ * block types). xsum[b] = d_x * sum(q_x) of activation block b, used by
+ * Q4_1's minimum term (NULL for the other types). */
+typedef float (*plm_vec_dot_fn)(int64_t k, const void *w_row, const void *x_row, const float *xsum);
+
+/* One row of a type, per ggml's type-traits table: generic code looks the
+ * type up here instead of switching on it. */
+typedef struct {
+    int type;
+    const char *name;
+    int64_t block_size;                                   /* values per block */
+    int64_t block_bytes;                                  /* bytes per block  */
+    void (*to_float)(const void *x, float *y, int64_t k); /* one row          */
+    void (*from_float)(const float *x, void *y, int64_t k);
+    int act_type;                                         /* activation format of vec_dot */
+    plm_vec_dot_fn vec_dot_scalar;                        /* portable reference twin */
+    plm_vec_dot_fn vec_dot_simd;                          /* NULL where there is none */
+} plm_type_traits;
+
+/* NULL for an unknown type id. */
+const plm_type_traits *plm_traits(int type);
+
+/* Per-type row functions, defined in quant.c / gemv_*.c / matmul.c. */
+void plm_quantize_row_q8_0(const float *x, void *y, int64_t k);
+void plm_quantize_row_q4_0(const float *x, void *y, int64_t k);
+void plm_quantize_row_q4_1(const float *x, void *y, int64_t k);
+void plm_dequantize_row_q8_0(const void *x, float *y, int64_t k);
+void plm_dequantize_row_q4_0(const void *x, float *y, int64_t k);
+void plm_dequantize_row_q4_1(const void *x, float *y, int64_t k);
+float plm_vec_dot_f32_scalar(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_f16_scalar(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q8_0_scalar(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_0_scalar(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_1_scalar(int64_t k, const void *w, const void *x, const float *xsum);
+#if PLM_X86
+float plm_vec_dot_f32_avx2(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_f16_avx2(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q8_0_avx2(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_0_avx2(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_1_avx2(int64_t k, const void *w, const void *x, const float *xsum);
+void plm_quantize_row_q8_0_avx2(const float *x, void *y, int64_t k);
+
+/* Horizontal sum of 8 floats. */
+PLM_AVX2_FN static inline float plm_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+/* fp16 <-> fp32, scalar (bit exact with F16C's round-to-nearest-even). */
+static inline float plm_h2f(uint16_t h) { return plm_fp16_to_fp32(h); }
+static inline uint16_t plm_f2h(float f) { return plm_fp32_to_fp16(f); }
+
+/* 1 when the SIMD kernels are to be used now (CPU has them and not disabled). */
+int plm_use_avx2(void);
+
+/* ---- thread pool ------------------------------------------------------ */
+/* fn runs on [begin, end) of [0, n); thread 0 is the caller. */
+typedef void (*plm_task_fn)(void *ctx, int64_t begin, int64_t end, int thread_idx);
+/* Splits [0, n) into contiguous chunks of at least `grain` items over the
+ * effective thread count (request, default and cap applied) and runs them;
+ * returns when all are done. Regions from different caller threads are
+ * serialized. */
+void plm_parallel_for(int64_t n, int64_t grain, plm_task_fn fn, void *ctx, int n_threads);
+/* The thread count a call asking for n_threads gets. */
+int plm_effective_threads(int n_threads);
+
+/* Reject NULL pointers / negative sizes uniformly. */
+#define PLM_CHECK(cond, status) \
+    do {                        \
+        if (!(cond)) return (status); \
+    } while (0)
+
+#endif /* PLM_INTERNAL_H */

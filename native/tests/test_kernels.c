@@ -1,0 +1,106 @@
+/*
+ * test_kernels.c — C-level checks that need no Python: fp16 conversion over
+ * every half value, the SIMD kernels against their scalar twins, the error
+ * statuses of bad shapes and ids, and the thread pool's thread cap.
+ */
+#include "pocketlm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_failures = 0;
+#define EXPECT(cond, ...)                                          \
+    do {                                                           \
+        if (!(cond)) {                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
+            fprintf(stderr, __VA_ARGS__);                          \
+            fprintf(stderr, "\n");                                 \
+            g_failures++;                                          \
+        }                                                          \
+    } while (0)
+
+static uint64_t g_rng = 88172645463325252ull;
+static float frand(void) { /* xorshift64 -> [-1, 1) */
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void test_fp16_roundtrip(void) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = plm_fp16_to_fp32((uint16_t)h);
+        if (isnan(f)) continue;
+        const uint16_t back = plm_fp32_to_fp16(f);
+        EXPECT(back == h, "fp16 0x%04x -> %g -> 0x%04x", h, f, back);
+    }
+    EXPECT(plm_fp32_to_fp16(65520.0f) == 0x7c00, "65520 must round to inf");
+    EXPECT(plm_fp32_to_fp16(65519.0f) == 0x7bff, "65519 must round to 65504");
+    EXPECT(plm_fp32_to_fp16(1.0f + 1.0f / 2048.0f) == 0x3c00, "tie rounds to even");
+}
+
+static void test_simd_matches_scalar(void) {
+    const int types[] = {PLM_TYPE_F32, PLM_TYPE_F16, PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
+    const int64_t m = 3, n = 37, k = 256;
+    float *w = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
+    float *y0 = malloc(sizeof(float) * m * n), *y1 = malloc(sizeof(float) * m * n);
+    void *wq = malloc((size_t)n * k * 4);
+    for (int64_t i = 0; i < n * k; i++) w[i] = frand();
+    for (int64_t i = 0; i < m * k; i++) x[i] = frand();
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        EXPECT(plm_quantize(types[t], w, wq, n, k) == PLM_OK, "quantize type %d", types[t]);
+        const int prev = plm_set_simd(0);
+        EXPECT(plm_matmul(types[t], wq, x, y0, m, n, k, 2) == PLM_OK, "scalar matmul");
+        plm_set_simd(1);
+        EXPECT(plm_matmul(types[t], wq, x, y1, m, n, k, 2) == PLM_OK, "simd matmul");
+        plm_set_simd(prev);
+        for (int64_t i = 0; i < m * n; i++)
+            EXPECT(fabsf(y0[i] - y1[i]) <= 1e-4f * (1.0f + fabsf(y0[i])), "type %d [%ld]: %g vs %g",
+                   types[t], (long)i, y0[i], y1[i]);
+    }
+    free(w); free(x); free(y0); free(y1); free(wq);
+}
+
+static void test_errors(void) {
+    float x[64] = {0}, y[64];
+    uint8_t q[128];
+    int32_t ids[2] = {0, 5};
+    EXPECT(plm_quantize(PLM_TYPE_Q8_0, x, q, 1, 33) == PLM_ERR_SHAPE, "k % 32 != 0 must be a shape error");
+    EXPECT(plm_quantize(99, x, q, 1, 32) == PLM_ERR_TYPE, "unknown type");
+    EXPECT(plm_matmul(PLM_TYPE_Q4_0, q, x, y, 1, 1, 48, 1) == PLM_ERR_SHAPE, "matmul bad k");
+    EXPECT(plm_matmul(PLM_TYPE_F32, NULL, x, y, 1, 1, 4, 1) == PLM_ERR_INVALID_ARG, "NULL weight");
+    y[0] = 123.0f;
+    EXPECT(plm_get_rows(PLM_TYPE_F32, x, 4, 8, ids, 2, y) == PLM_ERR_INVALID_ARG, "id out of range");
+    EXPECT(y[0] == 123.0f, "nothing written on a bad id");
+    EXPECT(plm_attention(x, x, x, y, 2, 1, 0, 1, 1, 4, 1.0f, 0.0f, 0, NULL, 1) == PLM_ERR_SHAPE,
+           "queries past the cache");
+    EXPECT(plm_attention(x, x, x, y, 1, 1, 0, 3, 2, 4, 1.0f, 0.0f, 0, NULL, 1) == PLM_ERR_SHAPE,
+           "heads not a multiple of kv heads");
+    EXPECT(plm_rope(x, 1, 1, 8, 9, ids, 10000.0f, 1.0f, PLM_ROPE_NEOX) == PLM_ERR_SHAPE, "odd rot_dim");
+}
+
+static void test_thread_cap(void) {
+    const int64_t n = 4096, k = 1024;
+    float *w = calloc((size_t)n * k, sizeof(float)), *x = calloc(k, sizeof(float)), *y = malloc(n * sizeof(float));
+    plm_set_max_threads(2);
+    plm_pool_reset_peak();
+    plm_matmul(PLM_TYPE_F32, w, x, y, 1, n, k, 8);
+    EXPECT(plm_pool_peak_threads() == 2, "cap 2, asked 8: peak %d", plm_pool_peak_threads());
+    plm_set_max_threads(1);
+    plm_pool_reset_peak();
+    plm_matmul(PLM_TYPE_F32, w, x, y, 1, n, k, 8);
+    EXPECT(plm_pool_peak_threads() == 1, "cap 1: peak %d", plm_pool_peak_threads());
+    plm_set_max_threads(0);
+    free(w); free(x); free(y);
+}
+
+int main(void) {
+    test_fp16_roundtrip();
+    test_simd_matches_scalar();
+    test_errors();
+    test_thread_cap();
+    printf("%s (features 0x%x)\n", g_failures ? "FAILED" : "all C kernel tests passed", plm_cpu_features());
+    return g_failures ? 1 : 0;
+}

@@ -1,0 +1,267 @@
+"""The native backend: libpocketlm's kernels through cffi (ABI mode).
+
+The only module that touches ``ffi`` / ``lib``. Its C declarations are read
+from pocketlm.h itself (the PLM_CDEF_BEGIN..END section), so they cannot
+drift from the library; a status other than PLM_OK becomes a ValueError.
+Importing it raises NativeUnavailable, with the reason, when the library
+cannot be found or loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..model.quant import F16, F32, QuantType
+from . import _checks
+
+name = "native"
+_F = np.float32
+
+_PKG = Path(__file__).resolve().parent.parent  # python/pocketlm
+_REPO = _PKG.parent.parent
+
+
+class NativeUnavailable(ImportError):
+    """libpocketlm could not be loaded; the message says why and how to build it."""
+
+
+def _find(filename: str, candidates: list[Path]) -> Path | None:
+    for c in candidates:
+        if (c / filename).is_file():
+            return c / filename
+    return None
+
+
+def header_path() -> Path | None:
+    return _find("pocketlm.h", [_PKG / "_lib", _REPO / "native" / "include"])
+
+
+def library_path() -> Path | None:
+    env = os.environ.get("POCKETLM_LIB")
+    if env:
+        return Path(env)
+    return _find("libpocketlm.so", [_PKG / "_lib", _REPO / "build" / "native"])
+
+
+def cdef_source(header: Path) -> str:
+    text = header.read_text()
+    try:
+        body = text.split("/* PLM_CDEF_BEGIN */", 1)[1].split("/* PLM_CDEF_END */", 1)[0]
+    except IndexError:
+        raise NativeUnavailable(f"{header} has no PLM_CDEF_BEGIN/END section") from None
+    return body
+
+
+def _load():
+    try:
+        import cffi
+    except ImportError as e:  # pragma: no cover - cffi is a dependency
+        raise NativeUnavailable(f"cffi is not installed ({e})") from e
+    header, lib_path = header_path(), library_path()
+    hint = "build it with `pip install -e .` (needs gcc and cmake) or point POCKETLM_LIB at libpocketlm.so"
+    if header is None:
+        raise NativeUnavailable(f"pocketlm.h not found next to the package; {hint}")
+    if lib_path is None or not lib_path.is_file():
+        raise NativeUnavailable(f"libpocketlm.so not found ({lib_path or 'no candidate path'}); {hint}")
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_source(header))
+    try:
+        lib = ffi.dlopen(str(lib_path))
+    except OSError as e:
+        raise NativeUnavailable(f"cannot load {lib_path}: {e}; {hint}") from e
+    return ffi, lib, lib_path
+
+
+ffi, lib, LIBRARY = _load()
+
+
+def _ptr(a: np.ndarray, ctype: str = "float *"):
+    return ffi.cast(ctype, ffi.from_buffer(a)) if a.size else ffi.NULL
+
+
+def _call(status: int, what: str) -> None:
+    if status != lib.PLM_OK:
+        raise ValueError(f"{what}: {ffi.string(lib.plm_status_string(status)).decode()}")
+
+
+def cpu_features() -> dict[str, bool]:
+    f = lib.plm_cpu_features()
+    return {"avx2": bool(f & lib.PLM_CPU_AVX2), "neon": bool(f & lib.PLM_CPU_NEON)}
+
+
+def set_simd(enable: bool) -> bool:
+    """False forces the scalar reference twins of the SIMD kernels; returns the previous setting."""
+    return bool(lib.plm_set_simd(1 if enable else 0))
+
+
+# ---- quantization ------------------------------------------------------------
+
+
+def _to_storage(raw: np.ndarray, qt: QuantType, rows: int, k: int) -> np.ndarray:
+    if qt is F32:
+        return raw.view(_F).reshape(rows, k)
+    if qt is F16:
+        return raw.view(np.float16).reshape(rows, k)
+    return raw.reshape(rows, qt.row_bytes(k))
+
+
+def quantize(x, qtype) -> np.ndarray:
+    qt, x = _checks.quantize_args(x, qtype)
+    k = x.shape[-1]
+    rows = x.size // k if k else (x.shape[0] if x.ndim == 2 else 1)
+    out = np.empty(rows * qt.row_bytes(k), dtype=np.uint8)
+    _call(lib.plm_quantize(qt.id, _ptr(x), _ptr(out, "void *"), rows, k), "quantize")
+    out = _to_storage(out, qt, rows, k)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def dequantize(q, qtype, k: int | None = None) -> np.ndarray:
+    qt, q2, n, k, squeeze = _checks.dequantize_args(q, qtype, k)
+    out = np.empty((n, k), dtype=_F)
+    _call(lib.plm_dequantize(qt.id, _ptr(q2, "void *"), _ptr(out), n, k), "dequantize")
+    return out[0] if squeeze else out
+
+
+def get_rows(w, qtype, ids, k: int | None = None) -> np.ndarray:
+    qt, w, n, k = _checks.weight(w, qtype, k)
+    ids = _checks.ids(ids, n)
+    out = np.empty((ids.size, k), dtype=_F)
+    _call(lib.plm_get_rows(qt.id, _ptr(w, "void *"), n, k, _ptr(ids, "int32_t *"), ids.size, _ptr(out)), "get_rows")
+    return out
+
+
+# ---- products ------------------------------------------------------------------
+
+
+def matmul(x, w, qtype, n_threads=None) -> np.ndarray:
+    qt, x, w, m, n, k, squeeze = _checks.matmul_args(x, w, qtype)
+    nt = _checks.threads(n_threads)
+    y = np.empty((m, n), dtype=_F)
+    _call(lib.plm_matmul(qt.id, _ptr(w, "void *"), _ptr(x), _ptr(y), m, n, k, nt), "matmul")
+    return y[0] if squeeze else y
+
+
+# ---- norms, rope, elementwise ---------------------------------------------------
+
+
+def _rows(x: np.ndarray) -> tuple[int, int]:
+    n = x.shape[-1] if x.ndim else 1
+    return (x.size // n if n else 0), n
+
+
+def rms_norm(x, w, eps: float, w_offset: float = 0.0) -> np.ndarray:
+    x, w, _ = _checks.norm_args(x, w, None, "rms_norm")
+    y = np.empty_like(x)
+    rows, n = _rows(x)
+    _call(lib.plm_rms_norm(_ptr(x), _ptr(w) if w is not None else ffi.NULL, _ptr(y), rows, n, eps, w_offset),
+          "rms_norm")
+    return y
+
+
+def layer_norm(x, w, b, eps: float) -> np.ndarray:
+    x, w, b = _checks.norm_args(x, w, b, "layer_norm")
+    y = np.empty_like(x)
+    rows, n = _rows(x)
+    _call(lib.plm_layer_norm(_ptr(x), _ptr(w) if w is not None else ffi.NULL,
+                             _ptr(b) if b is not None else ffi.NULL, _ptr(y), rows, n, eps), "layer_norm")
+    return y
+
+
+def rope(x: np.ndarray, positions, theta: float, rot_dim: int | None = None, mode: str = "neox",
+         freq_scale: float = 1.0) -> np.ndarray:
+    pos, rot_dim = _checks.rope_args(x, positions, theta, rot_dim, mode)
+    n_tokens, n_heads, head_dim = x.shape
+    _call(lib.plm_rope(_ptr(x), n_tokens, n_heads, head_dim, rot_dim, _ptr(pos, "int32_t *"), theta, freq_scale,
+                       _checks.ROPE_MODES[mode]), "rope")
+    return x
+
+
+def softmax(x) -> np.ndarray:
+    x = _checks.f32(x, "x")
+    y = np.empty_like(x)
+    rows, n = _rows(x)
+    _call(lib.plm_softmax(_ptr(x), _ptr(y), rows, n), "softmax")
+    return y
+
+
+def _unary(fn, x, *extra):
+    x = _checks.f32(x, "x")
+    y = np.empty_like(x)
+    _call(fn(_ptr(x), _ptr(y), x.size, *extra), "activation")
+    return y
+
+
+def _binary(fn, a, b, names, *extra):
+    a, b = _checks.f32(a, names[0]), _checks.f32(b, names[1])
+    _checks.same_shape(a, b, f"{names[0]} and {names[1]}")
+    y = np.empty_like(a)
+    _call(fn(_ptr(a), _ptr(b), _ptr(y), a.size, *extra), "elementwise")
+    return y
+
+
+def silu(x) -> np.ndarray:
+    return _unary(lib.plm_silu, x)
+
+
+def gelu(x, approximate: bool = True) -> np.ndarray:
+    return _unary(lib.plm_gelu, x, 1 if approximate else 0)
+
+
+def silu_mul(gate, up) -> np.ndarray:
+    return _binary(lib.plm_silu_mul, gate, up, ("gate", "up"))
+
+
+def gelu_mul(gate, up, approximate: bool = True) -> np.ndarray:
+    return _binary(lib.plm_gelu_mul, gate, up, ("gate", "up"), 1 if approximate else 0)
+
+
+def add(a, b) -> np.ndarray:
+    return _binary(lib.plm_add, a, b, ("a", "b"))
+
+
+# ---- attention ---------------------------------------------------------------------
+
+
+def attention(q, k_cache, v_cache, n_kv: int, q_pos0: int, scale: float, softcap: float = 0.0,
+              window: int = 0, alibi_slopes=None, n_threads=None) -> np.ndarray:
+    q, k_cache, v_cache, alibi = _checks.attention_args(q, k_cache, v_cache, n_kv, q_pos0, window, alibi_slopes)
+    nt = _checks.threads(n_threads)
+    n_q, n_heads, head_dim = q.shape
+    out = np.empty_like(q)
+    _call(lib.plm_attention(_ptr(q), _ptr(k_cache), _ptr(v_cache), _ptr(out), n_q, n_kv, q_pos0, n_heads,
+                            k_cache.shape[1], head_dim, scale, softcap, window,
+                            _ptr(alibi) if alibi is not None else ffi.NULL, nt), "attention")
+    return out
+
+
+# ---- threads and measurement ------------------------------------------------------------
+
+
+def set_num_threads(n: int) -> int:
+    return lib.plm_set_num_threads(_checks.threads(n))
+
+
+def get_num_threads() -> int:
+    n, cap = lib.plm_get_num_threads(), lib.plm_get_max_threads()
+    return min(n, cap) if cap else n
+
+
+def set_max_threads(n: int) -> int:
+    return lib.plm_set_max_threads(max(0, int(n)))
+
+
+def pool_stats() -> dict[str, int]:
+    """Worker threads started so far and the most threads one region used since reset_pool_peak()."""
+    return {"workers_started": lib.plm_pool_workers_started(), "peak_threads": lib.plm_pool_peak_threads()}
+
+
+def reset_pool_peak() -> None:
+    lib.plm_pool_reset_peak()
+
+
+def bench_read(buf: np.ndarray, n_threads: int | None = None) -> float:
+    """Streams buf once over n_threads threads (see tools/membw.py); returns a checksum."""
+    return lib.plm_bench_read(_ptr(buf, "void *"), buf.nbytes, _checks.threads(n_threads))
