@@ -75,7 +75,10 @@ typedef struct {
     int64_t w_row_bytes;
     const uint8_t *xa;      /* activations in the type's activation format */
     int64_t xa_row_bytes;
-    const float *xsum;      /* per activation block d * sum(q), or NULL */
+    const float *xsum;      /* per activation block d * sum(q) (Q4 weights), or NULL */
+    const float *xd;        /* per activation block d as float (Q4 weights), or NULL */
+    int q4_paired;          /* 0: none, 1: Q4_0, 2: Q4_1 through plm_dot_q4_paired_avx2 */
+    const uint8_t *xp;      /* activations paired for it (k bytes a row), or NULL */
     int64_t n_blocks;       /* blocks per activation row */
     float *y;
     int64_t m, n, k;
@@ -90,6 +93,15 @@ static void mm_task(void *vctx, int64_t n0, int64_t n1, int tid) {
             const void *xr = c->xa + i * c->xa_row_bytes;
             const float *xs = c->xsum ? c->xsum + i * c->n_blocks : NULL;
             float *yr = c->y + i * c->n;
+#if PLM_X86
+            if (c->q4_paired) {
+                const float *xd = c->xd + i * c->n_blocks;
+                const uint8_t *xp = c->xp + i * c->k;
+                for (int64_t j = t0; j < t1; j++)
+                    yr[j] = plm_dot_q4_paired_avx2(c->q4_paired == 2, c->k, c->w + j * c->w_row_bytes, xp, xd, xs);
+                continue;
+            }
+#endif
             for (int64_t j = t0; j < t1; j++) yr[j] = c->dot(c->k, c->w + j * c->w_row_bytes, xr, xs);
         }
     }
@@ -119,8 +131,12 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
     if (t->act_type == PLM_TYPE_Q8_0) {
         c.n_blocks = k / PLM_QK;
         c.xa_row_bytes = plm_row_bytes(PLM_TYPE_Q8_0, k);
-        const int need_sum = w_type == PLM_TYPE_Q4_1;
-        scratch = malloc((size_t)(m * c.xa_row_bytes) + (need_sum ? (size_t)(m * c.n_blocks) * sizeof(float) : 0) + 1);
+        const int is_q4 = w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1;
+        c.q4_paired = PLM_X86 && simd && is_q4 ? (w_type == PLM_TYPE_Q4_1 ? 2 : 1) : 0;
+        const int need_sum = w_type == PLM_TYPE_Q4_1 || c.q4_paired;
+        /* activations, then xsum and xd (m * n_blocks floats each), then the paired copy (m * k bytes) */
+        scratch = malloc((size_t)(m * c.xa_row_bytes) + (need_sum ? 2 * (size_t)(m * c.n_blocks) * sizeof(float) : 0) +
+                         (c.q4_paired ? (size_t)(m * k) : 0) + 1);
         PLM_CHECK(scratch != NULL, PLM_ERR_NOMEM);
         uint8_t *xa = (uint8_t *)scratch;
         for (int64_t i = 0; i < m; i++) {
@@ -131,14 +147,21 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
                 plm_quantize_row_q8_0(x + i * k, xa + i * c.xa_row_bytes, k);
         }
         if (need_sum) {
-            float *xsum = (float *)(xa + m * c.xa_row_bytes);
+            float *xsum = (float *)(xa + m * c.xa_row_bytes), *xd = xsum + m * c.n_blocks;
             const plm_block_q8_0 *blk = (const plm_block_q8_0 *)xa;
             for (int64_t b = 0; b < m * c.n_blocks; b++) {
                 int32_t s = 0;
                 for (int j = 0; j < PLM_QK; j++) s += blk[b].qs[j];
-                xsum[b] = plm_h2f(blk[b].d) * (float)s;
+                xd[b] = plm_h2f(blk[b].d);
+                xsum[b] = xd[b] * (float)s;
             }
             c.xsum = xsum;
+            c.xd = xd;
+            if (c.q4_paired) {
+                uint8_t *xp = (uint8_t *)(xd + m * c.n_blocks);
+                for (int64_t i = 0; i < m; i++) plm_pair_q8_0_for_q4(xa + i * c.xa_row_bytes, k, xp + i * k);
+                c.xp = xp;
+            }
         }
         c.xa = xa;
     } else {
