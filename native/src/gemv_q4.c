@@ -97,16 +97,29 @@ PLM_AVX2_FN float plm_vec_dot_q4_1_avx2(int64_t k, const void *vw, const void *v
 /* Activations for plm_dot_q4_paired_avx2: per pair of Q8_0 blocks a, b the
  * values reordered as [a0..15, b0..15, a16..31, b16..31] (64 bytes), so one
  * 256-bit register of low nibbles (or high nibbles) of two weight blocks
- * meets its activations in one maddubs; an odd last block stays as is. */
-void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out) {
+ * meets its activations in one maddubs. For Q4_0 (with_offset) 32 more
+ * bytes follow: the 16 int16 lanes maddubs(8, x) would give, so the kernel
+ * subtracts Q4_0's offset of 8 exactly, in integers. An odd last block stays
+ * as a plain Q8_0 block's 32 values. */
+int64_t plm_q4_pair_stride(int with_offset) { return with_offset ? 96 : 64; }
+
+void plm_pair_q8_0_for_q4(const void *vx, int64_t k, int with_offset, uint8_t *out) {
     const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;
     const int64_t nb = k / PLM_QK;
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2, out += 64) {
+    for (; b + 1 < nb; b += 2) {
         memcpy(out, x[b].qs, 16);
         memcpy(out + 16, x[b + 1].qs, 16);
         memcpy(out + 32, x[b].qs + 16, 16);
         memcpy(out + 48, x[b + 1].qs + 16, 16);
+        if (with_offset) {
+            const int8_t *lo = (const int8_t *)out, *hi = (const int8_t *)out + 32;
+            for (int l = 0; l < 16; l++) {
+                const int16_t v = (int16_t)(8 * (lo[2 * l] + lo[2 * l + 1] + hi[2 * l] + hi[2 * l + 1]));
+                memcpy(out + 64 + 2 * l, &v, 2);
+            }
+        }
+        out += plm_q4_pair_stride(with_offset);
     }
     if (b < nb) memcpy(out, x[b].qs, 32);
 }
@@ -114,17 +127,19 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out) {
 /* One Q4_0 or Q4_1 weight row against a paired activation row, two blocks
  * per step. Nibbles are used unsigned, so maddubs needs no sign trick:
  * Q4_0's (q - 8) * d becomes q * d + m with m = -8 d, and both types share
- * one loop; the minimum term m * d_x * sum(q_x) comes from xsum. xd[b] is
+ * Q4_0's offset of 8 is taken off in integers with the pair's precomputed
+ * lanes; Q4_1's minimum term m * d_x * sum(q_x) comes from xsum. xd[b] is
  * the activation block's scale as float. (Walking several weight rows at
  * once was tried: the interleaved streams ran slower out of DRAM.) */
-PLM_AVX2_FN static inline __m256 pair_dot(const uint8_t *qa, const uint8_t *qb, const uint8_t *xp) {
+PLM_AVX2_FN static inline __m256 pair_dot(const uint8_t *qa, const uint8_t *qb, const uint8_t *xp, int with_offset) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)qb), _mm_loadu_si128((const __m128i *)qa));
     const __m256i lo = _mm256_and_si256(raw, low4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
     /* each int16 lane is at most 2 * 15 * 128 per maddubs, so their sum fits */
-    const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
-                                         _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));
+    __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
+                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));
+    if (with_offset) s16 = _mm256_sub_epi16(s16, _mm256_loadu_si256((const __m256i *)(xp + 64)));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1))); /* lanes 0-3: block a, 4-7: b */
 }
 
@@ -137,24 +152,24 @@ PLM_AVX2_FN float plm_dot_q4_paired_avx2(int is_q4_1, int64_t k, const void *vw,
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     __m128 msum = _mm_setzero_ps(); /* lanes 0, 1: minimum terms of blocks a, b */
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2, xp += 64) {
+    const int64_t stride = plm_q4_pair_stride(!is_q4_1);
+    for (; b + 1 < nb; b += 2, xp += stride) {
         const uint8_t *ba = w + b * bb, *bn = ba + bb;
-        uint16_t h[4];
+        uint16_t h[2];
         memcpy(&h[0], ba, 2);
         memcpy(&h[1], bn, 2);
-        if (is_q4_1) {
-            memcpy(&h[2], ba + 2, 2);
-            memcpy(&h[3], bn + 2, 2);
-        }
         const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h[0] | ((int)h[1] << 16)));
+        if (is_q4_1) {
+            memcpy(&h[0], ba + 2, 2);
+            memcpy(&h[1], bn + 2, 2);
+            const __m128 m = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h[0] | ((int)h[1] << 16)));
+            msum = _mm_fmadd_ps(m, _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xsum + b))), msum);
+        }
         const __m128 dx = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xd + b)));
-        const __m128 sx = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xsum + b)));
-        const __m128 m = is_q4_1 ? _mm_cvtph_ps(_mm_cvtsi32_si128((int)h[2] | ((int)h[3] << 16)))
-                                 : _mm_mul_ps(dw, _mm_set1_ps(-8.0f));
-        msum = _mm_fmadd_ps(m, sx, msum);
         const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(dw, dx)), spread);
-        if ((b & 2) == 0) acc0 = _mm256_fmadd_ps(d, pair_dot(ba + qoff, bn + qoff, xp), acc0);
-        else acc1 = _mm256_fmadd_ps(d, pair_dot(ba + qoff, bn + qoff, xp), acc1);
+        const __m256 p = pair_dot(ba + qoff, bn + qoff, xp, !is_q4_1);
+        if ((b & 2) == 0) acc0 = _mm256_fmadd_ps(d, p, acc0);
+        else acc1 = _mm256_fmadd_ps(d, p, acc1);
     }
     float sum = plm_hsum8(_mm256_add_ps(acc0, acc1));
     msum = _mm_add_ss(msum, _mm_movehdup_ps(msum));

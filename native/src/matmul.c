@@ -78,7 +78,8 @@ typedef struct {
     const float *xsum;      /* per activation block d * sum(q) (Q4 weights), or NULL */
     const float *xd;        /* per activation block d as float (Q4 weights), or NULL */
     int q4_paired;          /* 0: none, 1: Q4_0, 2: Q4_1 through plm_dot_q4_paired_avx2 */
-    const uint8_t *xp;      /* activations paired for it (k bytes a row), or NULL */
+    const uint8_t *xp;      /* activations paired for it, or NULL */
+    int64_t xp_row_bytes;
     int64_t n_blocks;       /* blocks per activation row */
     float *y;
     int64_t m, n, k;
@@ -96,7 +97,7 @@ static void mm_task(void *vctx, int64_t n0, int64_t n1, int tid) {
 #if PLM_X86
             if (c->q4_paired) {
                 const float *xd = c->xd + i * c->n_blocks;
-                const uint8_t *xp = c->xp + i * c->k;
+                const uint8_t *xp = c->xp + i * c->xp_row_bytes;
                 for (int64_t j = t0; j < t1; j++)
                     yr[j] = plm_dot_q4_paired_avx2(c->q4_paired == 2, c->k, c->w + j * c->w_row_bytes, xp, xd, xs);
                 continue;
@@ -134,9 +135,9 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
         const int is_q4 = w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1;
         c.q4_paired = PLM_X86 && simd && is_q4 ? (w_type == PLM_TYPE_Q4_1 ? 2 : 1) : 0;
         const int need_sum = w_type == PLM_TYPE_Q4_1 || c.q4_paired;
-        /* activations, then xsum and xd (m * n_blocks floats each), then the paired copy (m * k bytes) */
+        /* activations, then xsum and xd (m * n_blocks floats each), then the paired copy */
         scratch = malloc((size_t)(m * c.xa_row_bytes) + (need_sum ? 2 * (size_t)(m * c.n_blocks) * sizeof(float) : 0) +
-                         (c.q4_paired ? (size_t)(m * k) : 0) + 1);
+                         (c.q4_paired ? (size_t)(m * (k / 64 + 1) * 96) : 0) + 1);
         PLM_CHECK(scratch != NULL, PLM_ERR_NOMEM);
         uint8_t *xa = (uint8_t *)scratch;
         for (int64_t i = 0; i < m; i++) {
@@ -159,7 +160,10 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
             c.xd = xd;
             if (c.q4_paired) {
                 uint8_t *xp = (uint8_t *)(xd + m * c.n_blocks);
-                for (int64_t i = 0; i < m; i++) plm_pair_q8_0_for_q4(xa + i * c.xa_row_bytes, k, xp + i * k);
+                const int with_offset = w_type == PLM_TYPE_Q4_0;
+                c.xp_row_bytes = (k / 64) * plm_q4_pair_stride(with_offset) + (c.n_blocks % 2 ? PLM_QK : 0);
+                for (int64_t i = 0; i < m; i++)
+                    plm_pair_q8_0_for_q4(xa + i * c.xa_row_bytes, k, with_offset, xp + i * c.xp_row_bytes);
                 c.xp = xp;
             }
         }

@@ -84,7 +84,8 @@ float plm_vec_dot_q8_0_avx2(int64_t k, const void *w, const void *x, const float
 float plm_vec_dot_q4_0_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 float plm_vec_dot_q4_1_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 void plm_quantize_row_q8_0_avx2(const float *x, void *y, int64_t k);
-void plm_pair_q8_0_for_q4(const void *x, int64_t k, uint8_t *out);
+int64_t plm_q4_pair_stride(int with_offset);
+void plm_pair_q8_0_for_q4(const void *x, int64_t k, int with_offset, uint8_t *out);
 float plm_dot_q4_paired_avx2(int is_q4_1, int64_t k, const void *w, const uint8_t *xp, const float *xd,
                              const float *xsum);
 
