@@ -158,6 +158,7 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
             }
             c.xsum = xsum;
             c.xd = xd;
+#if PLM_X86
             if (c.q4_paired) {
                 uint8_t *xp = (uint8_t *)(xd + m * c.n_blocks);
                 const int with_offset = w_type == PLM_TYPE_Q4_0;
@@ -166,6 +167,7 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
                     plm_pair_q8_0_for_q4(xa + i * c.xa_row_bytes, k, with_offset, xp + i * c.xp_row_bytes);
                 c.xp = xp;
             }
+#endif
         }
         c.xa = xa;
     } else {

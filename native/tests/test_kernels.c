@@ -67,7 +67,7 @@ static void test_errors(void) {
     float x[64] = {0}, y[64];
     uint8_t q[128];
     int32_t ids[2] = {0, 5};
-    EXPECT(plm_quantize(PLM_TYPE_Q8_0, x, q, 1, 33) == PLM_ERR_SHAPE, "k % 32 != 0 must be a shape error");
+    EXPECT(plm_quantize(PLM_TYPE_Q8_0, x, q, 1, 33) == PLM_ERR_SHAPE, "k %% 32 != 0 must be a shape error");
     EXPECT(plm_quantize(99, x, q, 1, 32) == PLM_ERR_TYPE, "unknown type");
     EXPECT(plm_matmul(PLM_TYPE_Q4_0, q, x, y, 1, 1, 48, 1) == PLM_ERR_SHAPE, "matmul bad k");
     EXPECT(plm_matmul(PLM_TYPE_F32, NULL, x, y, 1, 1, 4, 1) == PLM_ERR_INVALID_ARG, "NULL weight");
