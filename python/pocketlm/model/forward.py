@@ -1,0 +1,146 @@
+"""The transformer forward pass in Python over a kernel backend.
+
+One function for every architecture: it branches only on ModelConfig. It
+reads as the same list of steps as the C engine will (norm, q/k/v, RoPE,
+cache write, attention, output projection, residual, norm, MLP, residual),
+so the two can be held side by side. Weights are canonical tensors
+(checkpoint.py), matrices kept as F32, F16, Q8_0 or Q4_0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import kernels
+from .checkpoint import canonical_tensors, read_checkpoint_tensors
+from .config import ModelConfig, load_config
+from .quant import quant_type
+
+_MATRICES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+@dataclass
+class Weight:
+    data: np.ndarray  # F32 / F16 [n, k] or uint8 block rows [n, row_bytes]
+    qtype: str  # F32, F16, Q8_0, Q4_0, Q4_1
+
+
+class KVCache:
+    """Keys and values of every layer for up to n_ctx positions, F32."""
+
+    def __init__(self, cfg: ModelConfig, n_ctx: int):
+        shape = (cfg.n_layers, n_ctx, cfg.n_kv_heads, cfg.head_dim)
+        self.k = np.zeros(shape, dtype=np.float32)
+        self.v = np.zeros(shape, dtype=np.float32)
+        self.n_ctx = n_ctx
+        self.n_past = 0  # positions filled so far
+
+
+class Model:
+    def __init__(self, cfg: ModelConfig, tensors: dict[str, np.ndarray], weight_type: str = "F32", backend=None):
+        self.cfg = cfg
+        self.k = backend or kernels.get_backend()
+        wt = quant_type(weight_type)
+        if wt.name not in ("F32", "F16", "Q8_0", "Q4_0", "Q4_1"):
+            raise ValueError(f"weights can be kept as F32, F16, Q8_0, Q4_0 or Q4_1, not {weight_type}")
+        self.w: dict[str, Weight | np.ndarray] = {}
+        for name, arr in tensors.items():
+            is_matrix = arr.ndim == 2 and (name.split(".")[-2] in _MATRICES or name in ("output.weight", "token_embd.weight"))
+            a = np.ascontiguousarray(arr, dtype=np.float32)
+            if is_matrix:
+                t = wt.name if a.shape[1] % wt.block_size == 0 else "F32"
+                self.w[name] = Weight(self.k.quantize(a, t), t)
+            else:
+                self.w[name] = a
+        self.weight_type = wt.name
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, weight_type: str = "F32", backend=None) -> "Model":
+        cfg = load_config(folder)
+        return cls(cfg, canonical_tensors(read_checkpoint_tensors(folder), cfg), weight_type, backend)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        w = self.w[name + ".weight"]
+        y = self.k.matmul(x, w.data, w.qtype)
+        b = self.w.get(name + ".bias")
+        return y + b if b is not None else y
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        c = self.cfg
+        if c.norm == "rms":
+            return self.k.rms_norm(x, self.w[name + ".weight"], c.norm_eps, c.norm_w_offset)
+        return self.k.layer_norm(x, self.w.get(name + ".weight"), self.w.get(name + ".bias"), c.norm_eps)
+
+    def _act_mul(self, gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+        if self.cfg.act == "silu":
+            return self.k.silu_mul(gate, up)
+        return self.k.gelu_mul(gate, up, self.cfg.act == "gelu_tanh")
+
+    # -- the forward pass ---------------------------------------------------------------
+
+    def forward(self, tokens, cache: KVCache) -> np.ndarray:
+        """Runs tokens at positions cache.n_past.. and returns their logits [n, vocab]."""
+        c, k = self.cfg, self.k
+        tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
+        n, pos0 = tokens.size, cache.n_past
+        if pos0 + n > cache.n_ctx:
+            raise ValueError(f"{pos0 + n} positions do not fit the cache's {cache.n_ctx}")
+        positions = np.arange(pos0, pos0 + n, dtype=np.int32)
+
+        # token embedding
+        emb = self.w["token_embd.weight"]
+        x = k.get_rows(emb.data, emb.qtype, tokens, c.hidden_size)
+        if c.embed_scale != 1.0:
+            x *= np.float32(c.embed_scale)
+
+        for layer in range(c.n_layers):
+            b = f"blk.{layer}."
+            # attention norm
+            h = self._norm(x, b + "attn_norm")
+            # q, k, v projections for these positions
+            q = self._linear(h, b + "attn_q").reshape(n, c.n_heads, c.head_dim)
+            kk = self._linear(h, b + "attn_k").reshape(n, c.n_kv_heads, c.head_dim)
+            v = self._linear(h, b + "attn_v").reshape(n, c.n_kv_heads, c.head_dim)
+            # rotary position embedding
+            if c.rot_dim:
+                k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale)
+                k.rope(kk, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale)
+            # write keys and values into the cache
+            cache.k[layer, pos0 : pos0 + n] = kk
+            cache.v[layer, pos0 : pos0 + n] = v
+            # causal attention over the cache
+            window = c.sliding_window if layer in c.sliding_window_layers else 0
+            att = k.attention(q, cache.k[layer], cache.v[layer], pos0 + n, pos0, c.query_scale, c.attn_softcap,
+                              window)
+            # output projection
+            o = self._linear(att.reshape(n, c.q_dim), b + "attn_output")
+            if c.post_norms:
+                o = self._norm(o, b + "post_attention_norm")
+            # residual connection back into x
+            x = k.add(x, o)
+            # ffn norm and MLP
+            h = self._norm(x, b + "ffn_norm")
+            if c.gated_mlp:
+                m = self._linear(self._act_mul(self._linear(h, b + "ffn_gate"), self._linear(h, b + "ffn_up")),
+                                 b + "ffn_down")
+            else:
+                up = self._linear(h, b + "ffn_up")
+                m = self._linear(k.silu(up) if c.act == "silu" else k.gelu(up, c.act == "gelu_tanh"), b + "ffn_down")
+            if c.post_norms:
+                m = self._norm(m, b + "post_ffw_norm")
+            # residual connection
+            x = k.add(x, m)
+
+        cache.n_past = pos0 + n
+        # final norm and classifier into logits
+        x = self._norm(x, "output_norm")
+        out = self.w["token_embd.weight"] if c.tie_embeddings else self.w["output.weight"]
+        logits = k.matmul(x, out.data, out.qtype)
+        if c.final_softcap > 0:
+            logits = np.float32(c.final_softcap) * np.tanh(logits / np.float32(c.final_softcap))
+        return logits
