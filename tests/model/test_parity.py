@@ -18,6 +18,12 @@ ARCHS = {
     "llama-mha-bias": lambda f: checkpoints.llama(f, seed=5, num_key_value_heads=4, attention_bias=True),
     "gemma": checkpoints.gemma,
     "gemma2": checkpoints.gemma2,
+    "phi": checkpoints.phi,
+    "stablelm": checkpoints.stablelm,
+    "gpt2": checkpoints.gpt2,
+    "falcon-rw": lambda f: checkpoints.falcon(f, variant="rw"),
+    "falcon-7b": lambda f: checkpoints.falcon(f, variant="7b"),
+    "falcon-new": lambda f: checkpoints.falcon(f, variant="new"),
 }
 PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77, 12, 190, 45, 8, 230, 61, 150, 9]
 
@@ -25,8 +31,12 @@ PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77, 12, 190, 45, 8, 230, 61
 @pytest.fixture(scope="module", params=list(ARCHS))
 def ckpt(request, tmp_path_factory):
     folder = ARCHS[request.param](tmp_path_factory.mktemp(request.param))
-    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32,
-                                                           attn_implementation="eager").eval()
+    # transformers' eager Falcon path adds ALiBi twice (once in the causal mask,
+    # once in the layer); its default SDPA path adds it once, as Falcon-RW was
+    # trained, and is the one to match
+    impl = "sdpa" if request.param == "falcon-rw" else "eager"
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                           attn_implementation=impl).eval()
     return folder, hf
 
 
@@ -83,8 +93,17 @@ def test_q8_0_weights_stay_close(ckpt):
     ours = model.forward(seq, KVCache(model.cfg, 64))
     want = hf_logits(hf, seq)
     assert (ours.argmax(-1) == want.argmax(-1)).mean() >= 0.95
-    same = sum(a == b for a, b in zip(greedy(model, PROMPT, 32), hf_tokens))
-    assert same >= 28
+    ours_tokens = greedy(model, PROMPT, 32)
+    same = sum(a == b for a, b in zip(ours_tokens, hf_tokens))
+    if same < 28:
+        # A random tiny model has near-ties a trained one rarely has: once one
+        # step flips, every later token differs. Accept that only where the
+        # first flip sits on a top-2 margin inside Q8_0's noise (2% of the
+        # logits' spread); a wrong quantized path flips on clear margins.
+        first = next(i for i, (a, b) in enumerate(zip(ours_tokens, hf_tokens)) if a != b)
+        step = want[len(PROMPT) - 1 + first]
+        top2 = np.sort(step)[-2:]
+        assert top2[1] - top2[0] < 0.02 * want.std(), (same, first, top2, want.std())
 
 
 @pytest.mark.parametrize("backend_name", ["numba", "reference"])

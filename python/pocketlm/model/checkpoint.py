@@ -82,7 +82,80 @@ _GEMMA2_NAMES = [
     (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", r"blk.\1.post_ffw_norm.weight"),
 ] + [p for p in _LLAMA_NAMES if "post_attention_layernorm" not in p[0]]
 
-NAME_MAPS = {"llama": _LLAMA_NAMES, "mistral": _LLAMA_NAMES, "gemma": _LLAMA_NAMES, "gemma2": _GEMMA2_NAMES}
+_L = r"model\.layers\.(\d+)\."
+_WB = r"(weight|bias)"
+_PHI_NAMES = [
+    (r"model\.embed_tokens\.weight", "token_embd.weight"),
+    (r"model\.final_layernorm\." + _WB, r"output_norm.\1"),
+    (r"lm_head\." + _WB, r"output.\1"),
+    (_L + r"input_layernorm\." + _WB, r"blk.\1.attn_norm.\2"),
+    (_L + r"self_attn\.q_proj\." + _WB, r"blk.\1.attn_q.\2"),
+    (_L + r"self_attn\.k_proj\." + _WB, r"blk.\1.attn_k.\2"),
+    (_L + r"self_attn\.v_proj\." + _WB, r"blk.\1.attn_v.\2"),
+    (_L + r"self_attn\.dense\." + _WB, r"blk.\1.attn_output.\2"),
+    (_L + r"mlp\.fc1\." + _WB, r"blk.\1.ffn_up.\2"),
+    (_L + r"mlp\.fc2\." + _WB, r"blk.\1.ffn_down.\2"),
+]
+_STABLELM_NAMES = [
+    (r"model\.embed_tokens\.weight", "token_embd.weight"),
+    (r"model\.norm\." + _WB, r"output_norm.\1"),
+    (r"lm_head\.weight", "output.weight"),
+    (_L + r"input_layernorm\." + _WB, r"blk.\1.attn_norm.\2"),
+    (_L + r"post_attention_layernorm\." + _WB, r"blk.\1.ffn_norm.\2"),
+] + [p for p in _LLAMA_NAMES if "self_attn" in p[0] or "mlp" in p[0]]
+_G = r"(?:transformer\.)?h\.(\d+)\."
+_GPT2_NAMES = [
+    (r"(?:transformer\.)?wte\.weight", "token_embd.weight"),
+    (r"(?:transformer\.)?wpe\.weight", "position_embd.weight"),
+    (r"(?:transformer\.)?ln_f\." + _WB, r"output_norm.\1"),
+    (_G + r"ln_1\." + _WB, r"blk.\1.attn_norm.\2"),
+    (_G + r"ln_2\." + _WB, r"blk.\1.ffn_norm.\2"),
+    (_G + r"attn\.c_attn\." + _WB, r"blk.\1.attn_qkv.\2"),
+    (_G + r"attn\.c_proj\." + _WB, r"blk.\1.attn_output.\2"),
+    (_G + r"mlp\.c_fc\." + _WB, r"blk.\1.ffn_up.\2"),
+    (_G + r"mlp\.c_proj\." + _WB, r"blk.\1.ffn_down.\2"),
+]
+_F = r"transformer\.h\.(\d+)\."
+_FALCON_NAMES = [
+    (r"transformer\.word_embeddings\.weight", "token_embd.weight"),
+    (r"transformer\.ln_f\." + _WB, r"output_norm.\1"),
+    (r"lm_head\.weight", "output.weight"),
+    (_F + r"(?:input_layernorm|ln_attn)\." + _WB, r"blk.\1.attn_norm.\2"),
+    (_F + r"(?:post_attention_layernorm|ln_mlp)\." + _WB, r"blk.\1.ffn_norm.\2"),
+    (_F + r"self_attention\.query_key_value\." + _WB, r"blk.\1.attn_qkv.\2"),
+    (_F + r"self_attention\.dense\." + _WB, r"blk.\1.attn_output.\2"),
+    (_F + r"mlp\.dense_h_to_4h\." + _WB, r"blk.\1.ffn_up.\2"),
+    (_F + r"mlp\.dense_4h_to_h\." + _WB, r"blk.\1.ffn_down.\2"),
+]
+
+NAME_MAPS = {"llama": _LLAMA_NAMES, "mistral": _LLAMA_NAMES, "gemma": _LLAMA_NAMES, "gemma2": _GEMMA2_NAMES,
+             "phi": _PHI_NAMES, "stablelm": _STABLELM_NAMES, "gpt2": _GPT2_NAMES, "falcon": _FALCON_NAMES}
+
+
+def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
+    """Fused q/k/v projections -> attn_q, attn_k, attn_v (rows = outputs).
+
+    GPT-2's c_attn is [q; k; v] by rows (after the Conv1D transpose). Falcon's
+    query_key_value interleaves per kv group: each group holds its
+    n_heads / n_kv_heads query heads, then one key head, then one value head
+    (the classic multi-query and multi-head layouts are its special cases
+    with one group, or one query head a group).
+    """
+    hd, nq, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
+    for name in [n for n in t if ".attn_qkv." in n]:
+        fused = np.asarray(t.pop(name))
+        base = name.replace(".attn_qkv.", ".attn_{}.")
+        if cfg.arch == "gpt2":
+            q, k, v = np.split(fused, [cfg.q_dim, cfg.q_dim + cfg.kv_dim], axis=0)
+        else:
+            per_group = nq // nkv + 2
+            g = fused.reshape(nkv, per_group, hd, *fused.shape[1:])
+            q = g[:, :-2].reshape(nq * hd, *fused.shape[1:])
+            k = g[:, -2].reshape(nkv * hd, *fused.shape[1:])
+            v = g[:, -1].reshape(nkv * hd, *fused.shape[1:])
+        for part, arr in (("q", q), ("k", k), ("v", v)):
+            t[base.format(part)] = np.ascontiguousarray(arr)
+
 
 
 def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, np.ndarray]:
@@ -94,6 +167,11 @@ def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, 
             if pat.match(name):
                 out[pat.sub(rep, name)] = arr
                 break
+    if cfg.arch == "gpt2":  # Conv1D stores [in, out]; canonical matrices are [out, in]
+        for name in list(out):
+            if name.endswith(".weight") and name.startswith("blk.") and ".attn_norm" not in name and ".ffn_norm" not in name:
+                out[name] = np.ascontiguousarray(np.asarray(out[name]).T)
+    _split_qkv(out, cfg)
     missing = [n for n in required_tensors(cfg) if n not in out]
     if missing:
         more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
@@ -103,17 +181,27 @@ def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, 
 
 def required_tensors(cfg: ModelConfig) -> list[str]:
     names = ["token_embd.weight", "output_norm.weight"]
+    if cfg.norm == "layer":
+        names.append("output_norm.bias")
     if not cfg.tie_embeddings:
         names.append("output.weight")
+    if cfg.output_bias:
+        names.append("output.bias")
+    if cfg.positions == "learned":
+        names.append("position_embd.weight")
     for i in range(cfg.n_layers):
         b = f"blk.{i}."
-        names += [b + "attn_norm.weight", b + "ffn_norm.weight"]
+        names += [b + "attn_norm.weight"] + ([b + "attn_norm.bias"] if cfg.norm == "layer" else [])
+        if not cfg.parallel_residual:
+            names += [b + "ffn_norm.weight"] + ([b + "ffn_norm.bias"] if cfg.norm == "layer" else [])
         names += [b + f"attn_{p}.weight" for p in ("q", "k", "v", "output")]
         names += [b + f"ffn_{p}.weight" for p in (("gate", "up", "down") if cfg.gated_mlp else ("up", "down"))]
         if cfg.qkv_bias:
             names += [b + f"attn_{p}.bias" for p in ("q", "k", "v")]
         if cfg.o_bias:
             names.append(b + "attn_output.bias")
+        if cfg.mlp_bias:
+            names += [b + f"ffn_{p}.bias" for p in (("gate", "up", "down") if cfg.gated_mlp else ("up", "down"))]
         if cfg.post_norms:
             names += [b + "post_attention_norm.weight", b + "post_ffw_norm.weight"]
     return names

@@ -45,6 +45,9 @@ class ModelConfig:
     sliding_window: int = 0  # sliding_window (0 = none)
     sliding_window_layers: tuple[int, ...] = ()  # layers that use the window
     post_norms: bool = False  # extra norms after attention and MLP outputs (Gemma-2)
+    parallel_residual: bool = False  # x + attn(norm(x)) + mlp(norm(x)): Phi, Falcon parallel_attn, use_parallel_residual
+    positions: str = "rope"  # "rope", "learned" (GPT-2's wpe) or "alibi" (Falcon-RW alibi)
+    output_bias: bool = False  # the classifier has a bias: Phi
     bos_token_id: int | None = None  # bos_token_id
     eos_token_ids: tuple[int, ...] = field(default=())  # eos_token_id (one or a list)
 
@@ -141,7 +144,62 @@ def _gemma2(c: dict) -> ModelConfig:
     )
 
 
-ARCHITECTURES = {"llama": _llama_like, "mistral": _llama_like, "gemma": _gemma, "gemma2": _gemma2}
+def _rotary(c: dict, head_dim: int) -> int:
+    return int(float(c.get("partial_rotary_factor", 1.0)) * head_dim)
+
+
+def _phi(c: dict) -> ModelConfig:
+    hd = c["hidden_size"] // c["num_attention_heads"]
+    if c.get("qk_layernorm"):
+        raise ValueError("phi checkpoints with qk_layernorm are not supported")
+    return _llama_like(c, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5), act=_act(c.get("hidden_act", "gelu_new")),
+                       gated_mlp=False, rot_dim=_rotary(c, hd), qkv_bias=True, o_bias=True, mlp_bias=True,
+                       parallel_residual=True, output_bias=True)
+
+
+def _stablelm(c: dict) -> ModelConfig:
+    hd = c["hidden_size"] // c["num_attention_heads"]
+    if c.get("qk_layernorm"):
+        raise ValueError("stablelm checkpoints with qk_layernorm are not supported")
+    return _llama_like(c, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5), rot_dim=_rotary(c, hd),
+                       qkv_bias=bool(c.get("use_qkv_bias", False)), o_bias=False,
+                       parallel_residual=bool(c.get("use_parallel_residual", False)))
+
+
+def _gpt2(c: dict) -> ModelConfig:
+    h, n_heads = c["n_embd"], c["n_head"]
+    return ModelConfig(
+        arch="gpt2", vocab_size=c["vocab_size"], hidden_size=h, n_layers=c["n_layer"], n_heads=n_heads,
+        n_kv_heads=n_heads, head_dim=h // n_heads, intermediate_size=c.get("n_inner") or 4 * h,
+        max_position_embeddings=c.get("n_positions", 1024), norm_eps=c.get("layer_norm_epsilon", 1e-5), norm="layer",
+        act=_act(c.get("activation_function", "gelu_new")), gated_mlp=False, rot_dim=0, qkv_bias=True, o_bias=True,
+        mlp_bias=True, tie_embeddings=True, query_scale=(h // n_heads) ** -0.5 if c.get("scale_attn_weights", True) else 1.0,
+        positions="learned", bos_token_id=c.get("bos_token_id"), eos_token_ids=_eos(c.get("eos_token_id")))
+
+
+def _falcon(c: dict) -> ModelConfig:
+    h, n_heads = c["hidden_size"], c["num_attention_heads"]
+    hd = h // n_heads
+    if c.get("new_decoder_architecture"):
+        n_kv = c.get("num_kv_heads") or n_heads
+    else:
+        n_kv = 1 if c.get("multi_query", True) else n_heads
+    alibi = bool(c.get("alibi", False))
+    bias = bool(c.get("bias", False))
+    return ModelConfig(
+        arch="falcon", vocab_size=c["vocab_size"], hidden_size=h, n_layers=c["num_hidden_layers"], n_heads=n_heads,
+        n_kv_heads=n_kv, head_dim=hd, intermediate_size=c.get("ffn_hidden_size") or 4 * h,
+        max_position_embeddings=c.get("max_position_embeddings", 2048), norm_eps=c.get("layer_norm_epsilon", 1e-5),
+        norm="layer", act="gelu", gated_mlp=False, rope_theta=float(c.get("rope_theta", 10000.0)),
+        rot_dim=0 if alibi else hd, qkv_bias=bias, o_bias=bias, mlp_bias=bias,
+        tie_embeddings=bool(c.get("tie_word_embeddings", True)), query_scale=hd**-0.5,
+        parallel_residual=bool(c.get("parallel_attn", True)) or bool(c.get("new_decoder_architecture")),
+        positions="alibi" if alibi else "rope", bos_token_id=c.get("bos_token_id"),
+        eos_token_ids=_eos(c.get("eos_token_id")))
+
+
+ARCHITECTURES = {"llama": _llama_like, "mistral": _llama_like, "gemma": _gemma, "gemma2": _gemma2, "phi": _phi,
+                 "stablelm": _stablelm, "gpt2": _gpt2, "falcon": _falcon}
 
 
 def config_from_dict(c: dict) -> ModelConfig:

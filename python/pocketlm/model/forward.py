@@ -28,6 +28,19 @@ class Weight:
     qtype: str  # F32, F16, Q8_0, Q4_0, Q4_1
 
 
+def alibi_slopes(n_heads: int) -> np.ndarray:
+    """ALiBi's per-head slopes (Press et al.; as Falcon and BLOOM build them):
+    a geometric series for the largest power of two <= n_heads, then every
+    other term of the next power's series for the remaining heads."""
+    p2 = 2 ** int(np.floor(np.log2(n_heads)))
+    base = 2.0 ** (-(2.0 ** -(np.log2(p2) - 3)))
+    slopes = base ** np.arange(1, p2 + 1)
+    if p2 != n_heads:
+        extra = 2.0 ** (-(2.0 ** -(np.log2(2 * p2) - 3)))
+        slopes = np.concatenate([slopes, extra ** np.arange(1, 2 * (n_heads - p2), 2)])
+    return slopes.astype(np.float32)
+
+
 class KVCache:
     """Keys and values of every layer for up to n_ctx positions, F32."""
 
@@ -49,6 +62,7 @@ class Model:
         self.w: dict[str, Weight | np.ndarray] = {}
         for name, arr in tensors.items():
             is_matrix = arr.ndim == 2 and (name.split(".")[-2] in _MATRICES or name in ("output.weight", "token_embd.weight"))
+            # position_embd stays F32: it is read by row, like a norm weight
             a = np.ascontiguousarray(arr, dtype=np.float32)
             if is_matrix:
                 t = wt.name if a.shape[1] % wt.block_size == 0 else "F32"
@@ -56,6 +70,7 @@ class Model:
             else:
                 self.w[name] = a
         self.weight_type = wt.name
+        self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, weight_type: str = "F32", backend=None) -> "Model":
@@ -97,6 +112,10 @@ class Model:
         x = k.get_rows(emb.data, emb.qtype, tokens, c.hidden_size)
         if c.embed_scale != 1.0:
             x *= np.float32(c.embed_scale)
+        if c.positions == "learned":
+            if pos0 + n > c.max_position_embeddings:
+                raise ValueError(f"position {pos0 + n - 1} is past the model's {c.max_position_embeddings} learned positions")
+            x = k.add(x, self.w["position_embd.weight"][pos0 : pos0 + n])
 
         for layer in range(c.n_layers):
             b = f"blk.{layer}."
@@ -116,15 +135,20 @@ class Model:
             # causal attention over the cache
             window = c.sliding_window if layer in c.sliding_window_layers else 0
             att = k.attention(q, cache.k[layer], cache.v[layer], pos0 + n, pos0, c.query_scale, c.attn_softcap,
-                              window)
+                              window, self.alibi_slopes)
             # output projection
             o = self._linear(att.reshape(n, c.q_dim), b + "attn_output")
             if c.post_norms:
                 o = self._norm(o, b + "post_attention_norm")
-            # residual connection back into x
-            x = k.add(x, o)
-            # ffn norm and MLP
-            h = self._norm(x, b + "ffn_norm")
+            if c.parallel_residual:
+                # attention and MLP both read the layer's input (own norm where the checkpoint has one)
+                if b + "ffn_norm.weight" in self.w:
+                    h = self._norm(x, b + "ffn_norm")
+            else:
+                # residual connection back into x, then the ffn norm
+                x = k.add(x, o)
+                h = self._norm(x, b + "ffn_norm")
+            # MLP
             if c.gated_mlp:
                 m = self._linear(self._act_mul(self._linear(h, b + "ffn_gate"), self._linear(h, b + "ffn_up")),
                                  b + "ffn_down")
@@ -134,13 +158,16 @@ class Model:
             if c.post_norms:
                 m = self._norm(m, b + "post_ffw_norm")
             # residual connection
-            x = k.add(x, m)
+            x = k.add(k.add(x, o), m) if c.parallel_residual else k.add(x, m)
 
         cache.n_past = pos0 + n
         # final norm and classifier into logits
         x = self._norm(x, "output_norm")
-        out = self.w["token_embd.weight"] if c.tie_embeddings else self.w["output.weight"]
-        logits = k.matmul(x, out.data, out.qtype)
+        if c.tie_embeddings:
+            emb = self.w["token_embd.weight"]
+            logits = k.matmul(x, emb.data, emb.qtype)
+        else:
+            logits = self._linear(x, "output")
         if c.final_softcap > 0:
             logits = np.float32(c.final_softcap) * np.tanh(logits / np.float32(c.final_softcap))
         return logits
