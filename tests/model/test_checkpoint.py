@@ -53,3 +53,49 @@ def test_missing_checkpoint_files(tmp_path):
         load_config(tmp_path)
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         read_checkpoint_tensors(tmp_path)
+
+
+def test_pytorch_bin_reads_without_torch_code(tmp_path):
+    torch = pytest.importorskip("torch")
+    state = {"a": torch.randn(3, 5), "b": torch.randn(4, 2).to(torch.float16), "c": torch.randn(6).to(torch.bfloat16),
+             "t": torch.randn(5, 3).t()}  # a non-contiguous view: strides must be honoured
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    from pocketlm.model.torch_bin import read_torch_bin
+
+    got = read_torch_bin(tmp_path / "pytorch_model.bin")
+    np.testing.assert_array_equal(got["a"], state["a"].numpy())
+    np.testing.assert_array_equal(got["b"], state["b"].numpy())
+    np.testing.assert_array_equal(got["c"], state["c"].float().numpy())
+    np.testing.assert_array_equal(got["t"], state["t"].numpy())
+
+
+def test_pytorch_bin_with_code_is_refused(tmp_path):
+    import os
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    with zipfile.ZipFile(tmp_path / "pytorch_model.bin", "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": Evil()}))
+    from pocketlm.model.torch_bin import read_torch_bin
+
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        read_torch_bin(tmp_path / "pytorch_model.bin")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_model_loads_from_pytorch_bin(tmp_path):
+    torch = pytest.importorskip("torch")
+    from pocketlm.model.forward import KVCache, Model
+
+    folder = checkpoints.llama(tmp_path / "st")
+    binf = tmp_path / "bin"
+    binf.mkdir()
+    (binf / "config.json").write_text((folder / "config.json").read_text())
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in read_checkpoint_tensors(folder).items()},
+               binf / "pytorch_model.bin")
+    a, b = Model.from_pretrained(folder), Model.from_pretrained(binf)
+    np.testing.assert_array_equal(a.forward([1, 2, 3], KVCache(a.cfg, 8)), b.forward([1, 2, 3], KVCache(b.cfg, 8)))

@@ -2,7 +2,7 @@
 
 Reads model.safetensors, or the shards a model.safetensors.index.json
 lists, memory-mapped (our own reader of the format, so BF16 works without
-torch), and renames each architecture's tensors onto one canonical naming:
+torch), else pytorch_model.bin (sharded too) through torch_bin's safe reader, and renames each architecture's tensors onto one canonical naming:
 llama.cpp's GGUF names (token_embd.weight, blk.N.attn_q.weight, ...), so the
 converter can write them as they are. A tensor the architecture needs but
 the checkpoint lacks is an error that names it.
@@ -57,7 +57,17 @@ def read_checkpoint_tensors(folder: str | Path) -> dict[str, np.ndarray]:
     single = folder / "model.safetensors"
     if single.is_file():
         return read_safetensors(single)
-    raise FileNotFoundError(f"{folder}: no model.safetensors or model.safetensors.index.json")
+    from .torch_bin import read_torch_bin
+
+    bin_index = folder / "pytorch_model.bin.index.json"
+    if bin_index.is_file():
+        tensors = {}
+        for shard in sorted(set(json.loads(bin_index.read_text())["weight_map"].values())):
+            tensors.update(read_torch_bin(folder / shard))
+        return tensors
+    if (folder / "pytorch_model.bin").is_file():
+        return read_torch_bin(folder / "pytorch_model.bin")
+    raise FileNotFoundError(f"{folder}: no model.safetensors(.index.json) or pytorch_model.bin(.index.json)")
 
 
 # Hugging Face name pattern -> canonical name, per architecture family.
