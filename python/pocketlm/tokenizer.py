@@ -1,0 +1,241 @@
+"""Tokenizers: SentencePiece (tokenizer.model, through the sentencepiece
+package) and Hugging Face tokenizer.json byte-level BPE (GPT-2, Phi-2,
+Falcon, StableLM), the latter implemented here so the runtime needs no
+`tokenizers` package. Both give ids that agree with Hugging Face's.
+
+StreamDecoder turns generated ids into text pieces that never end halfway
+through a multi-byte UTF-8 character.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import regex
+
+# GPT-2's pre-tokenizer pattern (HF ByteLevel with use_regex=true)
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+@lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map of the 256 bytes onto printable characters."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = keep[:]
+    n = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(keep, chars)}
+
+
+class Tokenizer:
+    """What the runtime needs of a tokenizer."""
+
+    bos_id: int | None = None
+    eos_ids: tuple[int, ...] = ()
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids) -> str:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE from a tokenizer.json."""
+
+    def __init__(self, spec: dict, bos_id: int | None = None, eos_ids: tuple[int, ...] = ()):
+        model = spec.get("model") or {}
+        if model.get("type") != "BPE":
+            raise ValueError(f"tokenizer.json model type {model.get('type')!r} is not supported (only byte-level BPE)")
+        self.vocab: dict[str, int] = dict(model["vocab"])
+        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        self.added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+        self.special_ids = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
+        self.id_to_token = {i: t for t, i in self.vocab.items()}
+        self.id_to_token.update({i: t for t, i in self.added.items()})
+        self._added_re = (regex.compile("|".join(regex.escape(t) for t in sorted(self.added, key=len, reverse=True)))
+                          if self.added else None)
+        self.add_prefix_space, self.splits = self._pre_tokenizer(spec.get("pre_tokenizer"))
+        self.byte_enc = bytes_to_unicode()
+        self.byte_dec = {c: b for b, c in self.byte_enc.items()}
+        self.bos_id, self.eos_ids = bos_id, tuple(eos_ids)
+        self._cache: dict[str, list[int]] = {}
+
+    @staticmethod
+    def _pre_tokenizer(pre) -> tuple[bool, list]:
+        """(add_prefix_space, list of split regexes) from the pre_tokenizer spec."""
+        if pre is None:
+            return False, []
+        steps = pre["pretokenizers"] if pre.get("type") == "Sequence" else [pre]
+        prefix, splits = False, []
+        for step in steps:
+            if step["type"] == "ByteLevel":
+                prefix = prefix or bool(step.get("add_prefix_space", False))
+                if step.get("use_regex", True):
+                    splits.append(regex.compile(GPT2_PATTERN))
+            elif step["type"] == "Split":
+                pat = step["pattern"].get("Regex") or regex.escape(step["pattern"].get("String", ""))
+                if step.get("behavior", "Isolated") != "Isolated" or step.get("invert", False):
+                    raise ValueError(f"unsupported Split pre-tokenizer behaviour {step.get('behavior')!r}")
+                splits.append(regex.compile(pat))
+            elif step["type"] == "Digits" and step.get("individual_digits"):
+                splits.append(regex.compile(r"\p{N}"))
+            else:
+                raise ValueError(f"unsupported pre-tokenizer {step['type']!r}")
+        return prefix, splits
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.id_to_token) + 1
+
+    def _split(self, text: str) -> list[str]:
+        pieces = [text]
+        for pat in self.splits:  # Isolated: each match is a piece, and so is each gap between matches
+            out = []
+            for p in pieces:
+                pos = 0
+                for m in pat.finditer(p):
+                    if m.start() > pos:
+                        out.append(p[pos : m.start()])
+                    if m.end() > m.start():
+                        out.append(m.group())
+                    pos = m.end()
+                if pos < len(p):
+                    out.append(p[pos:])
+            pieces = out
+        return pieces
+
+    def _bpe(self, word: str) -> list[int]:
+        if word in self._cache:
+            return self._cache[word]
+        parts = list(word)
+        while len(parts) > 1:
+            best = min(((self.ranks.get((a, b), 1 << 62), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))))
+            if best[0] == 1 << 62:
+                break
+            i = best[1]
+            parts[i : i + 2] = [parts[i] + parts[i + 1]]
+        ids = []
+        for p in parts:
+            if p not in self.vocab:
+                raise ValueError(f"byte-level BPE produced {p!r}, which is not in the vocabulary")
+            ids.append(self.vocab[p])
+        self._cache[word] = ids
+        return ids
+
+    def _encode_plain(self, text: str, first: bool) -> list[int]:
+        if self.add_prefix_space and first and text and not text.startswith(" "):
+            text = " " + text
+        ids = []
+        for piece in self._split(text):
+            ids += self._bpe("".join(self.byte_enc[b] for b in piece.encode("utf-8")))
+        return ids
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        ids = [self.bos_id] if add_bos and self.bos_id is not None else []
+        pos, first = 0, True
+        if self._added_re is not None:
+            for m in self._added_re.finditer(text):
+                if m.start() > pos:
+                    ids += self._encode_plain(text[pos : m.start()], first)
+                ids.append(self.added[m.group()])
+                pos, first = m.end(), False
+        if pos < len(text):
+            ids += self._encode_plain(text[pos:], first)
+        return ids
+
+    def decode(self, ids, skip_special: bool = False) -> str:
+        out, buf = [], bytearray()
+        for i in ids:
+            i = int(i)
+            tok = self.id_to_token.get(i)
+            if tok is None:
+                raise ValueError(f"token id {i} is outside the vocabulary")
+            if i in self.added.values() and tok in self.added:
+                if skip_special and i in self.special_ids:
+                    continue
+                out.append(buf.decode("utf-8", errors="replace"))
+                buf = bytearray()
+                out.append(tok)
+            else:
+                buf += bytes(self.byte_dec[c] for c in tok)
+        out.append(buf.decode("utf-8", errors="replace"))
+        return "".join(out)
+
+
+class SentencePieceTokenizer(Tokenizer):
+    def __init__(self, model_file: str | Path, bos_id: int | None = None, eos_ids: tuple[int, ...] = ()):
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        self.bos_id = bos_id if bos_id is not None else (self.sp.bos_id() if self.sp.bos_id() >= 0 else None)
+        self.eos_ids = tuple(eos_ids) or ((self.sp.eos_id(),) if self.sp.eos_id() >= 0 else ())
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        ids = list(self.sp.encode(text))
+        return ([self.bos_id] if add_bos and self.bos_id is not None else []) + ids
+
+    def decode(self, ids) -> str:
+        return self.sp.decode([int(i) for i in ids])
+
+
+class StreamDecoder:
+    """Feeds generated ids one at a time and returns the new text each adds,
+    holding back an incomplete UTF-8 character until its last byte arrives."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tok, self.ids, self.emitted = tokenizer, [], ""
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(int(token_id))
+        text = self.tok.decode(self.ids)
+        if text.endswith("\ufffd"):  # a character still missing bytes
+            return ""
+        new = text[len(self.emitted):] if text.startswith(self.emitted) else ""
+        self.emitted = text
+        return new
+
+
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    """tokenizer.json (preferred) or tokenizer.model from a checkpoint folder;
+    BOS/EOS from tokenizer_config.json / config.json."""
+    folder = Path(folder)
+    cfg = {}
+    for name in ("config.json", "tokenizer_config.json"):
+        if (folder / name).is_file():
+            cfg.update(json.loads((folder / name).read_text()))
+    tj = folder / "tokenizer.json"
+    spec = json.loads(tj.read_text()) if tj.is_file() else None
+    added = {t["content"]: t["id"] for t in (spec or {}).get("added_tokens", [])}
+
+    def tok_id(key_token, key_id):
+        v = cfg.get(key_token)
+        if isinstance(v, dict):
+            v = v.get("content")
+        if isinstance(v, str) and v in added:
+            return added[v]
+        return cfg.get(key_id)
+
+    bos = tok_id("bos_token", "bos_token_id")
+    eos = tok_id("eos_token", "eos_token_id")
+    eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
+    if spec is not None and (spec.get("model") or {}).get("type") == "BPE":
+        return BPETokenizer(spec, bos, eos_ids)
+    if (folder / "tokenizer.model").is_file():
+        return SentencePieceTokenizer(folder / "tokenizer.model", bos, eos_ids)
+    raise FileNotFoundError(f"{folder}: no tokenizer.json (byte-level BPE) or tokenizer.model")
