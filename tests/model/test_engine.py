@@ -52,3 +52,12 @@ def test_prompt_past_the_cache_is_an_error(folder):
 def test_unsupported_weight_type_is_an_error(folder):
     with pytest.raises(ValueError, match="Q8_0"):
         Model.from_pretrained(folder, weight_type="Q5_K")
+
+
+def test_f32_weights_stay_memory_mapped(folder):
+    model = Model.from_pretrained(folder)
+    w = model.w["blk.0.ffn_up.weight"].data
+    base = w
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    assert isinstance(base, np.memmap) or type(base).__name__ == "mmap"

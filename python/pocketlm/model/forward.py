@@ -63,12 +63,15 @@ class Model:
         for name, arr in tensors.items():
             is_matrix = arr.ndim == 2 and (name.split(".")[-2] in _MATRICES or name in ("output.weight", "token_embd.weight"))
             # position_embd stays F32: it is read by row, like a norm weight
-            a = np.ascontiguousarray(arr, dtype=np.float32)
             if is_matrix:
-                t = wt.name if a.shape[1] % wt.block_size == 0 else "F32"
-                self.w[name] = Weight(self.k.quantize(a, t), t)
+                t = wt.name if arr.shape[1] % wt.block_size == 0 else "F32"
+                if t == "F32" and arr.dtype == np.float32:
+                    # already in the wanted type: keep the memory-mapped array itself, no copy
+                    self.w[name] = Weight(np.ascontiguousarray(arr), t)
+                else:
+                    self.w[name] = Weight(self.k.quantize(np.ascontiguousarray(arr, dtype=np.float32), t), t)
             else:
-                self.w[name] = a
+                self.w[name] = np.ascontiguousarray(arr, dtype=np.float32)
         self.weight_type = wt.name
         self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
 
