@@ -10,6 +10,7 @@ through a multi-byte UTF-8 character.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,21 +34,24 @@ def bytes_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(keep, chars)}
 
 
-class Tokenizer:
+class Tokenizer(ABC):
     """What the runtime needs of a tokenizer."""
 
     bos_id: int | None = None
     eos_ids: tuple[int, ...] = ()
 
+    @abstractmethod
     def encode(self, text: str, add_bos: bool = False) -> list[int]:
-        raise NotImplementedError
+        """Token ids of text, with the BOS id first when add_bos."""
 
+    @abstractmethod
     def decode(self, ids) -> str:
-        raise NotImplementedError
+        """Text of token ids."""
 
     @property
+    @abstractmethod
     def vocab_size(self) -> int:
-        raise NotImplementedError
+        """Number of token ids."""
 
 
 class BPETokenizer(Tokenizer):
