@@ -70,7 +70,8 @@ class BPETokenizer(Tokenizer):
         self.id_to_token.update({i: t for t, i in self.added.items()})
         self._added_re = (regex.compile("|".join(regex.escape(t) for t in sorted(self.added, key=len, reverse=True)))
                           if self.added else None)
-        self.add_prefix_space, self.splits = self._pre_tokenizer(spec.get("pre_tokenizer"))
+        self.pre_spec = spec.get("pre_tokenizer")
+        self.add_prefix_space, self.splits = self._pre_tokenizer(self.pre_spec)
         self.byte_enc = bytes_to_unicode()
         self.byte_dec = {c: b for b, c in self.byte_enc.items()}
         self.bos_id, self.eos_ids = bos_id, tuple(eos_ids)
@@ -179,10 +180,14 @@ class BPETokenizer(Tokenizer):
 
 
 class SentencePieceTokenizer(Tokenizer):
-    def __init__(self, model_file: str | Path, bos_id: int | None = None, eos_ids: tuple[int, ...] = ()):
+    def __init__(self, model: str | Path | bytes, bos_id: int | None = None, eos_ids: tuple[int, ...] = ()):
+        """model: a tokenizer.model path, or its bytes (as carried in a GGUF file or a .task bundle)."""
         import sentencepiece as spm
 
-        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        if isinstance(model, (bytes, bytearray)):
+            self.sp = spm.SentencePieceProcessor(model_proto=bytes(model))
+        else:
+            self.sp = spm.SentencePieceProcessor(model_file=str(model))
         self.bos_id = bos_id if bos_id is not None else (self.sp.bos_id() if self.sp.bos_id() >= 0 else None)
         self.eos_ids = tuple(eos_ids) or ((self.sp.eos_id(),) if self.sp.eos_id() >= 0 else ())
 

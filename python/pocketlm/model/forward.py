@@ -76,6 +76,17 @@ class Model:
         self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
 
     @classmethod
+    def from_typed(cls, cfg: ModelConfig, weights: dict[str, "Weight | np.ndarray"], backend=None) -> "Model":
+        """A model over weights already in their storage types (a GGUF file's
+        tensors): nothing is converted or copied."""
+        self = cls.__new__(cls)
+        self.cfg, self.k, self.w = cfg, backend or kernels.get_backend(), dict(weights)
+        types = {w.qtype for w in self.w.values() if isinstance(w, Weight)}
+        self.weight_type = "+".join(sorted(types))
+        self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
+        return self
+
+    @classmethod
     def from_pretrained(cls, folder: str | Path, weight_type: str = "F32", backend=None) -> "Model":
         cfg = load_config(folder)
         return cls(cfg, canonical_tensors(read_checkpoint_tensors(folder), cfg), weight_type, backend)

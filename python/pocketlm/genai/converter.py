@@ -1,0 +1,176 @@
+"""pocketlm.genai.converter: Hugging Face checkpoint -> one GGUF model file,
+with the names and meanings of MediaPipe's genai.converter.
+
+    config = ConversionConfig(input_ckpt="ckpt/", ckpt_format="safetensors", model_type="GEMMA_2B",
+                              backend="cpu", output_dir="out/", is_quantized=True)
+    convert_checkpoint(config)   # -> out/model.gguf (or output_tflite_file)
+
+Quantization: is_quantized=False keeps F32 weights; otherwise each group
+(attention, feed-forward, embedding) takes its *_quant_bits: 8 -> Q8_0,
+4 -> Q4_0 when is_symmetric else Q4_1 (16 -> F16 is pocketlm's extra).
+Norms, biases and learned positions always stay F32.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..model.checkpoint import canonical_tensors
+from ..model.config import config_from_dict
+from ..model.gguf_file import permute_for_llama_cpp, tokenizer_metadata, write_gguf
+
+# MediaPipe's model_type names, and pocketlm's own, -> config.json model_type
+MODEL_TYPES = {
+    "GEMMA_2B": "gemma", "GEMMA_7B": "gemma", "GEMMA2_2B": "gemma2", "PHI_2": "phi", "FALCON_RW_1B": "falcon",
+    "STABLELM_4E1T_3B": "stablelm", "TINYLLAMA": "llama",
+    "LLAMA": "llama", "MISTRAL": "mistral", "GEMMA": "gemma", "GEMMA2": "gemma2", "PHI": "phi", "FALCON": "falcon",
+    "STABLELM": "stablelm", "GPT2": "gpt2",
+}
+_BITS = {8: "Q8_0", 16: "F16"}
+
+
+@dataclass
+class ConversionConfig:
+    input_ckpt: str  # model.safetensors / pytorch_model.bin file, a checkpoint folder, or a glob like model*.safetensors
+    ckpt_format: str  # "safetensors" or "pytorch"
+    model_type: str | None  # MediaPipe's (GEMMA_2B, PHI_2, ...) or pocketlm's (LLAMA, GPT2, ...); None: from config.json
+    backend: str  # "cpu" or "gpu" (recorded; both run on the CPU here)
+    output_dir: str
+    is_quantized: bool = False
+    is_symmetric: bool = True
+    attention_quant_bits: int = 8
+    feedforward_quant_bits: int = 8
+    embedding_quant_bits: int = 8
+    combine_file_only: bool = False
+    vocab_model_file: str | None = None  # tokenizer.model, or a folder with tokenizer.json + tokenizer_config.json
+    output_tflite_file: str | None = None  # the model file to write (default output_dir/model.gguf)
+    lora_ckpt: str | None = None
+    lora_rank: int | None = None
+    lora_output_tflite_file: str | None = None
+
+    def __post_init__(self):
+        if self.ckpt_format not in ("safetensors", "pytorch"):
+            raise ValueError(f"ckpt_format must be 'safetensors' or 'pytorch', got {self.ckpt_format!r}")
+        if self.backend not in ("cpu", "gpu"):
+            raise ValueError(f"backend must be 'cpu' or 'gpu', got {self.backend!r}")
+        if self.model_type is not None and self.model_type.upper() not in MODEL_TYPES:
+            raise ValueError(f"model_type {self.model_type!r} is not one of {', '.join(MODEL_TYPES)}")
+        for name in ("attention_quant_bits", "feedforward_quant_bits", "embedding_quant_bits"):
+            if getattr(self, name) not in (4, 8, 16):
+                raise ValueError(f"{name} must be 8 or 4 (or 16 for F16), got {getattr(self, name)!r}")
+        if self.lora_rank is not None and (not isinstance(self.lora_rank, int) or self.lora_rank < 1):
+            raise ValueError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
+        if (self.lora_ckpt is None) != (self.lora_rank is None):
+            raise ValueError("lora_ckpt and lora_rank go together: give both or neither")
+        if self.lora_ckpt is not None and not Path(self.lora_ckpt).exists():
+            raise ValueError(f"lora_ckpt {self.lora_ckpt!r} does not exist")
+
+    def tensor_type(self, name: str, arr: np.ndarray) -> str:
+        """The type a canonical tensor is written in."""
+        if arr.ndim != 2 or name == "position_embd.weight":
+            return "F32"
+        if not self.is_quantized:
+            return "F32"
+        if name in ("token_embd.weight", "output.weight"):
+            bits = self.embedding_quant_bits
+        elif ".attn_" in name:
+            bits = self.attention_quant_bits
+        else:
+            bits = self.feedforward_quant_bits
+        t = _BITS.get(bits) or ("Q4_0" if self.is_symmetric else "Q4_1")
+        return t if t == "F16" or arr.shape[1] % 32 == 0 else "F32"  # rows that are not whole blocks stay float
+
+
+def _checkpoint_files(cfg: ConversionConfig) -> tuple[Path, list[Path]]:
+    p = Path(cfg.input_ckpt)
+    if p.is_dir():
+        folder = p
+        pattern = "*.safetensors" if cfg.ckpt_format == "safetensors" else "pytorch_model*.bin"
+        files = sorted(folder.glob(pattern))
+    else:
+        files = sorted(Path(f) for f in glob.glob(str(p)))
+        folder = files[0].parent if files else p.parent
+    if not files:
+        raise FileNotFoundError(f"no {cfg.ckpt_format} checkpoint files at {cfg.input_ckpt}")
+    return folder, files
+
+
+def _read_files(files: list[Path], fmt: str) -> dict[str, np.ndarray]:
+    from ..model.checkpoint import read_safetensors
+    from ..model.torch_bin import read_torch_bin
+
+    tensors = {}
+    for f in files:
+        tensors.update(read_safetensors(f) if fmt == "safetensors" else read_torch_bin(f))
+    return tensors
+
+
+def _load_tokenizer(cfg: ConversionConfig, folder: Path):
+    from ..tokenizer import SentencePieceTokenizer, load_tokenizer
+
+    src = Path(cfg.vocab_model_file) if cfg.vocab_model_file else folder
+    if src.is_file():
+        conf = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        eos = conf.get("eos_token_id")
+        eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
+        return SentencePieceTokenizer(src, conf.get("bos_token_id"), eos_ids)
+    return load_tokenizer(src)
+
+
+def convert_checkpoint(cfg: ConversionConfig) -> Path:
+    """Writes the model file and returns its path."""
+    if cfg.lora_ckpt is not None:
+        raise ValueError(
+            "LoRA conversion (lora_ckpt / lora_rank) is not supported yet: the options are validated, but no LoRA "
+            "weights would be written, so the conversion stops here rather than ignore them")
+    folder, files = _checkpoint_files(cfg)
+    conf_path = folder / "config.json"
+    if not conf_path.is_file():
+        raise FileNotFoundError(f"{conf_path} not found: the converter reads the architecture from it")
+    conf = json.loads(conf_path.read_text())
+    if cfg.model_type is not None:
+        want = MODEL_TYPES[cfg.model_type.upper()]
+        if conf.get("model_type") != want and not (want == "llama" and conf.get("model_type") == "mistral"):
+            raise ValueError(f"model_type {cfg.model_type} expects a {want!r} checkpoint, but config.json says "
+                             f"{conf.get('model_type')!r}")
+    mcfg = config_from_dict(conf)
+    tok = _load_tokenizer(cfg, folder)
+    tensors = canonical_tensors(_read_files(files, cfg.ckpt_format), mcfg)
+
+    if mcfg.arch in ("llama", "mistral"):  # llama.cpp's rotary layout, so the file also runs there
+        for name in list(tensors):
+            if ".attn_q." in name:
+                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), mcfg.n_heads, mcfg.head_dim)
+            elif ".attn_k." in name:
+                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), mcfg.n_kv_heads,
+                                                      mcfg.head_dim)
+        import dataclasses
+
+        mcfg = dataclasses.replace(mcfg, rope_mode="gptj")
+
+    from .. import kernels
+
+    out = {}
+    names = sorted(tensors)
+    for i, name in enumerate(names):
+        arr = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        t = cfg.tensor_type(name, arr)
+        out[name] = (kernels.quantize(arr, t) if arr.ndim == 2 else arr, t)
+        if sys.stderr.isatty():
+            print(f"\rconverting {i + 1}/{len(names)} tensors", end="", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    path = Path(cfg.output_tflite_file) if cfg.output_tflite_file else Path(cfg.output_dir) / "model.gguf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_gguf(path, mcfg, out, tokenizer_metadata(tok),
+                      extra={"name": conf.get("_name_or_path", mcfg.arch), "backend": cfg.backend,
+                             "source_model_type": cfg.model_type or conf.get("model_type")})

@@ -1,0 +1,244 @@
+"""pocketlm's model file: one GGUF file holding canonical tensors, the whole
+ModelConfig and the tokenizer, so the file alone runs the model.
+
+Keys and tensor names are llama.cpp's where it has them (docs/model-file.md
+lists them all); ``pocketlm.config`` carries the full ModelConfig as JSON.
+Llama-architecture files follow llama.cpp's convention of Q/K rows permuted
+to adjacent-pair rotary (and say rope_mode "gptj" in pocketlm.config), so
+they run in llama.cpp too; files llama.cpp wrote load here.
+Writes are atomic: a temporary file renamed into place.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from .config import ModelConfig, config_from_dict
+from .quant import quant_type
+
+# pocketlm architecture -> llama.cpp's general.architecture
+GGUF_ARCH = {"llama": "llama", "mistral": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi": "phi2",
+             "falcon": "falcon", "stablelm": "stablelm", "gpt2": "gpt2"}
+# token types, as llama.cpp numbers them
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
+
+
+def permute_for_llama_cpp(w: np.ndarray, n_heads: int, head_dim: int) -> np.ndarray:
+    """Rows of a Q or K projection from Hugging Face's rotate-half order to
+    llama.cpp's adjacent-pair order (what its converter does)."""
+    return np.ascontiguousarray(
+        w.reshape(n_heads, 2, head_dim // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+
+
+def _cfg_json(cfg: ModelConfig) -> str:
+    return json.dumps(dataclasses.asdict(cfg))
+
+
+def config_from_json(text: str) -> ModelConfig:
+    d = json.loads(text)
+    d["sliding_window_layers"] = tuple(d.get("sliding_window_layers", ()))
+    d["eos_token_ids"] = tuple(d.get("eos_token_ids", ()))
+    return ModelConfig(**d)
+
+
+def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.ndarray, str]],
+               tokenizer: dict, extra: dict | None = None) -> Path:
+    """tensors: canonical name -> (storage array, type name). tokenizer: see
+    tokenizer_metadata(). Returns the path written."""
+    path = Path(path)
+    arch = GGUF_ARCH[cfg.arch]
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        w = gguf.GGUFWriter(tmp, arch)
+        w.add_name(extra.get("name", cfg.arch) if extra else cfg.arch)
+        w.add_context_length(cfg.max_position_embeddings)
+        w.add_embedding_length(cfg.hidden_size)
+        w.add_block_count(cfg.n_layers)
+        w.add_feed_forward_length(cfg.intermediate_size)
+        w.add_head_count(cfg.n_heads)
+        w.add_head_count_kv(cfg.n_kv_heads)
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+        if cfg.norm == "rms":
+            w.add_layer_norm_rms_eps(cfg.norm_eps)
+        else:
+            w.add_layer_norm_eps(cfg.norm_eps)
+        if cfg.rot_dim:
+            w.add_rope_dimension_count(cfg.rot_dim)
+            w.add_rope_freq_base(cfg.rope_theta)
+            if cfg.rope_freq_scale != 1.0:
+                w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+                w.add_rope_scaling_factor(1.0 / cfg.rope_freq_scale)
+        if cfg.sliding_window:
+            w.add_sliding_window(cfg.sliding_window)
+        if cfg.attn_softcap:
+            w.add_attn_logit_softcapping(cfg.attn_softcap)
+        if cfg.final_softcap:
+            w.add_final_logit_softcapping(cfg.final_softcap)
+        w.add_string("pocketlm.config", _cfg_json(cfg))
+        for key, value in (extra or {}).items():
+            if key != "name":
+                w.add_string(f"pocketlm.{key}", value if isinstance(value, str) else json.dumps(value))
+        _write_tokenizer(w, tokenizer)
+        for name, (arr, tname) in tensors.items():
+            qt = quant_type(tname)
+            w.add_tensor(name, np.ascontiguousarray(arr), raw_dtype=gguf.GGMLQuantizationType(qt.id))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file(progress=False)
+        w.close()
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_tokenizer(w: gguf.GGUFWriter, tok: dict) -> None:
+    w.add_tokenizer_model(tok["model"])
+    w.add_token_list(tok["tokens"])
+    w.add_token_types(tok["token_types"])
+    if tok.get("scores") is not None:
+        w.add_token_scores(tok["scores"])
+    if tok.get("merges"):
+        w.add_token_merges(tok["merges"])
+    if tok.get("pre"):
+        w.add_tokenizer_pre(tok["pre"])
+    if tok.get("bos_id") is not None:
+        w.add_bos_token_id(tok["bos_id"])
+    if tok.get("eos_ids"):
+        w.add_eos_token_id(tok["eos_ids"][0])
+        w.add_array("pocketlm.tokenizer.eos_token_ids", list(tok["eos_ids"]))
+    if tok.get("pre_tokenizer") is not None:
+        w.add_string("pocketlm.tokenizer.pre_tokenizer", json.dumps(tok["pre_tokenizer"]))
+    if tok.get("sp_model") is not None:  # the SentencePiece model itself, base64, so it runs exactly as trained
+        w.add_string("pocketlm.tokenizer.sp_model", base64.b64encode(tok["sp_model"]).decode("ascii"))
+
+
+def tokenizer_metadata(tok) -> dict:
+    """The GGUF tokenizer fields of a pocketlm Tokenizer."""
+    from ..tokenizer import BPETokenizer, SentencePieceTokenizer
+
+    if isinstance(tok, BPETokenizer):
+        n = tok.vocab_size
+        tokens = [tok.id_to_token.get(i, f"[PAD{i}]") for i in range(n)]
+        types = []
+        for i in range(n):
+            if i in tok.special_ids:
+                types.append(CONTROL)
+            elif i in tok.added.values():
+                types.append(USER_DEFINED)
+            else:
+                types.append(NORMAL)
+        merges = [f"{a} {b}" for (a, b), _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])]
+        return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre="gpt-2",
+                    pre_tokenizer=tok.pre_spec, bos_id=tok.bos_id, eos_ids=tok.eos_ids)
+    if isinstance(tok, SentencePieceTokenizer):
+        sp = tok.sp
+        tokens, scores, types = [], [], []
+        for i in range(sp.get_piece_size()):
+            tokens.append(sp.id_to_piece(i))
+            scores.append(sp.get_score(i))
+            types.append(UNKNOWN if sp.is_unknown(i) else CONTROL if sp.is_control(i) else
+                         BYTE if sp.is_byte(i) else USER_DEFINED if sp.is_unused(i) else NORMAL)
+        return dict(model="llama", tokens=tokens, token_types=types, scores=scores, bos_id=tok.bos_id,
+                    eos_ids=tok.eos_ids, sp_model=tok.sp.serialized_model_proto())
+    raise TypeError(f"cannot store a {type(tok).__name__} in a model file")
+
+
+# ---- reading -------------------------------------------------------------------------
+
+
+def _field(reader: gguf.GGUFReader, key: str, default=None):
+    f = reader.fields.get(key)
+    return default if f is None else f.contents()
+
+
+def read_gguf(path: str | Path):
+    """(ModelConfig, weights, tokenizer) of a GGUF file; tensors stay memory-mapped."""
+    from .forward import Weight
+
+    reader = gguf.GGUFReader(str(path), "r")
+    cfg_json = _field(reader, "pocketlm.config")
+    cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
+    weights = {}
+    for t in reader.tensors:
+        qt = quant_type(int(t.tensor_type))
+        arr = np.asarray(t.data)
+        if not qt.is_block and arr.ndim == 2:
+            weights[t.name] = Weight(arr, qt.name)
+        elif qt.is_block:
+            weights[t.name] = Weight(arr, qt.name)
+        else:
+            weights[t.name] = np.asarray(arr, dtype=np.float32)
+    # vectors (norms, biases) and tables read by row are used as float arrays
+    for name in list(weights):
+        w = weights[name]
+        if hasattr(w, "data") and (w.data.ndim == 1 or name == "position_embd.weight"):
+            weights[name] = np.asarray(w.data, dtype=np.float32)
+    return cfg, weights, _tokenizer_from_gguf(reader)
+
+
+def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise ValueError(f"GGUF files of architecture {arch!r} without pocketlm.config are not supported yet "
+                         "(llama is)")
+
+    def f(key, default=None):
+        return _field(reader, f"llama.{key}", default)
+
+    n_heads = f("attention.head_count")
+    hidden = f("embedding_length")
+    head_dim = f("attention.key_length", hidden // n_heads)
+    vocab = f("vocab_size") or len(_field(reader, "tokenizer.ggml.tokens"))
+    names = {t.name for t in reader.tensors}
+    c = dict(model_type="llama", vocab_size=vocab, hidden_size=hidden, num_hidden_layers=f("block_count"),
+             num_attention_heads=n_heads, num_key_value_heads=f("attention.head_count_kv", n_heads), head_dim=head_dim,
+             intermediate_size=f("feed_forward_length"), max_position_embeddings=f("context_length", 2048),
+             rms_norm_eps=f("attention.layer_norm_rms_epsilon", 1e-5), rope_theta=f("rope.freq_base", 10000.0),
+             tie_word_embeddings="output.weight" not in names, bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
+             eos_token_id=_field(reader, "tokenizer.ggml.eos_token_id"))
+    if f("rope.scaling.type") == "linear":
+        c["rope_scaling"] = {"type": "linear", "factor": f("rope.scaling.factor")}
+    return dataclasses.replace(config_from_dict(c), rope_mode="gptj")
+
+
+def _tokenizer_from_gguf(reader: gguf.GGUFReader):
+    from ..tokenizer import BPETokenizer, SentencePieceTokenizer
+
+    model = _field(reader, "tokenizer.ggml.model")
+    if model is None:
+        return None
+    bos = _field(reader, "tokenizer.ggml.bos_token_id")
+    eos = _field(reader, "pocketlm.tokenizer.eos_token_ids")
+    if eos is None:
+        e = _field(reader, "tokenizer.ggml.eos_token_id")
+        eos = [] if e is None else [e]
+    sp_model = _field(reader, "pocketlm.tokenizer.sp_model")
+    if sp_model is not None:
+        return SentencePieceTokenizer(base64.b64decode(sp_model), bos, tuple(eos))
+    if model == "gpt2":
+        tokens = _field(reader, "tokenizer.ggml.tokens")
+        types = _field(reader, "tokenizer.ggml.token_type")
+        merges = _field(reader, "tokenizer.ggml.merges") or []
+        pre = _field(reader, "pocketlm.tokenizer.pre_tokenizer")
+        pre_spec = json.loads(pre) if pre else {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+        added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
+                 if ty in (CONTROL, USER_DEFINED)]
+        vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
+        spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges}, "added_tokens": added,
+                "pre_tokenizer": pre_spec}
+        return BPETokenizer(spec, bos, tuple(eos))
+    raise ValueError(f"tokenizer model {model!r} in this GGUF file is not supported yet (gpt2 BPE and pocketlm's "
+                     "embedded SentencePiece are)")

@@ -1,0 +1,174 @@
+"""Converter, model file and bundler: files the runtime loads back to the
+same logits, with MediaPipe's option names."""
+
+import json
+import zipfile
+
+import gguf
+import numpy as np
+import pytest
+
+from pocketlm.genai.bundler import BundleConfig, create_bundle
+from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+from pocketlm.model.forward import KVCache, Model
+from pocketlm.model.loader import load_model
+from tests.fixtures import checkpoints
+from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece
+
+PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128]
+ARCHS = ["llama", "gemma", "gemma2", "phi", "stablelm", "gpt2", "falcon"]
+
+
+def with_tokenizer(folder, kind="bpe"):
+    if kind == "bpe":
+        train_byte_level_bpe(folder, vocab_size=320)
+    else:
+        train_sentencepiece(folder, vocab_size=700)
+    return folder
+
+
+def logits(model):
+    return model.forward(PROMPT, KVCache(model.cfg, 32))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_float_conversion_reproduces_the_checkpoint(tmp_path, arch):
+    folder = with_tokenizer(getattr(checkpoints, arch)(tmp_path / "ckpt"))
+    path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
+                                               backend="cpu", output_dir=str(tmp_path / "out")))
+    assert path == tmp_path / "out" / "model.gguf"
+    model, tok, _ = load_model(path)
+    np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
+    assert tok.encode("hello world") == load_model(folder)[1].encode("hello world")
+
+
+@pytest.mark.parametrize("bits,symmetric,qtype", [(8, True, "Q8_0"), (4, True, "Q4_0"), (4, False, "Q4_1")])
+def test_quantized_conversion_types_and_accuracy(tmp_path, bits, symmetric, qtype):
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    path = convert_checkpoint(ConversionConfig(
+        input_ckpt=str(folder / "model*.safetensors"), ckpt_format="safetensors", model_type="LLAMA", backend="gpu",
+        output_dir=str(tmp_path), output_tflite_file=str(tmp_path / "m.bin"), is_quantized=True,
+        is_symmetric=symmetric, attention_quant_bits=bits, feedforward_quant_bits=bits, embedding_quant_bits=8))
+    reader = gguf.GGUFReader(str(path))
+    types = {t.name: gguf.GGMLQuantizationType(t.tensor_type).name for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == qtype and types["blk.1.ffn_down.weight"] == qtype
+    assert types["token_embd.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32"
+    model, _, _ = load_model(path)
+    want = logits(Model.from_pretrained(folder))
+    got = logits(model)
+    assert (got.argmax(-1) == want.argmax(-1)).mean() >= (0.9 if bits == 8 else 0.6)
+
+
+def test_llama_file_uses_llama_cpp_keys_and_layout(tmp_path):
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", "LLAMA", "cpu", str(tmp_path / "o")))
+    r = gguf.GGUFReader(str(path))
+    assert r.fields["general.architecture"].contents() == "llama"
+    for key in ("llama.block_count", "llama.embedding_length", "llama.attention.head_count_kv",
+                "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "tokenizer.ggml.model",
+                "tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
+        assert key in r.fields, key
+    # llama.cpp's rotary layout: q rows permuted from rotate-half to adjacent pairs
+    hf_q = np.asarray(load_model(folder)[0].w["blk.0.attn_q.weight"].data)
+    q = next(t for t in r.tensors if t.name == "blk.0.attn_q.weight")
+    assert not np.array_equal(np.asarray(q.data), hf_q)
+    hd = 16
+    np.testing.assert_array_equal(np.asarray(q.data)[1], hf_q[hd // 2])  # row 1 = old row head_dim/2 of head 0
+
+
+def test_llama_cpp_style_file_without_pocketlm_config_loads(tmp_path):
+    """A GGUF file with only llama.cpp's keys (as llama.cpp's converter writes) runs."""
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    r = gguf.GGUFReader(str(path))
+    w = gguf.GGUFWriter(str(tmp_path / "plain.gguf"), "llama")
+    for name, field in r.fields.items():
+        if name.startswith(("pocketlm.", "GGUF.", "general.architecture")):
+            continue
+        val = field.contents()
+        vtype = field.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            w.add_array(name, val)
+        else:
+            w.add_key_value(name, val, vtype)
+    for t in r.tensors:
+        w.add_tensor(t.name, np.asarray(t.data), raw_dtype=gguf.GGMLQuantizationType(t.tensor_type))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    model, tok, _ = load_model(tmp_path / "plain.gguf")
+    np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
+
+
+def test_bpe_after_conversion_agrees_with_hugging_face(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    ours = load_model(path)[1]
+    hf = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    lines = corpus(3000, seed=11)
+    same = total = 0
+    for line in lines:
+        a, b = ours.encode(line), hf.encode(line, add_special_tokens=False).ids
+        total += max(len(a), len(b))
+        same += sum(x == y for x, y in zip(a, b))
+    agreement = same / total
+    print(f"\nbyte-level BPE after conversion: {agreement:.4%} of {total} tokens agree with tokenizers")
+    assert agreement >= 0.995
+
+
+def test_sentencepiece_travels_in_the_file(tmp_path):
+    folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", "GEMMA_2B", "cpu", str(tmp_path / "o"),
+                                               vocab_model_file=str(folder / "tokenizer.model")))
+    tok = load_model(path)[1]
+    text = "naïve café 👍🏽 x²"
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.encode(text) == load_model(folder)[1].encode(text)
+
+
+def test_bundle_round_trip_and_token_checks(tmp_path):
+    folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    task = create_bundle(BundleConfig(tflite_model=str(path), tokenizer_model=str(folder / "tokenizer.model"),
+                                      start_token="<s>", stop_tokens=["</s>"], output_filename=str(tmp_path / "m.task"),
+                                      prompt_prefix="<start_of_turn>user\n"))
+    with zipfile.ZipFile(task) as zf:
+        meta = json.loads(zf.read("METADATA"))
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+    assert meta["stop_tokens"] == ["</s>"] and meta["prompt_prefix"] == "<start_of_turn>user\n"
+    model, tok, m = load_model(task)
+    np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
+    assert m["start_token"] == "<s>"
+    with pytest.raises(ValueError, match="not a single token"):
+        create_bundle(BundleConfig(str(path), str(folder / "tokenizer.model"), "<nope>", ["</s>"],
+                                   str(tmp_path / "bad.task")))
+    assert not (tmp_path / "bad.task").exists()
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"ckpt_format": "onnx"}, "ckpt_format"),
+    ({"backend": "npu"}, "backend"),
+    ({"model_type": "GPT5"}, "model_type"),
+    ({"attention_quant_bits": 3}, "attention_quant_bits"),
+    ({"lora_rank": 4}, "lora_ckpt and lora_rank"),
+])
+def test_bad_options_are_clear_errors(tmp_path, kw, match):
+    args = dict(input_ckpt=str(tmp_path), ckpt_format="safetensors", model_type=None, backend="cpu",
+                output_dir=str(tmp_path))
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        ConversionConfig(**args)
+
+
+def test_lora_is_refused_until_supported(tmp_path):
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    cfg = ConversionConfig(str(folder), "safetensors", None, "gpu", str(tmp_path / "o"),
+                           lora_ckpt=str(folder / "model.safetensors"), lora_rank=4)
+    with pytest.raises(ValueError, match="LoRA conversion .* not supported yet"):
+        convert_checkpoint(cfg)
+    assert not (tmp_path / "o" / "model.gguf").exists()
+
+
+def test_model_type_must_match_the_checkpoint(tmp_path):
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    with pytest.raises(ValueError, match="expects a 'phi' checkpoint"):
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", "PHI_2", "cpu", str(tmp_path / "o")))
