@@ -52,7 +52,40 @@ def main() -> int:
             ok &= good
             print(f"{qtype} GEMV {n}x{k} on {name:6}: {dt * 1e3:6.2f} ms, {w.nbytes / dt / 1e9:5.1f} GB/s, "
                   f"max |diff| vs reference {err:.2e} {'ok' if good else 'MISMATCH'}")
-    return 0 if ok else 1
+    return 0 if ok and run_builtin_model() else 1
+
+
+def run_builtin_model(prompt: str = "What is the capital of France?") -> bool:
+    """Greedy answer of the built-in SmolLM2-135M-Instruct, streamed, with tokens/s."""
+    from .builtin import CHATML, default_model_path
+    from .model.forward import KVCache
+    from .model.loader import load_model
+    from .tokenizer import StreamDecoder
+
+    try:
+        path = default_model_path()
+    except FileNotFoundError as e:
+        print(f"built-in model: skipped ({e})")
+        return True
+    model, tok, _ = load_model(path)
+    print(f"built-in model: {path.name} ({model.cfg.arch}, {model.cfg.n_layers} layers, {model.weight_type})")
+    print(f"> {prompt}")
+    ids = tok.encode(CHATML.format(prompt=prompt))
+    cache = KVCache(model.cfg, len(ids) + 64)
+    t0 = time.perf_counter()
+    logits = model.forward(ids, cache)
+    t1 = time.perf_counter()
+    stream, n = StreamDecoder(tok), 0
+    for _ in range(64):
+        token = int(np.argmax(logits[-1]))
+        if token in tok.eos_ids:
+            break
+        print(stream.push(token), end="", flush=True)
+        n += 1
+        logits = model.forward([token], cache)
+    t2 = time.perf_counter()
+    print(f"\n[prefill {len(ids) / (t1 - t0):.0f} tok/s, decode {n / max(t2 - t1, 1e-9):.0f} tok/s]")
+    return n > 0
 
 
 if __name__ == "__main__":

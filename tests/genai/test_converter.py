@@ -172,3 +172,59 @@ def test_model_type_must_match_the_checkpoint(tmp_path):
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="expects a 'phi' checkpoint"):
         convert_checkpoint(ConversionConfig(str(folder), "safetensors", "PHI_2", "cpu", str(tmp_path / "o")))
+
+
+def test_broken_model_files_are_refused_with_the_file_named(tmp_path):
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+    good = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    data = good.read_bytes()
+    (tmp_path / "truncated.gguf").write_bytes(data[: len(data) // 2])
+    (tmp_path / "magic.gguf").write_bytes(b"GGUX" + data[4:])
+    (tmp_path / "foreign.bin").write_bytes(b"\x7fELF" + bytes(100))
+    with pytest.raises(ValueError, match="truncated.gguf"):
+        load_model(tmp_path / "truncated.gguf")
+    for name in ("magic.gguf", "foreign.bin"):
+        with pytest.raises(ValueError, match=name):
+            load_model(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.gguf")
+
+
+def test_missing_tokenizer_is_an_error_before_writing(tmp_path):
+    folder = checkpoints.llama(tmp_path / "ckpt")  # no tokenizer files
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    assert not list((tmp_path).glob("o/*"))
+
+
+def test_interrupted_conversion_leaves_nothing_behind(tmp_path, monkeypatch):
+    import pocketlm.model.gguf_file as gf
+
+    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gf.gguf.GGUFWriter, "write_tensors_to_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_builtin_smollm2_answers(tmp_path):
+    from pocketlm.builtin import CHATML, default_model_path
+
+    try:
+        path = default_model_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    model, tok, _ = load_model(path)
+    assert model.cfg.n_layers == 30 and model.cfg.n_kv_heads == 3 and model.cfg.vocab_size == 49152
+    ids = tok.encode(CHATML.format(prompt="What is the capital of France?"))
+    assert ids[:2] == [1, 4093]  # <|im_start|>user
+    cache = KVCache(model.cfg, len(ids) + 16)
+    logits, out = model.forward(ids, cache), []
+    for _ in range(12):
+        out.append(int(np.argmax(logits[-1])))
+        logits = model.forward([out[-1]], cache)
+    assert "Paris" in tok.decode(out)

@@ -168,12 +168,20 @@ def read_gguf(path: str | Path):
     """(ModelConfig, weights, tokenizer) of a GGUF file; tensors stay memory-mapped."""
     from .forward import Weight
 
-    reader = gguf.GGUFReader(str(path), "r")
+    try:
+        reader = gguf.GGUFReader(str(path), "r")
+    except (ValueError, IndexError, KeyError, OSError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
     cfg_json = _field(reader, "pocketlm.config")
     cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
     weights = {}
     for t in reader.tensors:
-        qt = quant_type(int(t.tensor_type))
+        try:
+            qt = quant_type(int(t.tensor_type))
+        except ValueError:
+            raise ValueError(f"{path}: tensor {t.name} has type "
+                             f"{gguf.GGMLQuantizationType(t.tensor_type).name}, which pocketlm cannot run "
+                             f"(F32, F16, Q8_0, Q4_0, Q4_1 are supported)") from None
         arr = np.asarray(t.data)
         if not qt.is_block and arr.ndim == 2:
             weights[t.name] = Weight(arr, qt.name)
@@ -214,6 +222,27 @@ def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
     return dataclasses.replace(config_from_dict(c), rope_mode="gptj")
 
 
+# llama.cpp's tokenizer.ggml.pre names -> the Hugging Face pre_tokenizer they stand for
+_BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+_LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA_CPP_PRE = {
+    "default": _BYTE_LEVEL,
+    "gpt-2": _BYTE_LEVEL,
+    "gpt2": _BYTE_LEVEL,
+    "smollm": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, _BYTE_LEVEL]},
+    "llama-bpe": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": _LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+}
+
+
+def _llama_cpp_pre_tokenizer(name: str) -> dict:
+    if name not in LLAMA_CPP_PRE:
+        raise ValueError(f"GGUF pre-tokenizer {name!r} is not supported yet; supported: {', '.join(LLAMA_CPP_PRE)}")
+    return LLAMA_CPP_PRE[name]
+
+
 def _tokenizer_from_gguf(reader: gguf.GGUFReader):
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
 
@@ -233,7 +262,7 @@ def _tokenizer_from_gguf(reader: gguf.GGUFReader):
         types = _field(reader, "tokenizer.ggml.token_type")
         merges = _field(reader, "tokenizer.ggml.merges") or []
         pre = _field(reader, "pocketlm.tokenizer.pre_tokenizer")
-        pre_spec = json.loads(pre) if pre else {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+        pre_spec = json.loads(pre) if pre else _llama_cpp_pre_tokenizer(_field(reader, "tokenizer.ggml.pre", "default"))
         added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
                  if ty in (CONTROL, USER_DEFINED)]
         vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
