@@ -228,3 +228,24 @@ def test_builtin_smollm2_answers(tmp_path):
         out.append(int(np.argmax(logits[-1])))
         logits = model.forward([out[-1]], cache)
     assert "Paris" in tok.decode(out)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("weight_type,bits", [("F32", None), ("Q8_0", 8), ("Q4_0", 4)])
+def test_round_trip_gives_the_same_greedy_tokens(tmp_path, arch, weight_type, bits):
+    folder = with_tokenizer(getattr(checkpoints, arch)(tmp_path / "ckpt"))
+    opts = {} if bits is None else dict(is_quantized=True, attention_quant_bits=bits, feedforward_quant_bits=bits,
+                                        embedding_quant_bits=bits)
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), **opts))
+    converted = load_model(path)[0]
+    direct = Model.from_pretrained(folder, weight_type=weight_type)
+
+    def greedy(model):
+        cache = KVCache(model.cfg, 48)
+        lg, out = model.forward(PROMPT, cache), []
+        for _ in range(24):
+            out.append(int(np.argmax(lg[-1])))
+            lg = model.forward([out[-1]], cache)
+        return out
+
+    assert greedy(converted) == greedy(direct)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,16 +156,13 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
 
     from .. import kernels
 
+    from tqdm import tqdm
+
     out = {}
-    names = sorted(tensors)
-    for i, name in enumerate(names):
+    for name in tqdm(sorted(tensors), desc="quantizing", unit="tensor", disable=None):  # disable=None: off when not a tty
         arr = np.ascontiguousarray(tensors[name], dtype=np.float32)
         t = cfg.tensor_type(name, arr)
         out[name] = (kernels.quantize(arr, t) if arr.ndim == 2 else arr, t)
-        if sys.stderr.isatty():
-            print(f"\rconverting {i + 1}/{len(names)} tensors", end="", file=sys.stderr)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
 
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = Path(cfg.output_tflite_file) if cfg.output_tflite_file else Path(cfg.output_dir) / "model.gguf"
