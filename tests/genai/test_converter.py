@@ -249,3 +249,11 @@ def test_round_trip_gives_the_same_greedy_tokens(tmp_path, arch, weight_type, bi
         return out
 
     assert greedy(converted) == greedy(direct)
+
+
+def test_unsupported_tensor_type_in_a_gguf_file_is_named(tmp_path):
+    w = gguf.GGUFWriter(str(tmp_path / "q5.gguf"), "llama")
+    w.add_tensor("token_embd.weight", np.zeros((4, 176), np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q5_K)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    with pytest.raises(ValueError, match="Q5_K"):
+        load_model(tmp_path / "q5.gguf")

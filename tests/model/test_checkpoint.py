@@ -99,3 +99,12 @@ def test_model_loads_from_pytorch_bin(tmp_path):
                binf / "pytorch_model.bin")
     a, b = Model.from_pretrained(folder), Model.from_pretrained(binf)
     np.testing.assert_array_equal(a.forward([1, 2, 3], KVCache(a.cfg, 8)), b.forward([1, 2, 3], KVCache(b.cfg, 8)))
+
+
+def test_tensor_shape_that_contradicts_the_config_is_named(tmp_path):
+    folder = checkpoints.llama(tmp_path / "s")
+    cfg = load_config(folder)
+    tensors = read_checkpoint_tensors(folder)
+    tensors["model.layers.0.self_attn.k_proj.weight"] = np.zeros((48, 64), np.float32)
+    with pytest.raises(ValueError, match=r"blk\.0\.attn_k\.weight has shape \(48, 64\).*\(32, 64\)"):
+        canonical_tensors(tensors, cfg)

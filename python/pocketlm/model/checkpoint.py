@@ -182,6 +182,10 @@ def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, 
             if name.endswith(".weight") and name.startswith("blk.") and ".attn_norm" not in name and ".ffn_norm" not in name:
                 out[name] = np.ascontiguousarray(np.asarray(out[name]).T)
     _split_qkv(out, cfg)
+    for name, arr in out.items():
+        want = expected_shape(name, cfg)
+        if want is not None and tuple(arr.shape) != want:
+            raise ValueError(f"tensor {name} has shape {tuple(arr.shape)}, but the config implies {want}")
     missing = [n for n in required_tensors(cfg) if n not in out]
     if missing:
         more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
@@ -215,3 +219,25 @@ def required_tensors(cfg: ModelConfig) -> list[str]:
         if cfg.post_norms:
             names += [b + "post_attention_norm.weight", b + "post_ffw_norm.weight"]
     return names
+
+
+def expected_shape(name: str, cfg: ModelConfig) -> tuple[int, ...] | None:
+    """The shape config.json implies for a canonical tensor (None: not checked)."""
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    if name in ("token_embd.weight", "output.weight"):
+        return (cfg.vocab_size, h)
+    if name == "position_embd.weight":
+        return (cfg.max_position_embeddings, h)
+    if name.startswith("output_norm."):
+        return (h,)
+    m = re.match(r"blk\.\d+\.(\w+)\.(weight|bias)\Z", name)
+    if not m:
+        return None
+    kind, wb = m.groups()
+    rows_cols = {"attn_q": (cfg.q_dim, h), "attn_k": (cfg.kv_dim, h), "attn_v": (cfg.kv_dim, h),
+                 "attn_output": (h, cfg.q_dim), "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
+    if kind in rows_cols:
+        return rows_cols[kind] if wb == "weight" else (rows_cols[kind][0],)
+    if kind.endswith("norm"):
+        return (h,)
+    return None

@@ -60,6 +60,7 @@ def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.n
     try:
         w = gguf.GGUFWriter(tmp, arch)
         w.add_name(extra.get("name", cfg.arch) if extra else cfg.arch)
+        w.add_vocab_size(cfg.vocab_size)
         w.add_context_length(cfg.max_position_embeddings)
         w.add_embedding_length(cfg.hidden_size)
         w.add_block_count(cfg.n_layers)
@@ -172,16 +173,21 @@ def read_gguf(path: str | Path):
         reader = gguf.GGUFReader(str(path), "r")
     except (ValueError, IndexError, KeyError, OSError, TypeError) as e:
         raise ValueError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
-    cfg_json = _field(reader, "pocketlm.config")
-    cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
-    weights = {}
     for t in reader.tensors:
         try:
-            qt = quant_type(int(t.tensor_type))
+            quant_type(int(t.tensor_type))
         except ValueError:
             raise ValueError(f"{path}: tensor {t.name} has type "
                              f"{gguf.GGMLQuantizationType(t.tensor_type).name}, which pocketlm cannot run "
                              f"(F32, F16, Q8_0, Q4_0, Q4_1 are supported)") from None
+    cfg_json = _field(reader, "pocketlm.config")
+    try:
+        cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: incomplete model metadata ({type(e).__name__}: {e})") from e
+    weights = {}
+    for t in reader.tensors:
+        qt = quant_type(int(t.tensor_type))
         arr = np.asarray(t.data)
         if not qt.is_block and arr.ndim == 2:
             weights[t.name] = Weight(arr, qt.name)
@@ -189,10 +195,21 @@ def read_gguf(path: str | Path):
             weights[t.name] = Weight(arr, qt.name)
         else:
             weights[t.name] = np.asarray(arr, dtype=np.float32)
+    from .checkpoint import expected_shape
+
+    for name, w in weights.items():  # a file whose tensors contradict its own config is refused here
+        arr = w.data if isinstance(w, Weight) else w
+        shape = tuple(arr.shape)
+        if isinstance(w, Weight) and quant_type(w.qtype).is_block:
+            qt = quant_type(w.qtype)
+            shape = (arr.shape[0], arr.shape[1] // qt.block_bytes * qt.block_size)
+        want = expected_shape(name, cfg)
+        if want is not None and shape != want:
+            raise ValueError(f"{path}: tensor {name} has shape {shape}, but the file's config implies {want}")
     # vectors (norms, biases) and tables read by row are used as float arrays
     for name in list(weights):
         w = weights[name]
-        if hasattr(w, "data") and (w.data.ndim == 1 or name == "position_embd.weight"):
+        if isinstance(w, Weight) and (w.data.ndim == 1 or name == "position_embd.weight"):
             weights[name] = np.asarray(w.data, dtype=np.float32)
     return cfg, weights, _tokenizer_from_gguf(reader)
 
@@ -209,7 +226,8 @@ def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
     n_heads = f("attention.head_count")
     hidden = f("embedding_length")
     head_dim = f("attention.key_length", hidden // n_heads)
-    vocab = f("vocab_size") or len(_field(reader, "tokenizer.ggml.tokens"))
+    embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    vocab = f("vocab_size") or (int(embd.shape[-1]) if embd is not None else len(_field(reader, "tokenizer.ggml.tokens")))
     names = {t.name for t in reader.tensors}
     c = dict(model_type="llama", vocab_size=vocab, hidden_size=hidden, num_hidden_layers=f("block_count"),
              num_attention_heads=n_heads, num_key_value_heads=f("attention.head_count_kv", n_heads), head_dim=head_dim,
