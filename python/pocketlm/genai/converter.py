@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import json
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,19 @@ def _load_tokenizer(cfg: ConversionConfig, folder: Path):
     return load_tokenizer(src)
 
 
+def _release_pages(arr) -> None:
+    """Drops the resident pages of the memory-mapped checkpoint file an array
+    views, once its tensor is converted: they are clean file pages, so this
+    frees them without losing data, and the converter's peak memory stays near
+    its output rather than output + input."""
+    base = arr
+    while getattr(base, "base", None) is not None and not isinstance(base, np.memmap):
+        base = base.base
+    mm = getattr(base, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 def convert_checkpoint(cfg: ConversionConfig) -> Path:
     """Writes the model file and returns its path."""
     if cfg.lora_ckpt is not None:
@@ -162,7 +176,9 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
     for name in tqdm(sorted(tensors), desc="quantizing", unit="tensor", disable=None):  # disable=None: off when not a tty
         arr = np.ascontiguousarray(tensors[name], dtype=np.float32)
         t = cfg.tensor_type(name, arr)
-        out[name] = (kernels.quantize(arr, t) if arr.ndim == 2 else arr, t)
+        out[name] = (kernels.quantize(arr, t) if arr.ndim == 2 else arr.copy(), t)
+        del arr
+        _release_pages(tensors.pop(name))
 
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = Path(cfg.output_tflite_file) if cfg.output_tflite_file else Path(cfg.output_dir) / "model.gguf"
