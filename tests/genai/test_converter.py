@@ -257,3 +257,27 @@ def test_unsupported_tensor_type_in_a_gguf_file_is_named(tmp_path):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     with pytest.raises(ValueError, match="Q5_K"):
         load_model(tmp_path / "q5.gguf")
+
+
+def test_llama_file_runs_in_llama_cpp(tmp_path):
+    """Where llama-cpp-python is installed: our Llama file gives llama.cpp the same logits."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    train_byte_level_bpe(tmp_path / "ckpt", vocab_size=320)
+    folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=320)
+    for quantized in (False, True):
+        path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", "LLAMA", "cpu",
+                                                   str(tmp_path / f"o{quantized}"), is_quantized=quantized))
+        model = load_model(path)[0]
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, logits_all=True, verbose=False, type_k=0, type_v=0)
+        llm.eval(PROMPT)
+        np.testing.assert_allclose(logits(model), np.array(llm.scores[: len(PROMPT)]), atol=1e-4)
+
+
+def test_builtin_model_carries_its_chat_template():
+    from pocketlm.builtin import default_model_path
+
+    try:
+        path = default_model_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert "<|im_start|>" in load_model(path)[2]["chat_template"]

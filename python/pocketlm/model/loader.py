@@ -33,8 +33,16 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
         return _load_bundle(p, backend)
     if _is_gguf(p):
         cfg, weights, tok = read_gguf(p)
-        return Model.from_typed(cfg, weights, backend), tok, {}
+        return Model.from_typed(cfg, weights, backend), tok, _gguf_metadata(p)
     raise ValueError(f"{p} is neither a GGUF model file, a .task bundle nor a checkpoint folder")
+
+
+def _gguf_metadata(p: Path) -> dict:
+    """What the runtime above the model uses from a GGUF file: the chat template."""
+    import gguf
+
+    field = gguf.GGUFReader(str(p)).fields.get("tokenizer.chat_template")
+    return {"chat_template": field.contents()} if field is not None else {}
 
 
 def _load_bundle(p: Path, backend):
