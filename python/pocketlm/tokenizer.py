@@ -203,6 +203,65 @@ class SentencePieceTokenizer(Tokenizer):
         return self.sp.decode([int(i) for i in ids])
 
 
+class ScoredPieceTokenizer(Tokenizer):
+    """SentencePiece-style BPE from a vocabulary of pieces and scores (GGUF's
+    "llama" tokenizer model, as llama.cpp's converter writes it): spaces become
+    "▁", a leading one is added, and adjacent symbols merge, highest
+    score first, while the merge is a piece; characters with no piece fall
+    back to <0xXX> byte pieces."""
+
+    def __init__(self, pieces: list[str], scores: list[float], types: list[int], bos_id=None, eos_ids=(),
+                 add_space_prefix: bool = True):
+        self.pieces, self.scores = list(pieces), [float(x) for x in scores]
+        self.index = {p: i for i, p in enumerate(self.pieces)}
+        self.byte_ids = {int(p[3:5], 16): i for i, p in enumerate(self.pieces) if types[i] == 6 and len(p) == 6}
+        self.control = {i for i, t in enumerate(types) if t in (2, 3)}
+        self.bos_id, self.eos_ids, self.add_space_prefix = bos_id, tuple(eos_ids), add_space_prefix
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.pieces)
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        ids = [self.bos_id] if add_bos and self.bos_id is not None else []
+        if not text:
+            return ids
+        text = text.replace(" ", "▁")
+        if self.add_space_prefix:
+            text = "▁" + text
+        sym = list(text)
+        while len(sym) > 1:
+            best, at = None, -1
+            for i in range(len(sym) - 1):
+                j = self.index.get(sym[i] + sym[i + 1])
+                if j is not None and j not in self.control and (best is None or self.scores[j] > best):
+                    best, at = self.scores[j], i
+            if at < 0:
+                break
+            sym[at : at + 2] = [sym[at] + sym[at + 1]]
+        for s_ in sym:
+            i = self.index.get(s_)
+            if i is not None and i not in self.control:
+                ids.append(i)
+            else:
+                ids += [self.byte_ids[b] for b in s_.encode("utf-8")]
+        return ids
+
+    def decode(self, ids) -> str:
+        out = bytearray()
+        for i in ids:
+            i = int(i)
+            if i in self.control:
+                continue
+            p = self.pieces[i]
+            if i in self.byte_ids.values() and len(p) == 6 and p.startswith("<0x"):
+                out.append(int(p[3:5], 16))
+            else:
+                out += p.replace("▁", " ").encode("utf-8")
+        text = out.decode("utf-8", errors="replace")
+        return text[1:] if self.add_space_prefix and text.startswith(" ") else text
+
+
 class StreamDecoder:
     """Feeds generated ids one at a time and returns the new text each adds,
     holding back an incomplete UTF-8 character until its last byte arrives."""

@@ -281,3 +281,22 @@ def test_builtin_model_carries_its_chat_template():
     except FileNotFoundError as e:
         pytest.skip(str(e))
     assert "<|im_start|>" in load_model(path)[2]["chat_template"]
+
+
+def test_sentencepiece_vocabulary_without_the_model_matches_sentencepiece(tmp_path):
+    """A GGUF "llama" vocabulary of pieces and scores (as llama.cpp writes it,
+    without the tokenizer.model) tokenizes as SentencePiece does."""
+    from pocketlm.model.gguf_file import _tokenizer_from_gguf
+    from pocketlm.tokenizer import ScoredPieceTokenizer
+
+    folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    r = gguf.GGUFReader(str(path))
+    del r.fields["pocketlm.tokenizer.sp_model"]
+    scored = _tokenizer_from_gguf(r)
+    assert isinstance(scored, ScoredPieceTokenizer)
+    sp = load_model(folder)[1]
+    lines = [t for t in corpus(300, seed=5) if t]
+    for t in lines:
+        assert scored.encode(t) == sp.encode(t), repr(t)
+        assert scored.decode(scored.encode(t)) == sp.decode(sp.encode(t))

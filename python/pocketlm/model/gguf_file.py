@@ -287,5 +287,11 @@ def _tokenizer_from_gguf(reader: gguf.GGUFReader):
         spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges}, "added_tokens": added,
                 "pre_tokenizer": pre_spec}
         return BPETokenizer(spec, bos, tuple(eos))
-    raise ValueError(f"tokenizer model {model!r} in this GGUF file is not supported yet (gpt2 BPE and pocketlm's "
-                     "embedded SentencePiece are)")
+    if model == "llama":  # llama.cpp's SentencePiece vocabulary: pieces + scores
+        from ..tokenizer import ScoredPieceTokenizer
+
+        return ScoredPieceTokenizer(_field(reader, "tokenizer.ggml.tokens"), _field(reader, "tokenizer.ggml.scores"),
+                                    _field(reader, "tokenizer.ggml.token_type"), bos, tuple(eos),
+                                    bool(_field(reader, "tokenizer.ggml.add_space_prefix", True)))
+    raise ValueError(f"tokenizer model {model!r} in this GGUF file is not supported yet (gpt2 BPE and llama "
+                     "SentencePiece are)")
