@@ -65,6 +65,7 @@ class BPETokenizer(Tokenizer):
         merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
         self.ranks = {pair: i for i, pair in enumerate(merges)}
         self.added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+        self.added_ids = set(self.added.values())
         self.special_ids = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
         self.id_to_token = {i: t for t, i in self.vocab.items()}
         self.id_to_token.update({i: t for t, i in self.added.items()})
@@ -167,7 +168,7 @@ class BPETokenizer(Tokenizer):
             tok = self.id_to_token.get(i)
             if tok is None:
                 raise ValueError(f"token id {i} is outside the vocabulary")
-            if i in self.added.values() and tok in self.added:
+            if i in self.added_ids and tok in self.added:
                 if skip_special and i in self.special_ids:
                     continue
                 out.append(buf.decode("utf-8", errors="replace"))

@@ -12,11 +12,11 @@ uncompressed, as MediaPipe's are.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .._atomic import atomic_output
 
 MODEL_ENTRY = "TF_LITE_PREFILL_DECODE"
 TOKENIZER_ENTRY = "TOKENIZER_MODEL"
@@ -72,17 +72,9 @@ def create_bundle(config: BundleConfig) -> Path:
             "enable_bytes_to_unicode_mapping": config.enable_bytes_to_unicode_mapping,
             "prompt_prefix": config.prompt_prefix, "prompt_suffix": config.prompt_suffix}
     out = Path(config.output_filename)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_output(out) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.write(model, MODEL_ENTRY)
             zf.write(tok_file, TOKENIZER_ENTRY)
             zf.writestr(METADATA_ENTRY, json.dumps(meta, indent=2))
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return out

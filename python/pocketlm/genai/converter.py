@@ -112,12 +112,11 @@ def _read_files(files: list[Path], fmt: str) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _load_tokenizer(cfg: ConversionConfig, folder: Path):
+def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
     from ..tokenizer import SentencePieceTokenizer, load_tokenizer
 
     src = Path(cfg.vocab_model_file) if cfg.vocab_model_file else folder
     if src.is_file():
-        conf = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
         eos = conf.get("eos_token_id")
         eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
         return SentencePieceTokenizer(src, conf.get("bos_token_id"), eos_ids)
@@ -154,7 +153,7 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
             raise ValueError(f"model_type {cfg.model_type} expects a {want!r} checkpoint, but config.json says "
                              f"{conf.get('model_type')!r}")
     mcfg = config_from_dict(conf)
-    tok = _load_tokenizer(cfg, folder)
+    tok = _load_tokenizer(cfg, folder, conf)
     tensors = canonical_tensors(_read_files(files, cfg.ckpt_format), mcfg)
 
     if mcfg.arch in ("llama", "mistral"):  # llama.cpp's rotary layout, so the file also runs there

@@ -41,6 +41,12 @@ def alibi_slopes(n_heads: int) -> np.ndarray:
     return slopes.astype(np.float32)
 
 
+def _scaled_alibi(cfg: ModelConfig) -> np.ndarray | None:
+    """Slopes as the attention kernel takes them: ALiBi is added before the score
+    scaling in Falcon, so the kernel's post-scaling bias carries the scale."""
+    return alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
+
+
 class KVCache:
     """Keys and values of every layer for up to n_ctx positions, F32."""
 
@@ -73,7 +79,7 @@ class Model:
             else:
                 self.w[name] = np.ascontiguousarray(arr, dtype=np.float32)
         self.weight_type = wt.name
-        self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
+        self.alibi_slopes = _scaled_alibi(cfg)
 
     @classmethod
     def from_typed(cls, cfg: ModelConfig, weights: dict[str, "Weight | np.ndarray"], backend=None) -> "Model":
@@ -83,7 +89,7 @@ class Model:
         self.cfg, self.k, self.w = cfg, backend or kernels.get_backend(), dict(weights)
         types = {w.qtype for w in self.w.values() if isinstance(w, Weight)}
         self.weight_type = "+".join(sorted(types))
-        self.alibi_slopes = alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
+        self.alibi_slopes = _scaled_alibi(cfg)
         return self
 
     @classmethod

@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import gguf
 import numpy as np
 
+from .._atomic import atomic_output
 from .config import ModelConfig, config_from_dict
 from .quant import quant_type
 
@@ -54,11 +53,8 @@ def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.n
     """tensors: canonical name -> (storage array, type name). tokenizer: see
     tokenizer_metadata(). Returns the path written."""
     path = Path(path)
-    arch = GGUF_ARCH[cfg.arch]
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, arch)
+    with atomic_output(path) as tmp:
+        w = gguf.GGUFWriter(tmp, GGUF_ARCH[cfg.arch])
         w.add_name(extra.get("name", cfg.arch) if extra else cfg.arch)
         w.add_vocab_size(cfg.vocab_size)
         w.add_context_length(cfg.max_position_embeddings)
@@ -97,11 +93,6 @@ def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.n
         w.write_kv_data_to_file()
         w.write_tensors_to_file(progress=False)
         w.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -137,7 +128,7 @@ def tokenizer_metadata(tok) -> dict:
         for i in range(n):
             if i in tok.special_ids:
                 types.append(CONTROL)
-            elif i in tok.added.values():
+            elif i in tok.added_ids:
                 types.append(USER_DEFINED)
             else:
                 types.append(NORMAL)
@@ -166,7 +157,9 @@ def _field(reader: gguf.GGUFReader, key: str, default=None):
 
 
 def read_gguf(path: str | Path):
-    """(ModelConfig, weights, tokenizer) of a GGUF file; tensors stay memory-mapped."""
+    """(ModelConfig, weights, tokenizer, metadata) of a GGUF file; tensors stay
+    memory-mapped. metadata holds what the runtime above the model uses: the
+    chat template."""
     from .forward import Weight
 
     try:
@@ -185,33 +178,24 @@ def read_gguf(path: str | Path):
         cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: incomplete model metadata ({type(e).__name__}: {e})") from e
+    from .checkpoint import expected_shape
+
     weights = {}
     for t in reader.tensors:
         qt = quant_type(int(t.tensor_type))
         arr = np.asarray(t.data)
-        if not qt.is_block and arr.ndim == 2:
-            weights[t.name] = Weight(arr, qt.name)
-        elif qt.is_block:
-            weights[t.name] = Weight(arr, qt.name)
-        else:
-            weights[t.name] = np.asarray(arr, dtype=np.float32)
-    from .checkpoint import expected_shape
-
-    for name, w in weights.items():  # a file whose tensors contradict its own config is refused here
-        arr = w.data if isinstance(w, Weight) else w
         shape = tuple(arr.shape)
-        if isinstance(w, Weight) and quant_type(w.qtype).is_block:
-            qt = quant_type(w.qtype)
+        if qt.is_block:  # rows of block bytes hold row_bytes / block_bytes * block_size values
             shape = (arr.shape[0], arr.shape[1] // qt.block_bytes * qt.block_size)
-        want = expected_shape(name, cfg)
-        if want is not None and shape != want:
-            raise ValueError(f"{path}: tensor {name} has shape {shape}, but the file's config implies {want}")
-    # vectors (norms, biases) and tables read by row are used as float arrays
-    for name in list(weights):
-        w = weights[name]
-        if isinstance(w, Weight) and (w.data.ndim == 1 or name == "position_embd.weight"):
-            weights[name] = np.asarray(w.data, dtype=np.float32)
-    return cfg, weights, _tokenizer_from_gguf(reader)
+        want = expected_shape(t.name, cfg)
+        if want is not None and shape != want:  # a file whose tensors contradict its own config is refused
+            raise ValueError(f"{path}: tensor {t.name} has shape {shape}, but the file's config implies {want}")
+        if arr.ndim == 2 and t.name != "position_embd.weight":
+            weights[t.name] = Weight(arr, qt.name)
+        else:  # vectors (norms, biases) and tables read by row are used as float arrays
+            weights[t.name] = np.asarray(arr, dtype=np.float32)
+    template = _field(reader, "tokenizer.chat_template")
+    return cfg, weights, _tokenizer_from_gguf(reader), ({"chat_template": template} if template else {})
 
 
 def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:

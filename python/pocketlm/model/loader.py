@@ -32,17 +32,9 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
     if zipfile.is_zipfile(p):
         return _load_bundle(p, backend)
     if _is_gguf(p):
-        cfg, weights, tok = read_gguf(p)
-        return Model.from_typed(cfg, weights, backend), tok, _gguf_metadata(p)
+        cfg, weights, tok, meta = read_gguf(p)
+        return Model.from_typed(cfg, weights, backend), tok, meta
     raise ValueError(f"{p} is neither a GGUF model file, a .task bundle nor a checkpoint folder")
-
-
-def _gguf_metadata(p: Path) -> dict:
-    """What the runtime above the model uses from a GGUF file: the chat template."""
-    import gguf
-
-    field = gguf.GGUFReader(str(p)).fields.get("tokenizer.chat_template")
-    return {"chat_template": field.contents()} if field is not None else {}
 
 
 def _load_bundle(p: Path, backend):
@@ -58,7 +50,7 @@ def _load_bundle(p: Path, backend):
         # the model is read memory-mapped from a file of its own
         tmp = Path(tempfile.mkdtemp(prefix="pocketlm-task-"))
         model_file = Path(zf.extract(MODEL_ENTRY, tmp))
-        cfg, weights, tok = read_gguf(model_file)
+        cfg, weights, tok, _ = read_gguf(model_file)
         if TOKENIZER_ENTRY in names:
             raw = zf.read(TOKENIZER_ENTRY)
             if raw[:1] == b"{":
