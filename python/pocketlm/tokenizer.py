@@ -39,6 +39,8 @@ class Tokenizer(ABC):
 
     bos_id: int | None = None
     eos_ids: tuple[int, ...] = ()
+    add_bos: bool = False  # whether a sequence starts with bos_id (the tokenizer's own setting)
+    chat_template: str | None = None  # the checkpoint's Jinja chat template, when it has one
 
     @abstractmethod
     def encode(self, text: str, add_bos: bool = False) -> list[int]:
@@ -52,6 +54,10 @@ class Tokenizer(ABC):
     @abstractmethod
     def vocab_size(self) -> int:
         """Number of token ids."""
+
+    def special_id(self, text: str) -> int | None:
+        """The id of text when it is one special (control or added) token, else None."""
+        return None
 
 
 class BPETokenizer(Tokenizer):
@@ -104,6 +110,9 @@ class BPETokenizer(Tokenizer):
     @property
     def vocab_size(self) -> int:
         return max(self.id_to_token) + 1
+
+    def special_id(self, text: str) -> int | None:
+        return self.added.get(text)
 
     def _split(self, text: str) -> list[str]:
         pieces = [text]
@@ -203,6 +212,13 @@ class SentencePieceTokenizer(Tokenizer):
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids])
 
+    def special_id(self, text: str) -> int | None:
+        i = self.sp.piece_to_id(text)
+        if i == self.sp.unk_id() and text != self.sp.id_to_piece(i):
+            return None  # not a piece at all
+        # control pieces never come out of encode; user-defined ones encode to themselves
+        return i if self.sp.is_control(i) or self.sp.is_unknown(i) or list(self.sp.encode(text)) == [i] else None
+
 
 class ScoredPieceTokenizer(Tokenizer):
     """SentencePiece-style BPE from a vocabulary of pieces and scores (GGUF's
@@ -217,11 +233,16 @@ class ScoredPieceTokenizer(Tokenizer):
         self.index = {p: i for i, p in enumerate(self.pieces)}
         self.byte_ids = {int(p[3:5], 16): i for i, p in enumerate(self.pieces) if types[i] == 6 and len(p) == 6}
         self.control = {i for i, t in enumerate(types) if t in (2, 3)}
+        self.user_defined = {i for i, t in enumerate(types) if t == 4}
         self.bos_id, self.eos_ids, self.add_space_prefix = bos_id, tuple(eos_ids), add_space_prefix
 
     @property
     def vocab_size(self) -> int:
         return len(self.pieces)
+
+    def special_id(self, text: str) -> int | None:
+        i = self.index.get(text)
+        return i if i is not None and (i in self.control or i in self.user_defined) else None
 
     def encode(self, text: str, add_bos: bool = False) -> list[int]:
         ids = [self.bos_id] if add_bos and self.bos_id is not None else []
@@ -265,19 +286,36 @@ class ScoredPieceTokenizer(Tokenizer):
 
 class StreamDecoder:
     """Feeds generated ids one at a time and returns the new text each adds,
-    holding back an incomplete UTF-8 character until its last byte arrives."""
+    holding back an incomplete UTF-8 character until its last byte arrives.
+
+    Only a short window of ids is decoded per push (the ids since the last
+    emitted text, plus the one before them for context, since decoders treat
+    a leading space differently at the start), so streaming n tokens costs
+    O(n), not O(n^2)."""
 
     def __init__(self, tokenizer: Tokenizer):
-        self.tok, self.ids, self.emitted = tokenizer, [], ""
+        self.tok, self.ids = tokenizer, []
+        self.prefix = 0  # ids[prefix:read] decode to text already emitted
+        self.read = 0
 
     def push(self, token_id: int) -> str:
         self.ids.append(int(token_id))
-        text = self.tok.decode(self.ids)
-        if text.endswith("\ufffd"):  # a character still missing bytes
-            return ""
-        new = text[len(self.emitted):] if text.startswith(self.emitted) else ""
-        self.emitted = text
+        before = self.tok.decode(self.ids[self.prefix:self.read]) if self.read > self.prefix else ""
+        text = self.tok.decode(self.ids[self.prefix:])
+        if text.endswith("\ufffd") or len(text) <= len(before) or not text.startswith(before):
+            return ""  # a character still missing bytes, or nothing printable yet
+        new = text[len(before):]
+        self.prefix, self.read = self.read, len(self.ids)
         return new
+
+    def flush(self) -> str:
+        """Whatever is still held back (an incomplete character decodes as U+FFFD)."""
+        if self.read == len(self.ids):
+            return ""
+        before = self.tok.decode(self.ids[self.prefix:self.read]) if self.read > self.prefix else ""
+        text = self.tok.decode(self.ids[self.prefix:])
+        self.prefix = self.read = len(self.ids)
+        return text[len(before):] if text.startswith(before) else ""
 
 
 def load_tokenizer(folder: str | Path) -> Tokenizer:
@@ -304,7 +342,17 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
     eos = tok_id("eos_token", "eos_token_id")
     eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
     if spec is not None and (spec.get("model") or {}).get("type") == "BPE":
-        return BPETokenizer(spec, bos, eos_ids)
-    if (folder / "tokenizer.model").is_file():
-        return SentencePieceTokenizer(folder / "tokenizer.model", bos, eos_ids)
-    raise FileNotFoundError(f"{folder}: no tokenizer.json (byte-level BPE) or tokenizer.model")
+        tok = BPETokenizer(spec, bos, eos_ids)
+        # tokenizer.json's post-processor is where a BPE tokenizer says it prepends BOS (Llama 3 style)
+        default_bos = bos is not None and tok.id_to_token.get(bos, "\0") in json.dumps(spec.get("post_processor"))
+    elif (folder / "tokenizer.model").is_file():
+        tok = SentencePieceTokenizer(folder / "tokenizer.model", bos, eos_ids)
+        default_bos = True  # SentencePiece (Llama, Gemma) checkpoints start every sequence with BOS
+    else:
+        raise FileNotFoundError(f"{folder}: no tokenizer.json (byte-level BPE) or tokenizer.model")
+    tok.add_bos = bool(cfg.get("add_bos_token", default_bos)) and tok.bos_id is not None
+    template = cfg.get("chat_template")
+    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    tok.chat_template = template if isinstance(template, str) else None
+    return tok

@@ -119,7 +119,12 @@ def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
     if src.is_file():
         eos = conf.get("eos_token_id")
         eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
-        return SentencePieceTokenizer(src, conf.get("bos_token_id"), eos_ids)
+        tok = SentencePieceTokenizer(src, conf.get("bos_token_id"), eos_ids)
+        tc_path = folder / "tokenizer_config.json"
+        tc = json.loads(tc_path.read_text()) if tc_path.is_file() else {}
+        tok.add_bos = bool(tc.get("add_bos_token", True)) and tok.bos_id is not None
+        tok.chat_template = tc.get("chat_template") if isinstance(tc.get("chat_template"), str) else None
+        return tok
     return load_tokenizer(src)
 
 

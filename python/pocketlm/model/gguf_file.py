@@ -108,6 +108,9 @@ def _write_tokenizer(w: gguf.GGUFWriter, tok: dict) -> None:
         w.add_tokenizer_pre(tok["pre"])
     if tok.get("bos_id") is not None:
         w.add_bos_token_id(tok["bos_id"])
+    w.add_add_bos_token(bool(tok.get("add_bos")))
+    if tok.get("chat_template"):
+        w.add_chat_template(tok["chat_template"])
     if tok.get("eos_ids"):
         w.add_eos_token_id(tok["eos_ids"][0])
         w.add_array("pocketlm.tokenizer.eos_token_ids", list(tok["eos_ids"]))
@@ -134,7 +137,8 @@ def tokenizer_metadata(tok) -> dict:
                 types.append(NORMAL)
         merges = [f"{a} {b}" for (a, b), _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])]
         return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre="gpt-2",
-                    pre_tokenizer=tok.pre_spec, bos_id=tok.bos_id, eos_ids=tok.eos_ids)
+                    pre_tokenizer=tok.pre_spec, bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
+                    chat_template=tok.chat_template)
     if isinstance(tok, SentencePieceTokenizer):
         sp = tok.sp
         tokens, scores, types = [], [], []
@@ -144,7 +148,8 @@ def tokenizer_metadata(tok) -> dict:
             types.append(UNKNOWN if sp.is_unknown(i) else CONTROL if sp.is_control(i) else
                          BYTE if sp.is_byte(i) else USER_DEFINED if sp.is_unused(i) else NORMAL)
         return dict(model="llama", tokens=tokens, token_types=types, scores=scores, bos_id=tok.bos_id,
-                    eos_ids=tok.eos_ids, sp_model=tok.sp.serialized_model_proto())
+                    eos_ids=tok.eos_ids, sp_model=tok.sp.serialized_model_proto(), add_bos=tok.add_bos,
+                    chat_template=tok.chat_template)
     raise TypeError(f"cannot store a {type(tok).__name__} in a model file")
 
 
@@ -195,7 +200,10 @@ def read_gguf(path: str | Path):
         else:  # vectors (norms, biases) and tables read by row are used as float arrays
             weights[t.name] = np.asarray(arr, dtype=np.float32)
     template = _field(reader, "tokenizer.chat_template")
-    return cfg, weights, _tokenizer_from_gguf(reader), ({"chat_template": template} if template else {})
+    tok = _tokenizer_from_gguf(reader)
+    if tok is not None:
+        tok.chat_template = template
+    return cfg, weights, tok, ({"chat_template": template} if template else {})
 
 
 def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
@@ -246,6 +254,15 @@ def _llama_cpp_pre_tokenizer(name: str) -> dict:
 
 
 def _tokenizer_from_gguf(reader: gguf.GGUFReader):
+    tok = _tokenizer_model_from_gguf(reader)
+    if tok is not None:
+        # llama.cpp's default when the key is absent: SentencePiece vocabularies start with BOS, BPE ones do not
+        add_bos = _field(reader, "tokenizer.ggml.add_bos_token", _field(reader, "tokenizer.ggml.model") == "llama")
+        tok.add_bos = bool(add_bos) and tok.bos_id is not None
+    return tok
+
+
+def _tokenizer_model_from_gguf(reader: gguf.GGUFReader):
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
 
     model = _field(reader, "tokenizer.ggml.model")

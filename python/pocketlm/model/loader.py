@@ -28,7 +28,9 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise ValueError(f"{p} is a folder without config.json: not a Hugging Face checkpoint")
-        return Model.from_pretrained(p, weight_type, backend), load_tokenizer(p), {}
+        tok = load_tokenizer(p)
+        return Model.from_pretrained(p, weight_type, backend), tok, ({"chat_template": tok.chat_template}
+                                                                     if tok.chat_template else {})
     if zipfile.is_zipfile(p):
         return _load_bundle(p, backend)
     if _is_gguf(p):
@@ -50,7 +52,8 @@ def _load_bundle(p: Path, backend):
         # the model is read memory-mapped from a file of its own
         tmp = Path(tempfile.mkdtemp(prefix="pocketlm-task-"))
         model_file = Path(zf.extract(MODEL_ENTRY, tmp))
-        cfg, weights, tok, _ = read_gguf(model_file)
+        cfg, weights, tok, file_meta = read_gguf(model_file)
+        meta = {**file_meta, **meta}
         if TOKENIZER_ENTRY in names:
             raw = zf.read(TOKENIZER_ENTRY)
             if raw[:1] == b"{":
@@ -59,4 +62,5 @@ def _load_bundle(p: Path, backend):
                 tok.bos_id = tok.bos_id if tok.bos_id is not None else cfg.bos_token_id
             else:
                 tok = SentencePieceTokenizer(raw, cfg.bos_token_id, cfg.eos_token_ids)
+            tok.chat_template = file_meta.get("chat_template")
     return Model.from_typed(cfg, weights, backend), tok, meta

@@ -1,0 +1,239 @@
+"""The token-level engine under the task API, as MediaPipe's
+llm_inference_engine is under LlmInference: an Engine holds one loaded model
+(weights memory-mapped, tokenizer, stop tokens, turn templates) and hands
+out Sessions, each with its own KV cache, sampler and conversation state.
+
+A Session takes text chunks, prefills only the tokens its cache does not
+hold yet, and decodes token by token, calling back with each new piece of
+text. It knows nothing of listeners, futures or threads: that is the task
+layer's business (pocketlm.tasks).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..model.forward import KVCache
+from ..model.loader import load_model
+from ..sampling import Sampler
+from ..tokenizer import StreamDecoder
+from .templates import TurnTemplates, from_chat_template
+
+# end-of-turn markers of common chat formats: when one is a single token of the
+# vocabulary it ends generation, as llama.cpp's end-of-generation tokens do
+_END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "</s>")
+
+
+class PromptTooLongError(ValueError):
+    """The prompt (with what the session already holds) does not fit maxTokens."""
+
+
+@dataclass
+class GenerationStats:
+    """What one generateResponse call did, measured."""
+
+    prefill_tokens: int = 0  # tokens run through the model in the prefill (new tokens only)
+    prefill_s: float = 0.0
+    decode_tokens: int = 0  # tokens sampled (each but the last also run through the model)
+    decode_s: float = 0.0
+    time_to_first_token_s: float = 0.0  # from the call to the first sampled token
+    stop_reason: str = ""  # "stop_token", "max_tokens" or "cancelled"
+
+    @property
+    def prefill_tokens_per_s(self) -> float:
+        return self.prefill_tokens / self.prefill_s if self.prefill_s > 0 else 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        return self.decode_tokens / self.decode_s if self.decode_s > 0 else 0.0
+
+    def summary(self) -> str:
+        return (f"prefill {self.prefill_tokens} tokens at {self.prefill_tokens_per_s:.1f} tok/s, "
+                f"decode {self.decode_tokens} tokens at {self.decode_tokens_per_s:.1f} tok/s, "
+                f"time to first token {self.time_to_first_token_s * 1e3:.0f} ms")
+
+
+class Engine:
+    """One loaded model, shared by the sessions made from it."""
+
+    def __init__(self, model_path: str | Path, max_tokens: int, backend=None):
+        self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend)
+        if self.tokenizer is None:
+            raise ValueError(f"{model_path}: the model carries no tokenizer; convert it with vocab_model_file")
+        self.model_path = Path(model_path)
+        self.max_tokens = max_tokens
+        # one generation at a time per engine, as on Android
+        self.busy = threading.Lock()
+        self.running = None  # the future of the async generation in flight, if any (the task layer's)
+        self.bos_id, self.add_bos = self.tokenizer.bos_id, self.tokenizer.add_bos
+        start = self.metadata.get("start_token")
+        if start:  # a bundle's start_token is the BOS it prepends
+            self.bos_id, self.add_bos = self._single_token(start, "start_token"), True
+        self.templates = self._default_templates()
+        self.stop_ids = set(self.tokenizer.eos_ids)
+        self.stop_ids.update(self._single_token(t, "stop_tokens") for t in self.metadata.get("stop_tokens") or [])
+        for marker in _END_OF_TURN + ((self.templates.model_suffix.strip(),) if self.templates else ()):
+            i = self.tokenizer.special_id(marker)
+            if i is not None:
+                self.stop_ids.add(i)
+
+    def _single_token(self, text: str, what: str) -> int:
+        i = self.tokenizer.special_id(text)
+        ids = [i] if i is not None else self.tokenizer.encode(text)
+        if len(ids) != 1:
+            raise ValueError(f"{self.model_path}: {what} {text!r} is not a single token of the model's tokenizer")
+        return ids[0]
+
+    def _default_templates(self) -> TurnTemplates | None:
+        """The model's own turn templates: a bundle's prompt_prefix / prompt_suffix
+        (MediaPipe's bundler fields), else what its chat template renders."""
+        prefix, suffix = self.metadata.get("prompt_prefix"), self.metadata.get("prompt_suffix")
+        if prefix or suffix:
+            return TurnTemplates(user_prefix=prefix or "", model_prefix=suffix or "")
+        template = self.tokenizer.chat_template or self.metadata.get("chat_template")
+        if not template:
+            return None
+        tok = self.tokenizer
+        bos = tok.decode([self.bos_id]) if self.bos_id is not None else ""
+        eos = tok.decode([tok.eos_ids[0]]) if tok.eos_ids else ""
+        return from_chat_template(template, bos, eos, strip_bos=self.add_bos)
+
+    def size_in_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    def new_session(self, sampler: Sampler, templates: TurnTemplates | None) -> "Session":
+        return Session(self, sampler, templates)
+
+
+@dataclass
+class Session:
+    """A conversation: the tokens in its KV cache and those waiting to be prefilled."""
+
+    engine: Engine
+    sampler: Sampler
+    templates: TurnTemplates | None
+    cache: KVCache = field(init=False)
+    tokens: list[int] = field(init=False, default_factory=list)  # ids whose keys/values the cache holds
+    pending: list[int] = field(init=False, default_factory=list)  # ids added but not yet prefilled
+    in_user_turn: bool = field(init=False, default=False)
+    formatted: bool = field(init=False, default=False)  # this turn's text came already templated
+    turns: int = field(init=False, default=0)  # finished responses
+    last_stats: GenerationStats = field(init=False, default_factory=GenerationStats)
+
+    def __post_init__(self):
+        self.cache = KVCache(self.engine.model.cfg, self.engine.max_tokens)
+
+    # -- input ---------------------------------------------------------------------
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens of the conversation so far, prefilled or waiting."""
+        return len(self.tokens) + len(self.pending)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.engine.tokenizer.encode(text) if text else []
+
+    def _check_fits(self, extra: list[int]) -> None:
+        n, limit = self.n_tokens + len(extra), self.engine.max_tokens
+        if n >= limit:
+            raise PromptTooLongError(
+                f"the input is {n} tokens (with what this session already holds), but maxTokens is {limit} and "
+                f"must leave room for at least one response token; shorten the prompt or raise maxTokens")
+
+    def add_query_chunk(self, text: str) -> None:
+        """Tokenizes text as part of the user's turn; a new turn opens with the
+        template's user prefix (and closes the previous model turn)."""
+        if not isinstance(text, str):
+            raise TypeError(f"a query chunk is text, not {type(text).__name__}")
+        t, new = self.templates, []
+        if not self.in_user_turn:
+            if not self.tokens and not self.pending and self.engine.add_bos and self.engine.bos_id is not None:
+                new.append(self.engine.bos_id)
+            if t is not None:
+                opening = (t.model_suffix if self.turns else t.preamble) + t.user_prefix
+                if self.turns == 0 and t.user_prefix.strip() and t.user_prefix.strip() in text:
+                    # a prompt already written in the chat format is taken as it is, closing included
+                    opening, self.formatted = "", True
+                new += self._encode(opening)
+        new += self._encode(text)
+        self._check_fits(new)
+        self.pending += new
+        self.in_user_turn = True
+
+    # -- generation ----------------------------------------------------------------
+
+    def _forward(self, ids: list[int]) -> np.ndarray:
+        logits = self.engine.model.forward(ids, self.cache)
+        self.tokens += ids
+        return logits[-1]
+
+    def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
+        """Prefills what is pending, then samples until a stop token, maxTokens
+        or cancellation; on_text gets each new piece of text as it is decoded.
+        Returns the whole response."""
+        if not self.in_user_turn:
+            raise ValueError("add a query chunk before generating a response")
+        t = self.templates
+        closing = self._encode(t.user_suffix + t.model_prefix) if t is not None and not self.formatted else []
+        self._check_fits(closing)
+        self.pending += closing
+        self.in_user_turn = self.formatted = False
+        stats = self.last_stats = GenerationStats()
+        t0 = time.perf_counter()
+        # prefill: only the tokens the cache does not hold yet
+        todo, self.pending = self.pending, []
+        stats.prefill_tokens = len(todo)
+        logits = self._forward(todo)
+        t1 = time.perf_counter()
+        stats.prefill_s = t1 - t0
+        stream, pieces = StreamDecoder(self.engine.tokenizer), []
+        limit = self.engine.max_tokens
+        while True:
+            if cancelled is not None and cancelled.is_set():
+                stats.stop_reason = "cancelled"
+                break
+            token = self.sampler.sample(logits)
+            if stats.decode_tokens == 0:
+                stats.time_to_first_token_s = time.perf_counter() - t0
+            if token in self.engine.stop_ids:
+                stats.stop_reason = "stop_token"
+                break
+            stats.decode_tokens += 1
+            piece = stream.push(token)
+            if piece:
+                pieces.append(piece)
+                on_text(piece)
+            if len(self.tokens) + 1 >= limit:
+                # input + output tokens reached maxTokens: the response ends here, as on Android
+                self.pending.append(token)
+                stats.stop_reason = "max_tokens"
+                break
+            logits = self._forward([token])
+        rest = stream.flush()
+        if rest:
+            pieces.append(rest)
+            on_text(rest)
+        stats.decode_s = time.perf_counter() - t1
+        self.turns += 1
+        return "".join(pieces)
+
+    def clone(self) -> "Session":
+        """A fork holding the same conversation: the filled part of the KV cache
+        is copied (nothing is prefilled again) and the sampler's random stream
+        continues from the same state in both."""
+        other = Session(self.engine, Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
+                                             self.sampler.seed), self.templates)
+        other.sampler.rng.bit_generator.state = self.sampler.rng.bit_generator.state
+        n = len(self.tokens)
+        other.cache.k[:, :n] = self.cache.k[:, :n]
+        other.cache.v[:, :n] = self.cache.v[:, :n]
+        other.cache.n_past = self.cache.n_past
+        other.tokens, other.pending = list(self.tokens), list(self.pending)
+        other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
+        return other
