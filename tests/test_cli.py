@@ -23,3 +23,31 @@ def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     assert main(["convert", "--input-ckpt", str(tmp_path / "nothing"), "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pocketlm convert: error:") and "Traceback" not in err
+
+
+def test_generate_chat_and_info_on_a_model(tmp_path, capsys, monkeypatch):
+    import io
+
+    from tests.fixtures.tokenizers import train_byte_level_bpe
+
+    folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=320, eos_token_id=0)
+    train_byte_level_bpe(folder, vocab_size=320)
+    assert main(["generate", "--model", str(folder), "--max-tokens", "24", "--top-k", "1", "the phone"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() and "prefill" in err and "decode" in err and "tok/s" in err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\nand more\n"))
+    assert main(["chat", "--model", str(folder), "--max-tokens", "64", "--top-k", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("tok/s") >= 2  # a stats line after each turn (or an error for the full context)
+
+    assert main(["info", str(folder), "--stats"]) == 0
+    out = capsys.readouterr().out
+    for field in ("architecture", "parameters", "weights", "context length", "tokenizer", "decode"):
+        assert field in out
+    assert "llama: 2 layers" in out and "F32 100%" in out
+
+
+def test_generation_errors_are_one_line(tmp_path, capsys):
+    assert main(["generate", "--model", str(tmp_path / "missing.gguf"), "x"]) == 2
+    assert "modelPath" in capsys.readouterr().err
