@@ -45,8 +45,13 @@ def _model_path(a) -> str:
 
 def _open(a):
     """(LlmInference, session) from the common options, the way the Android API builds them."""
-    from .tasks import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions, \
-        PromptTemplates
+    from .tasks import (
+        LlmInference,
+        LlmInferenceOptions,
+        LlmInferenceSession,
+        LlmInferenceSessionOptions,
+        PromptTemplates,
+    )
 
     options = (LlmInferenceOptions.builder().setModelPath(_model_path(a)).setMaxTokens(a.max_tokens)
                .setTopK(a.top_k).setTemperature(a.temperature).setRandomSeed(a.seed).build())
@@ -113,9 +118,9 @@ def _info(a) -> None:
     for key, value in describe(engine).items():
         print(f"{key:18} {value}")
     if a.stats:
-        from .sampling import Sampler
-
         import threading
+
+        from .sampling import Sampler
 
         session = engine.new_session(Sampler(top_k=1), None)
         session.add_query_chunk(" ".join(["hello"] * min(64, a.max_tokens // 2)))

@@ -5,9 +5,9 @@ after a few tokens (so responses end on a stop token, not on maxTokens)."""
 import json
 
 import pytest
-
 from pocketlm.genai.bundler import BundleConfig, create_bundle
 from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+
 from tests.fixtures import checkpoints
 from tests.fixtures.tokenizers import train_byte_level_bpe
 

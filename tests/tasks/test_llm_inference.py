@@ -5,10 +5,16 @@ import math
 import threading
 
 import pytest
+from pocketlm import (
+    Backend,
+    IllegalStateError,
+    LlmInference,
+    LlmInferenceOptions,
+    LlmInferenceSessionOptions,
+    PromptTooLongError,
+    kernels,
+)
 
-from pocketlm import (Backend, IllegalStateError, LlmInference, LlmInferenceOptions, LlmInferenceSessionOptions,
-                      PromptTooLongError)
-from pocketlm import kernels
 from tests.tasks.conftest import PROMPT
 
 

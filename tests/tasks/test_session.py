@@ -4,9 +4,16 @@ cancellation, option updates, templates, stop tokens."""
 import threading
 
 import pytest
+from pocketlm import (
+    IllegalStateError,
+    LlmInference,
+    LlmInferenceOptions,
+    LlmInferenceSession,
+    LlmInferenceSessionOptions,
+    PromptTemplates,
+    PromptTooLongError,
+)
 
-from pocketlm import (IllegalStateError, LlmInference, LlmInferenceOptions, LlmInferenceSession,
-                      LlmInferenceSessionOptions, PromptTemplates, PromptTooLongError)
 from tests.tasks.conftest import PROMPT
 
 RAW = PromptTemplates()  # text goes to the model exactly as given

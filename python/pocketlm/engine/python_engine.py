@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class Engine:
     def size_in_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
-    def new_session(self, sampler: Sampler, templates: TurnTemplates | None) -> "Session":
+    def new_session(self, sampler: Sampler, templates: TurnTemplates | None) -> Session:
         return Session(self, sampler, templates)
 
 
@@ -223,7 +223,7 @@ class Session:
         self.turns += 1
         return "".join(pieces)
 
-    def clone(self) -> "Session":
+    def clone(self) -> Session:
         """A fork holding the same conversation: the filled part of the KV cache
         is copied (nothing is prefilled again) and the sampler's random stream
         continues from the same state in both."""

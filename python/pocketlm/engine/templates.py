@@ -88,7 +88,7 @@ def from_chat_template(template: str, bos_token: str = "", eos_token: str = "",
                 system_prefix = system_prefix[len(bos_token):]
             rest = sys_conv[s + len(_S):u]
             system_suffix = rest[:len(rest) - len(user_prefix)] if rest.endswith(user_prefix) else rest
-        except (ValueError, Exception):  # templates that refuse a system turn (Gemma's) have none
+        except Exception:  # noqa: BLE001 - templates that refuse a system turn (Gemma's) have none
             pass
     except Exception:  # any template we cannot render: no templates, prompts pass as they are
         return None

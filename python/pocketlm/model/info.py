@@ -12,7 +12,7 @@ from .forward import Model, Weight
 from .quant import quant_type
 
 
-def tensor_elements(w: "Weight | np.ndarray") -> int:
+def tensor_elements(w: Weight | np.ndarray) -> int:
     if isinstance(w, Weight):
         qt = quant_type(w.qtype)
         rows, row_bytes = w.data.shape
@@ -20,7 +20,7 @@ def tensor_elements(w: "Weight | np.ndarray") -> int:
     return int(np.asarray(w).size)
 
 
-def tensor_bytes(w: "Weight | np.ndarray") -> int:
+def tensor_bytes(w: Weight | np.ndarray) -> int:
     return int((w.data if isinstance(w, Weight) else np.asarray(w)).nbytes)
 
 

@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
 from ..engine.python_engine import Engine, GenerationStats, PromptTooLongError, Session
 from ..sampling import Sampler
-from ._generation import ErrorListener, GenerationFuture, IllegalStateError, ProgressListener, generate_async, \
-    generate_sync
+from ._generation import (
+    ErrorListener,
+    GenerationFuture,
+    IllegalStateError,
+    ProgressListener,
+    generate_async,
+    generate_sync,
+)
 from ._options import check_callable, check_float, check_int, check_path, with_builder
 
-__all__ = ["Backend", "LlmInference", "LlmInferenceOptions", "IllegalStateError", "PromptTooLongError"]
+__all__ = ["Backend", "IllegalStateError", "LlmInference", "LlmInferenceOptions", "PromptTooLongError"]
 
 
 class Backend(enum.Enum):
@@ -87,7 +94,7 @@ class LlmInference:
         self._last_stats = GenerationStats()
 
     @classmethod
-    def createFromOptions(cls, context, options: LlmInferenceOptions) -> "LlmInference":
+    def createFromOptions(cls, context, options: LlmInferenceOptions) -> LlmInference:
         """Loads the model of options.modelPath. context is where Android passes
         its Context; pocketlm takes None here."""
         if not isinstance(options, LlmInferenceOptions):
@@ -164,7 +171,7 @@ class LlmInference:
         self._closed = True
         self._engine.model = None  # drops the memory-mapped weights
 
-    def __enter__(self) -> "LlmInference":
+    def __enter__(self) -> LlmInference:
         return self
 
     def __exit__(self, *exc) -> None:

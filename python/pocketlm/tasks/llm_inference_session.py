@@ -17,13 +17,19 @@ PromptTemplates() (all empty) to send text exactly as given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..engine.python_engine import GenerationStats, Session
 from ..engine.templates import TurnTemplates
 from ..sampling import Sampler
-from ._generation import GenerationFuture, IllegalStateError, ProgressListener, generate_async, generate_sync
+from ._generation import (
+    GenerationFuture,
+    IllegalStateError,
+    ProgressListener,
+    generate_async,
+    generate_sync,
+)
 from ._options import check_float, check_int, check_path, with_builder
 from .llm_inference import LlmInference, _refuse_lora
 
@@ -89,7 +95,7 @@ class LlmInferenceSession:
 
     @classmethod
     def createFromOptions(cls, llmInference: LlmInference, options: LlmInferenceSessionOptions
-                          ) -> "LlmInferenceSession":
+                          ) -> LlmInferenceSession:
         if not isinstance(llmInference, LlmInference):
             raise TypeError(f"llmInference must be an LlmInference, not {type(llmInference).__name__}")
         if not isinstance(options, LlmInferenceSessionOptions):
@@ -155,7 +161,7 @@ class LlmInferenceSession:
 
     # -- forks and options ---------------------------------------------------------
 
-    def cloneSession(self) -> "LlmInferenceSession":
+    def cloneSession(self) -> LlmInferenceSession:
         """A new session continuing from this one's context (its KV cache is
         copied, not recomputed); the two then diverge independently."""
         self._validate()
@@ -204,7 +210,7 @@ class LlmInferenceSession:
         self._closed = True
         self._session.cache = None  # frees the KV cache
 
-    def __enter__(self) -> "LlmInferenceSession":
+    def __enter__(self) -> LlmInferenceSession:
         return self
 
     def __exit__(self, *exc) -> None:
