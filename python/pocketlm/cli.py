@@ -136,6 +136,79 @@ def _info(a) -> None:
         print(f"{'speed':18} {session.last_stats.summary()} (greedy, {time.perf_counter() - t0:.1f} s)")
 
 
+def _devices(a) -> None:
+    from .device import list_profiles, load_profile
+
+    print(f"{'profile':18} {'phone':64} {'RAM':>6} {'app budget':>10} {'threads':>7} {'GB/s':>6} "
+          f"{'int8 GOPS':>9} {'fp32 GFLOPS':>11}")
+    for name in list_profiles():
+        p = load_profile(name)
+        print(f"{name:18} {p.display_name:64} {p.ram_bytes / 2**30:5.0f}G {p.app_memory_budget / 2**30:9.1f}G "
+              f"{p.threads:7} {p.memory_bandwidth_gbps:6.1f} {p.peak_int8_gops:9.0f} {p.peak_fp32_gflops:11.0f}")
+
+
+def _fit(a) -> None:
+    import threading
+
+    from .device import estimate, list_profiles, load_profile, memory_needed
+    from .engine.python_engine import Engine
+    from .sampling import Sampler
+
+    engine = Engine(_model_path(a), max_tokens=a.max_tokens)
+    # measure what a prefill and a few decode steps read and compute on this model
+    session = engine.new_session(Sampler(top_k=1), None)
+    session.add_query_chunk(" ".join(["hello"] * max(1, min(a.prompt_tokens, a.max_tokens - 17))))
+    stop, n = threading.Event(), [0]
+
+    def count(piece):
+        n[0] += 1
+        if n[0] >= 16:
+            stop.set()
+
+    session.generate(count, stop)
+    stats = session.last_stats
+    need = memory_needed(engine.model, a.max_tokens)
+    print(f"{engine.model_path.name}: needs {need.total / 2**30:.2f} GB with maxTokens {a.max_tokens} "
+          f"({need.breakdown()}); speed measured over a {stats.prefill_tokens}-token prefill")
+    print(f"{'profile':18} {'fits':5} {'needed':>9} {'allowed':>9} {'prefill tok/s':>14} {'decode tok/s':>13} "
+          f"{'first token':>11}")
+    rows = []
+    for name in list_profiles():
+        p = load_profile(name)
+        e = estimate(p, stats)
+        fits = need.total <= p.app_memory_budget
+        rows.append((name, fits, need.total, p.app_memory_budget, e))
+        print(f"{name:18} {'yes' if fits else 'NO':5} {need.total / 2**30:8.2f}G {p.app_memory_budget / 2**30:8.2f}G "
+              f"{e.prefill_tokens_per_s:14.0f} {e.decode_tokens_per_s:13.1f} {e.time_to_first_token_s * 1e3:9.0f}ms")
+    if a.plot:
+        _plot(rows, engine.model_path.name, a.plot)
+        print(f"wrote {a.plot}")
+
+
+def _plot(rows, title: str, out: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'pocketlm[plot]'") from None
+    names = [r[0] for r in rows]
+    fig, (m, s) = plt.subplots(1, 2, figsize=(11, 4))
+    m.barh(names, [r[3] / 2**30 for r in rows], color="#ddd", label="app budget")
+    m.barh(names, [r[2] / 2**30 for r in rows], color=["#4a4" if r[1] else "#c44" for r in rows], height=0.5,
+           label="needed")
+    m.set_xlabel("GB")
+    m.set_title("memory: needed vs allowed")
+    m.legend()
+    s.barh(names, [r[4].decode_tokens_per_s for r in rows], color="#48c")
+    s.set_xlabel("estimated decode tokens/s")
+    s.set_title("speed")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file, .task bundle or checkpoint folder "
                                                  "(default: the built-in SmolLM2-135M-Instruct)")
@@ -166,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--max-tokens", type=int, default=512, help="KV cache length for --stats")
     i.add_argument("--stats", action="store_true", help="also measure prefill and decode tokens/s")
     i.set_defaults(run=_info)
+
+    d = sub.add_parser("devices", help="the simulated phones (device profiles)")
+    d.set_defaults(run=_devices)
+
+    f = sub.add_parser("fit", help="does the model fit each phone, and how fast would it run there")
+    f.add_argument("--model", default=None, help="default: the built-in model")
+    f.add_argument("--max-tokens", type=int, default=512)
+    f.add_argument("--prompt-tokens", type=int, default=128, help="prefill length the speed is measured on")
+    f.add_argument("--plot", default=None, metavar="OUT.png", help="also draw it (needs matplotlib)")
+    f.set_defaults(run=_fit)
 
     c = sub.add_parser("convert", help="Hugging Face checkpoint -> pocketlm model file (GGUF)")
     c.add_argument("--input-ckpt", required=True, help="checkpoint folder, file, or glob like 'model*.safetensors'")

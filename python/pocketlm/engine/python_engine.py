@@ -11,15 +11,17 @@ layer's business (pocketlm.tasks).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..model.forward import KVCache
+from ..model.forward import KVCache, TrafficCounters
 from ..model.loader import load_model
 from ..sampling import Sampler
 from ..tokenizer import StreamDecoder
@@ -28,6 +30,11 @@ from .templates import TurnTemplates, from_chat_template
 # end-of-turn markers of common chat formats: when one is a single token of the
 # vocabulary it ends generation, as llama.cpp's end-of-generation tokens do
 _END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "</s>")
+
+
+# the prefill runs in batches of at most this many tokens (llama.cpp's default n_batch): it bounds the
+# activation memory, whatever the prompt length
+PREFILL_CHUNK = 512
 
 
 class PromptTooLongError(ValueError):
@@ -44,6 +51,8 @@ class GenerationStats:
     decode_s: float = 0.0
     time_to_first_token_s: float = 0.0  # from the call to the first sampled token
     stop_reason: str = ""  # "stop_token", "max_tokens" or "cancelled"
+    prefill_traffic: TrafficCounters = field(default_factory=TrafficCounters)  # what the prefill read / computed
+    decode_traffic: TrafficCounters = field(default_factory=TrafficCounters)  # same, for the decode steps
 
     @property
     def prefill_tokens_per_s(self) -> float:
@@ -62,12 +71,21 @@ class GenerationStats:
 class Engine:
     """One loaded model, shared by the sessions made from it."""
 
-    def __init__(self, model_path: str | Path, max_tokens: int, backend=None):
+    def __init__(self, model_path: str | Path, max_tokens: int, backend=None, device=None):
+        """device: a pocketlm.device.DeviceContext whose memory budget the engine
+        and its sessions are counted against (None: no limit)."""
         self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend)
         if self.tokenizer is None:
             raise ValueError(f"{model_path}: the model carries no tokenizer; convert it with vocab_model_file")
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
+        self.device = device
+        if device is not None:
+            # refused before any KV cache or activation exists, with what would fit
+            need = device.check_fits(self.model, max_tokens, str(self.model_path.name))
+            device.memory.reserve("weights", need.weights)
+            device.memory.reserve("runtime", need.runtime)
+            self._held = need
         # one generation at a time per engine, as on Android
         self.busy = threading.Lock()
         self.running = None  # the future of the async generation in flight, if any (the task layer's)
@@ -104,6 +122,22 @@ class Engine:
         eos = tok.decode([tok.eos_ids[0]]) if tok.eos_ids else ""
         return from_chat_template(template, bos, eos, strip_bos=self.add_bos)
 
+    def scratch(self, n_tokens: int):
+        """Counts a forward pass's activations over n_tokens against the device budget."""
+        if self.device is None:
+            return contextlib.nullcontext()
+        from ..device import activation_bytes_per_token
+
+        nbytes = n_tokens * activation_bytes_per_token(self.model.cfg) + 4 * self.model.cfg.vocab_size
+        return self.device.memory.hold("activations", nbytes)
+
+    def close(self) -> None:
+        """Drops the weights and returns what they held to the device budget."""
+        if self.device is not None and self.model is not None:
+            self.device.memory.release("weights", self._held.weights)
+            self.device.memory.release("runtime", self._held.runtime)
+        self.model = None
+
     def size_in_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
@@ -127,7 +161,19 @@ class Session:
     last_stats: GenerationStats = field(init=False, default_factory=GenerationStats)
 
     def __post_init__(self):
-        self.cache = KVCache(self.engine.model.cfg, self.engine.max_tokens)
+        cfg, n = self.engine.model.cfg, self.engine.max_tokens
+        self._kv_bytes = 2 * cfg.n_layers * n * cfg.n_kv_heads * cfg.head_dim * 4
+        if self.engine.device is not None:
+            # every session holds a KV cache of its own: counted before it is allocated
+            self.engine.device.memory.reserve("KV cache", self._kv_bytes)
+            self._finalizer = weakref.finalize(self, self.engine.device.memory.release, "KV cache", self._kv_bytes)
+        self.cache = KVCache(cfg, n)
+
+    def release(self) -> None:
+        """Frees the KV cache (and its share of the device budget); idempotent."""
+        self.cache = None
+        if self.engine.device is not None:
+            self._finalizer()
 
     # -- input ---------------------------------------------------------------------
 
@@ -169,7 +215,7 @@ class Session:
     # -- generation ----------------------------------------------------------------
 
     def _forward(self, ids: list[int]) -> np.ndarray:
-        logits = self.engine.model.forward(ids, self.cache)
+        logits = self.engine.model.forward(ids, self.cache, last_only=True)
         self.tokens += ids
         return logits[-1]
 
@@ -189,9 +235,16 @@ class Session:
         # prefill: only the tokens the cache does not hold yet
         todo, self.pending = self.pending, []
         stats.prefill_tokens = len(todo)
-        logits = self._forward(todo)
+        counters = self.engine.model.counters
+        c0 = counters.snapshot()
+        for i in range(0, len(todo), PREFILL_CHUNK):
+            chunk = todo[i:i + PREFILL_CHUNK]
+            with self.engine.scratch(len(chunk)):
+                logits = self._forward(chunk)
         t1 = time.perf_counter()
         stats.prefill_s = t1 - t0
+        c1 = counters.snapshot()
+        stats.prefill_traffic = c1.since(c0)
         stream, pieces = StreamDecoder(self.engine.tokenizer), []
         limit = self.engine.max_tokens
         while True:
@@ -220,6 +273,9 @@ class Session:
             pieces.append(rest)
             on_text(rest)
         stats.decode_s = time.perf_counter() - t1
+        stats.decode_traffic = counters.since(c1)
+        if self.engine.device is not None:
+            self.engine.device.last_stats = stats
         self.turns += 1
         return "".join(pieces)
 

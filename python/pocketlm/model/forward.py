@@ -47,6 +47,25 @@ def _scaled_alibi(cfg: ModelConfig) -> np.ndarray | None:
     return alibi_slopes(cfg.n_heads) * np.float32(cfg.query_scale) if cfg.positions == "alibi" else None
 
 
+@dataclass
+class TrafficCounters:
+    """What forward passes read and computed, counted as they run: the inputs
+    of the device speed estimate (weights and KV cache are what a phone
+    streams from DRAM; flops are what its cores compute)."""
+
+    tokens: int = 0  # positions run through the model
+    weight_bytes: int = 0  # bytes of weights read (each matrix once per pass, embedding rows as looked up)
+    kv_bytes: int = 0  # bytes of keys and values read by attention
+    flops: int = 0  # multiply-adds x 2 of the matrix products and attention
+
+    def snapshot(self) -> "TrafficCounters":
+        return TrafficCounters(self.tokens, self.weight_bytes, self.kv_bytes, self.flops)
+
+    def since(self, before: "TrafficCounters") -> "TrafficCounters":
+        return TrafficCounters(self.tokens - before.tokens, self.weight_bytes - before.weight_bytes,
+                               self.kv_bytes - before.kv_bytes, self.flops - before.flops)
+
+
 class KVCache:
     """Keys and values of every layer for up to n_ctx positions, F32."""
 
@@ -80,6 +99,7 @@ class Model:
                 self.w[name] = np.ascontiguousarray(arr, dtype=np.float32)
         self.weight_type = wt.name
         self.alibi_slopes = _scaled_alibi(cfg)
+        self.counters = TrafficCounters()
 
     @classmethod
     def from_typed(cls, cfg: ModelConfig, weights: dict[str, "Weight | np.ndarray"], backend=None) -> "Model":
@@ -90,6 +110,7 @@ class Model:
         types = {w.qtype for w in self.w.values() if isinstance(w, Weight)}
         self.weight_type = "+".join(sorted(types))
         self.alibi_slopes = _scaled_alibi(cfg)
+        self.counters = TrafficCounters()
         return self
 
     @classmethod
@@ -102,6 +123,8 @@ class Model:
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         w = self.w[name + ".weight"]
         y = self.k.matmul(x, w.data, w.qtype)
+        self.counters.weight_bytes += w.data.nbytes
+        self.counters.flops += 2 * y.size * x.shape[-1]
         b = self.w.get(name + ".bias")
         return y + b if b is not None else y
 
@@ -118,8 +141,10 @@ class Model:
 
     # -- the forward pass ---------------------------------------------------------------
 
-    def forward(self, tokens, cache: KVCache) -> np.ndarray:
-        """Runs tokens at positions cache.n_past.. and returns their logits [n, vocab]."""
+    def forward(self, tokens, cache: KVCache, last_only: bool = False) -> np.ndarray:
+        """Runs tokens at positions cache.n_past.. and returns their logits
+        [n, vocab] (only the last position's, [1, vocab], when last_only:
+        what generation needs, without the classifier over the whole prompt)."""
         c, k = self.cfg, self.k
         tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
         n, pos0 = tokens.size, cache.n_past
@@ -130,6 +155,8 @@ class Model:
         # token embedding
         emb = self.w["token_embd.weight"]
         x = k.get_rows(emb.data, emb.qtype, tokens, c.hidden_size)
+        self.counters.tokens += n
+        self.counters.weight_bytes += n * emb.data.nbytes // emb.data.shape[0]
         if c.embed_scale != 1.0:
             x *= np.float32(c.embed_scale)
         if c.positions == "learned":
@@ -156,6 +183,8 @@ class Model:
             window = c.sliding_window if layer in c.sliding_window_layers else 0
             att = k.attention(q, cache.k[layer], cache.v[layer], pos0 + n, pos0, c.query_scale, c.attn_softcap,
                               window, self.alibi_slopes)
+            self.counters.kv_bytes += 2 * (pos0 + n) * c.n_kv_heads * c.head_dim * cache.k.itemsize
+            self.counters.flops += 4 * n * (pos0 + n) * c.q_dim  # scores and weighted values (upper bound)
             # output projection
             o = self._linear(att.reshape(n, c.q_dim), b + "attn_output")
             if c.post_norms:
@@ -181,11 +210,15 @@ class Model:
             x = k.add(k.add(x, o), m) if c.parallel_residual else k.add(x, m)
 
         cache.n_past = pos0 + n
+        if last_only:
+            x = np.ascontiguousarray(x[-1:])
         # final norm and classifier into logits
         x = self._norm(x, "output_norm")
         if c.tie_embeddings:
             emb = self.w["token_embd.weight"]
             logits = k.matmul(x, emb.data, emb.qtype)
+            self.counters.weight_bytes += emb.data.nbytes
+            self.counters.flops += 2 * logits.size * x.shape[-1]
         else:
             logits = self._linear(x, "output")
         if c.final_softcap > 0:

@@ -64,13 +64,16 @@ def acquire(engine: Engine) -> None:
         raise IllegalStateError("Previous invocation still processing. Wait for done=true.")
 
 
-def generate_sync(engine: Engine, session: Session) -> str:
+def generate_sync(engine: Engine, session: Session, release: bool = False) -> str:
+    """release: the session is an implicit one, freed when the call ends."""
     acquire(engine)
     try:
         strip = _Stripper()
         return "".join(strip(p) for p in _pieces(session))
     finally:
         engine.busy.release()
+        if release:
+            session.release()
 
 
 def _pieces(session: Session) -> list[str]:

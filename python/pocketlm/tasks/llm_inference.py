@@ -96,13 +96,20 @@ class LlmInference:
     @classmethod
     def createFromOptions(cls, context, options: LlmInferenceOptions) -> LlmInference:
         """Loads the model of options.modelPath. context is where Android passes
-        its Context; pocketlm takes None here."""
+        its Context: a pocketlm.device.DeviceContext (`pocketlm.device.context("pixel_8")`)
+        holds the run to that phone's memory budget and threads; None runs unconstrained.
+        A model that does not fit the phone raises DeviceMemoryError before any work."""
+        from ..device import DeviceContext
+
         if not isinstance(options, LlmInferenceOptions):
             raise TypeError(f"options must be LlmInferenceOptions, not {type(options).__name__}")
-        if context is not None:
-            raise TypeError(f"context must be None, not {type(context).__name__}")
+        if context is not None and not isinstance(context, DeviceContext):
+            raise TypeError(f"context must be a pocketlm.device.DeviceContext or None, not {type(context).__name__}")
         _refuse_lora(options.lora_path)
-        return cls(Engine(options.model_path, options.max_tokens), options, context)
+        engine = Engine(options.model_path, options.max_tokens, device=context)
+        if context is not None:
+            context.apply_thread_cap()
+        return cls(engine, options, context)
 
     # -- state ---------------------------------------------------------------------
 
@@ -125,9 +132,13 @@ class LlmInference:
         """The response to inputText, generated in a new session; blocks until done."""
         self._validate()
         session = self._implicit_session()
-        session.add_query_chunk(inputText)
         try:
-            return generate_sync(self._engine, session)
+            session.add_query_chunk(inputText)
+        except BaseException:
+            session.release()
+            raise
+        try:
+            return generate_sync(self._engine, session, release=True)
         finally:
             self._last_stats = session.last_stats
 
@@ -138,11 +149,16 @@ class LlmInference:
         of the full text. Errors reach the error listener and the future."""
         self._validate()
         session = self._implicit_session()
-        session.add_query_chunk(inputText)  # a too-long prompt fails here, before any work
+        try:
+            session.add_query_chunk(inputText)  # a too-long prompt fails here, before any work
+        except BaseException:
+            session.release()
+            raise
         listener = progressListener or self._options.result_listener
 
         def finished():
             self._last_stats = session.last_stats
+            session.release()
 
         return generate_async(self._engine, session, listener, self._options.error_listener, finished)
 
@@ -155,6 +171,11 @@ class LlmInference:
     def last_stats(self) -> GenerationStats:
         """Measured prefill / decode figures of the last finished generation."""
         return self._last_stats
+
+    @property
+    def context(self):
+        """The DeviceContext given at creation (None without one)."""
+        return self._context
 
     def getOptions(self) -> LlmInferenceOptions:
         return self._options
@@ -169,7 +190,9 @@ class LlmInference:
             running.stop.set()
             running.join()
         self._closed = True
-        self._engine.model = None  # drops the memory-mapped weights
+        self._engine.close()  # drops the memory-mapped weights
+        if self._context is not None:
+            self._context.restore_thread_cap()
 
     def __enter__(self) -> LlmInference:
         return self

@@ -208,7 +208,7 @@ class LlmInferenceSession:
             return
         self._validate()
         self._closed = True
-        self._session.cache = None  # frees the KV cache
+        self._session.release()  # frees the KV cache
 
     def __enter__(self) -> LlmInferenceSession:
         return self
