@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.forward import KVCache, TrafficCounters
+from ..model.info import kv_bytes_per_token
 from ..model.loader import load_model
 from ..sampling import Sampler
 from ..tokenizer import StreamDecoder
@@ -162,7 +163,7 @@ class Session:
 
     def __post_init__(self):
         cfg, n = self.engine.model.cfg, self.engine.max_tokens
-        self._kv_bytes = 2 * cfg.n_layers * n * cfg.n_kv_heads * cfg.head_dim * 4
+        self._kv_bytes = n * kv_bytes_per_token(self.engine.model)
         if self.engine.device is not None:
             # every session holds a KV cache of its own: counted before it is allocated
             self.engine.device.memory.reserve("KV cache", self._kv_bytes)

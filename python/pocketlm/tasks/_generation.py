@@ -92,15 +92,12 @@ def _report(error_listener: ErrorListener | None, error: BaseException) -> None:
 
 
 def generate_async(engine: Engine, session: Session, listener: ProgressListener | None,
-                   error_listener: ErrorListener | None, on_finish: Callable[[], None] | None = None,
-                   cancel_event: threading.Event | None = None) -> GenerationFuture:
+                   error_listener: ErrorListener | None, on_finish: Callable[[], None] | None = None) -> GenerationFuture:
     """Starts the generation on a worker thread and returns its future. The
     engine lock is taken here, in the caller's thread, so a second call while
     this one runs fails at once with IllegalStateError."""
     acquire(engine)
     future = GenerationFuture()
-    if cancel_event is not None:
-        future.stop = cancel_event
     future.set_running_or_notify_cancel()
     strip = _Stripper()
     parts: list[str] = []

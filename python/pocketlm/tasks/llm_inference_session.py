@@ -18,6 +18,7 @@ PromptTemplates() (all empty) to send text exactly as given.
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 from ..engine.python_engine import GenerationStats, Session
@@ -50,13 +51,13 @@ class PromptTemplates:
     system_suffix: str = ""
 
     def __post_init__(self):
-        for name in ("user_prefix", "user_suffix", "model_prefix", "model_suffix", "system_prefix", "system_suffix"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"promptTemplates.{name} must be text, got {getattr(self, name)!r}")
+        for name, value in dataclasses.asdict(self).items():
+            if not isinstance(value, str):
+                raise ValueError(f"promptTemplates.{name} must be text, got {value!r}")
 
     def _turns(self) -> TurnTemplates:
-        return TurnTemplates(self.user_prefix, self.user_suffix, self.model_prefix, self.model_suffix,
-                             self.system_prefix, self.system_suffix)
+        """The engine's form of the same six fields (which adds the model-only preamble)."""
+        return TurnTemplates(**dataclasses.asdict(self))
 
 
 @with_builder()
@@ -115,8 +116,7 @@ class LlmInferenceSession:
     def _validate(self) -> None:
         if self._closed:
             raise IllegalStateError("LlmInferenceSession is closed")
-        self._llm.engine  # noqa: B018 - raises when the LlmInference is closed
-        if self._llm.engine.busy.locked():
+        if self._llm.engine.busy.locked():  # .engine raises when the LlmInference is closed
             raise IllegalStateError("Previous invocation still processing. Wait for done=true.")
 
     # -- input and generation ------------------------------------------------------
