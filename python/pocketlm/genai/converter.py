@@ -24,7 +24,7 @@ import numpy as np
 
 from ..model.checkpoint import canonical_tensors
 from ..model.config import config_from_dict
-from ..model.gguf_file import permute_for_llama_cpp, tokenizer_metadata, write_gguf
+from ..model.gguf_file import to_llama_cpp_layout, tokenizer_metadata, write_gguf
 
 # MediaPipe's model_type names, and pocketlm's own, -> config.json model_type
 MODEL_TYPES = {
@@ -161,16 +161,7 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
     tok = _load_tokenizer(cfg, folder, conf)
     tensors = canonical_tensors(_read_files(files, cfg.ckpt_format), mcfg)
 
-    if mcfg.arch in ("llama", "mistral"):  # llama.cpp's rotary layout, so the file also runs there
-        for name in list(tensors):
-            if ".attn_q." in name:
-                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), mcfg.n_heads, mcfg.head_dim)
-            elif ".attn_k." in name:
-                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), mcfg.n_kv_heads,
-                                                      mcfg.head_dim)
-        import dataclasses
-
-        mcfg = dataclasses.replace(mcfg, rope_mode="gptj")
+    mcfg = to_llama_cpp_layout(mcfg, tensors)  # so the file also runs in llama.cpp
 
     from .. import kernels
 

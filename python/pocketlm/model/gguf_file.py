@@ -1,11 +1,14 @@
 """pocketlm's model file: one GGUF file holding canonical tensors, the whole
 ModelConfig and the tokenizer, so the file alone runs the model.
 
-Keys and tensor names are llama.cpp's where it has them (docs/model-file.md
-lists them all); ``pocketlm.config`` carries the full ModelConfig as JSON.
-Llama-architecture files follow llama.cpp's convention of Q/K rows permuted
-to adjacent-pair rotary (and say rope_mode "gptj" in pocketlm.config), so
-they run in llama.cpp too; files llama.cpp wrote load here.
+The file is laid out as llama.cpp lays out the same architecture (its keys,
+tensor names and tensor transforms: Llama's Q/K rows permuted to
+adjacent-pair rotary, Gemma's norm weights stored as 1 + w, GPT-2's and
+Falcon's q/k/v fused into attn_qkv), so files written here run in llama.cpp
+and files llama.cpp wrote run here; ``pocketlm.config`` adds the whole
+ModelConfig as JSON (docs/model-file.md lists every key). Loading undoes the
+layout with views, not copies: a fused attn_qkv becomes three row slices of
+the memory-mapped tensor.
 Writes are atomic: a temporary file renamed into place.
 """
 
@@ -14,18 +17,22 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import gguf
 import numpy as np
 
 from .._atomic import atomic_output
-from .config import ModelConfig, config_from_dict
+from .config import ModelConfig
 from .quant import quant_type
 
 # pocketlm architecture -> llama.cpp's general.architecture
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi": "phi2",
              "falcon": "falcon", "stablelm": "stablelm", "gpt2": "gpt2"}
+# llama.cpp's general.architecture -> pocketlm's architecture, for files without pocketlm.config
+LLAMA_CPP_ARCH = {"llama": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi2": "phi", "stablelm": "stablelm",
+                  "gpt2": "gpt2", "falcon": "falcon"}
 # token types, as llama.cpp numbers them
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 
@@ -35,6 +42,61 @@ def permute_for_llama_cpp(w: np.ndarray, n_heads: int, head_dim: int) -> np.ndar
     llama.cpp's adjacent-pair order (what its converter does)."""
     return np.ascontiguousarray(
         w.reshape(n_heads, 2, head_dim // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+
+
+# architectures whose llama.cpp graph takes q/k/v fused into one attn_qkv matrix
+FUSED_QKV = ("gpt2", "falcon")
+
+
+def to_llama_cpp_layout(cfg: ModelConfig, tensors: dict[str, np.ndarray]) -> ModelConfig:
+    """Rewrites canonical float tensors (in place) into llama.cpp's layout for
+    the architecture and returns the config that describes them."""
+    if cfg.arch in ("llama", "mistral"):  # rotate-half -> adjacent pairs, as llama.cpp's converter does
+        for name in list(tensors):
+            if ".attn_q." in name:
+                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), cfg.n_heads, cfg.head_dim)
+            elif ".attn_k." in name:
+                tensors[name] = permute_for_llama_cpp(np.asarray(tensors[name], np.float32), cfg.n_kv_heads,
+                                                      cfg.head_dim)
+        cfg = dataclasses.replace(cfg, rope_mode="gptj")
+    if cfg.norm_w_offset:  # Gemma scales by (1 + w): llama.cpp stores 1 + w and scales by it
+        for name in [n for n in tensors if n.endswith("norm.weight")]:
+            tensors[name] = np.asarray(tensors[name], np.float32) + np.float32(cfg.norm_w_offset)
+        cfg = dataclasses.replace(cfg, norm_w_offset=0.0)
+    if cfg.arch in FUSED_QKV:
+        for i in range(cfg.n_layers):
+            for wb in ("weight", "bias"):
+                parts = [f"blk.{i}.attn_{p}.{wb}" for p in "qkv"]
+                if all(p in tensors for p in parts):
+                    tensors[f"blk.{i}.attn_qkv.{wb}"] = np.concatenate([np.asarray(tensors.pop(p)) for p in parts])
+    if cfg.arch == "falcon" and cfg.parallel_residual and "blk.0.ffn_norm.weight" in tensors:
+        # Falcon-40B-style layers: llama.cpp's attn_norm feeds the MLP, its attn_norm_2 the attention
+        for name in [n for n in tensors if ".attn_norm." in n]:
+            tensors[name.replace(".attn_norm.", ".attn_norm_2.")] = tensors.pop(name)
+        for name in [n for n in tensors if ".ffn_norm." in n]:
+            tensors[name.replace(".ffn_norm.", ".attn_norm.")] = tensors.pop(name)
+    return cfg
+
+
+def from_llama_cpp_layout(cfg: ModelConfig, weights: dict) -> None:
+    """Canonical names over a file's tensors, in place and without copies:
+    attn_qkv split into row views; in Falcon-40B-style layers, llama.cpp's
+    attn_norm_2 (attention input) is attn_norm and its attn_norm (MLP input) ffn_norm."""
+    for name in [n for n in weights if ".attn_qkv." in n]:
+        fused = weights.pop(name)
+        data = fused.data if hasattr(fused, "data") else fused
+        bounds = [0, cfg.q_dim, cfg.q_dim + cfg.kv_dim, cfg.q_dim + 2 * cfg.kv_dim]
+        if data.shape[0] != bounds[-1]:
+            raise ValueError(f"tensor {name} has {data.shape[0]} rows, but the config implies {bounds[-1]} "
+                             f"(q {cfg.q_dim} + k {cfg.kv_dim} + v {cfg.kv_dim})")
+        for p, lo, hi in zip("qkv", bounds, bounds[1:]):
+            part = name.replace(".attn_qkv.", f".attn_{p}.")
+            weights[part] = type(fused)(data[lo:hi], fused.qtype) if hasattr(fused, "qtype") else data[lo:hi]
+    if any(".attn_norm_2." in n for n in weights):
+        for name in [n for n in weights if ".attn_norm." in n]:
+            weights[name.replace(".attn_norm.", ".ffn_norm.")] = weights.pop(name)
+        for name in [n for n in weights if ".attn_norm_2." in n]:
+            weights[name.replace(".attn_norm_2.", ".attn_norm.")] = weights.pop(name)
 
 
 def _cfg_json(cfg: ModelConfig) -> str:
@@ -183,22 +245,33 @@ def read_gguf(path: str | Path):
         cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: incomplete model metadata ({type(e).__name__}: {e})") from e
-    from .checkpoint import expected_shape
+    from .checkpoint import expected_shape, required_tensors
 
     weights = {}
     for t in reader.tensors:
         qt = quant_type(int(t.tensor_type))
         arr = np.asarray(t.data)
-        shape = tuple(arr.shape)
-        if qt.is_block:  # rows of block bytes hold row_bytes / block_bytes * block_size values
-            shape = (arr.shape[0], arr.shape[1] // qt.block_bytes * qt.block_size)
-        want = expected_shape(t.name, cfg)
-        if want is not None and shape != want:  # a file whose tensors contradict its own config is refused
-            raise ValueError(f"{path}: tensor {t.name} has shape {shape}, but the file's config implies {want}")
         if arr.ndim == 2 and t.name != "position_embd.weight":
             weights[t.name] = Weight(arr, qt.name)
         else:  # vectors (norms, biases) and tables read by row are used as float arrays
             weights[t.name] = np.asarray(arr, dtype=np.float32)
+    try:
+        from_llama_cpp_layout(cfg, weights)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    for name, w in weights.items():
+        arr = w.data if isinstance(w, Weight) else w
+        shape = tuple(arr.shape)
+        qt = quant_type(w.qtype) if isinstance(w, Weight) else None
+        if qt is not None and qt.is_block:  # rows of block bytes hold row_bytes / block_bytes * block_size values
+            shape = (arr.shape[0], arr.shape[1] // qt.block_bytes * qt.block_size)
+        want = expected_shape(name, cfg)
+        if want is not None and shape != want:  # a file whose tensors contradict its own config is refused
+            raise ValueError(f"{path}: tensor {name} has shape {shape}, but the file's config implies {want}")
+    missing = [n for n in required_tensors(cfg) if n not in weights]
+    if missing:
+        raise ValueError(f"{path}: the file lacks tensors a {cfg.arch} model needs: {', '.join(missing[:5])}"
+                         + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
     template = _field(reader, "tokenizer.chat_template")
     tok = _tokenizer_from_gguf(reader)
     if tok is not None:
@@ -207,29 +280,58 @@ def read_gguf(path: str | Path):
 
 
 def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
+    """The ModelConfig of a file llama.cpp wrote, from its {arch}.* keys and
+    tensor names, read as llama.cpp's own graph for that architecture reads them."""
     arch = _field(reader, "general.architecture")
-    if arch != "llama":
-        raise ValueError(f"GGUF files of architecture {arch!r} without pocketlm.config are not supported yet "
-                         "(llama is)")
+    if arch not in LLAMA_CPP_ARCH:
+        raise ValueError(f"GGUF architecture {arch!r} is not supported; supported: {', '.join(LLAMA_CPP_ARCH)}")
 
     def f(key, default=None):
-        return _field(reader, f"llama.{key}", default)
+        return _field(reader, f"{arch}.{key}", default)
 
+    shapes = {t.name: tuple(int(d) for d in t.shape) for t in reader.tensors}  # GGUF order: [columns, rows]
+    names = set(shapes)
     n_heads = f("attention.head_count")
     hidden = f("embedding_length")
     head_dim = f("attention.key_length", hidden // n_heads)
-    embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-    vocab = f("vocab_size") or (int(embd.shape[-1]) if embd is not None else len(_field(reader, "tokenizer.ggml.tokens")))
-    names = {t.name for t in reader.tensors}
-    c = dict(model_type="llama", vocab_size=vocab, hidden_size=hidden, num_hidden_layers=f("block_count"),
-             num_attention_heads=n_heads, num_key_value_heads=f("attention.head_count_kv", n_heads), head_dim=head_dim,
+    rms_eps = f("attention.layer_norm_rms_epsilon")
+    vocab = shapes["token_embd.weight"][-1] if "token_embd.weight" in names else len(_field(reader, "tokenizer.ggml.tokens"))
+    eos = _field(reader, "tokenizer.ggml.eos_token_id")
+    c = dict(arch=LLAMA_CPP_ARCH[arch], vocab_size=vocab, hidden_size=hidden, n_layers=f("block_count"),
+             n_heads=n_heads, n_kv_heads=f("attention.head_count_kv", n_heads), head_dim=head_dim,
              intermediate_size=f("feed_forward_length"), max_position_embeddings=f("context_length", 2048),
-             rms_norm_eps=f("attention.layer_norm_rms_epsilon", 1e-5), rope_theta=f("rope.freq_base", 10000.0),
-             tie_word_embeddings="output.weight" not in names, bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
-             eos_token_id=_field(reader, "tokenizer.ggml.eos_token_id"))
+             norm="rms" if rms_eps is not None else "layer",
+             norm_eps=rms_eps if rms_eps is not None else f("attention.layer_norm_epsilon", 1e-5),
+             rope_theta=float(f("rope.freq_base", 10000.0)), rot_dim=f("rope.dimension_count", head_dim),
+             rope_mode="neox", query_scale=head_dim**-0.5, tie_embeddings="output.weight" not in names,
+             qkv_bias="blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
+             o_bias="blk.0.attn_output.bias" in names, mlp_bias="blk.0.ffn_up.bias" in names,
+             output_bias="output.bias" in names, gated_mlp="blk.0.ffn_gate.weight" in names,
+             bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"), eos_token_ids=() if eos is None else (eos,))
     if f("rope.scaling.type") == "linear":
-        c["rope_scaling"] = {"type": "linear", "factor": f("rope.scaling.factor")}
-    return dataclasses.replace(config_from_dict(c), rope_mode="gptj")
+        c["rope_freq_scale"] = 1.0 / float(f("rope.scaling.factor"))
+    if arch == "llama":
+        c.update(act="silu", rope_mode="gptj")  # llama.cpp's converter permuted Q/K to adjacent pairs
+    elif arch in ("gemma", "gemma2"):  # norms are stored as 1 + w, so no offset here
+        c.update(act="gelu_tanh", embed_scale=math.sqrt(hidden))
+        if arch == "gemma2":
+            window = f("attention.sliding_window", 0)
+            # llama.cpp scales queries by 1/sqrt(head_dim), by 1/sqrt(hidden / heads) for the 46-layer 27B
+            scale = (hidden / n_heads) ** -0.5 if c["n_layers"] == 46 else head_dim**-0.5
+            c.update(query_scale=scale, attn_softcap=float(f("attn_logit_softcapping", 0.0)),
+                     final_softcap=float(f("final_logit_softcapping", 0.0)), sliding_window=window,
+                     sliding_window_layers=tuple(range(0, c["n_layers"], 2)) if window else (), post_norms=True)
+    elif arch == "phi2":
+        c.update(act="gelu_tanh", parallel_residual=True)
+    elif arch == "stablelm":
+        c.update(act="silu", parallel_residual=bool(f("use_parallel_residual", "blk.0.ffn_norm.weight" not in names)))
+    elif arch == "gpt2":
+        c.update(act="gelu_tanh", rot_dim=0, positions="learned", max_position_embeddings=shapes["position_embd.weight"][-1])
+    elif arch == "falcon":
+        # the erf GELU Falcon was trained with (llama.cpp's graph uses the tanh approximation); ALiBi Falcon-RW
+        # has no llama.cpp form, so llama.cpp's falcon files are rotary
+        c.update(act="gelu", parallel_residual=True)
+    return ModelConfig(**c)
 
 
 # llama.cpp's tokenizer.ggml.pre names -> the Hugging Face pre_tokenizer they stand for

@@ -1,0 +1,34 @@
+"""Files pocketlm's converter writes run in llama.cpp itself (through
+llama-cpp-python, when it is installed): for every architecture both
+support, llama.cpp's logits on the converted file match pocketlm's on the
+same file. Falcon-RW (ALiBi) has no llama.cpp form and is refused there."""
+
+import numpy as np
+import pytest
+
+from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+from pocketlm.model.forward import KVCache
+from pocketlm.model.loader import load_model
+from tests.fixtures.llama_cpp import SOURCES, source_checkpoint
+
+llama_cpp = pytest.importorskip("llama_cpp")
+PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("quantized", [False, True], ids=["f32", "q8_0"])
+def test_converted_file_runs_in_llama_cpp(tmp_path, name, quantized):
+    folder = source_checkpoint(name, tmp_path / "ckpt")
+    path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
+                                               backend="cpu", output_dir=str(tmp_path / "out"),
+                                               is_quantized=quantized))
+    model, _, _ = load_model(path)
+    ours = model.forward(PROMPT, KVCache(model.cfg, len(PROMPT)))
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False,
+                          type_k=0, type_v=0)
+    llm.eval(PROMPT)
+    ref = np.array(llm.scores[: len(PROMPT)], dtype=np.float32)
+    # llama.cpp's GELU is a tanh approximation read from an F16 table: within 5e-4 of the logits' range
+    scale = float(np.abs(ref).max())
+    assert np.abs(ours - ref).max() < (5e-4 if not quantized else 2e-2) * scale
+    assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if not quantized else 0.9)
