@@ -287,11 +287,12 @@ def test_sentencepiece_vocabulary_without_the_model_matches_sentencepiece(tmp_pa
     """A GGUF "llama" vocabulary of pieces and scores (as llama.cpp writes it,
     without the tokenizer.model) tokenizes as SentencePiece does."""
     from pocketlm.model.gguf_file import _tokenizer_from_gguf
+    from pocketlm.model.gguf_reader import GGUFFile
     from pocketlm.tokenizer import ScoredPieceTokenizer
 
     folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
     path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
-    r = gguf.GGUFReader(str(path))
+    r = GGUFFile(path)
     del r.fields["pocketlm.tokenizer.sp_model"]
     scored = _tokenizer_from_gguf(r)
     assert isinstance(scored, ScoredPieceTokenizer)

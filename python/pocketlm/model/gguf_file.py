@@ -25,6 +25,7 @@ import numpy as np
 
 from .._atomic import atomic_output
 from .config import ModelConfig
+from .gguf_reader import GGUFFile
 from .quant import quant_type
 
 # pocketlm architecture -> llama.cpp's general.architecture
@@ -218,28 +219,21 @@ def tokenizer_metadata(tok) -> dict:
 # ---- reading -------------------------------------------------------------------------
 
 
-def _field(reader: gguf.GGUFReader, key: str, default=None):
-    f = reader.fields.get(key)
-    return default if f is None else f.contents()
+def _field(reader: GGUFFile, key: str, default=None):
+    return reader.field(key, default)
 
 
-def read_gguf(path: str | Path):
-    """(ModelConfig, weights, tokenizer, metadata) of a GGUF file; tensors stay
+def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
+    """(ModelConfig, weights, tokenizer, metadata) of a GGUF file, or of the
+    GGUF at ``offset`` (``length`` bytes) inside a larger file; tensors stay
     memory-mapped. metadata holds what the runtime above the model uses: the
     chat template."""
     from .forward import Weight
 
     try:
-        reader = gguf.GGUFReader(str(path), "r")
-    except (ValueError, IndexError, KeyError, OSError, TypeError) as e:
+        reader = GGUFFile(path, offset, length)
+    except OSError as e:
         raise ValueError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
-    for t in reader.tensors:
-        try:
-            quant_type(int(t.tensor_type))
-        except ValueError:
-            raise ValueError(f"{path}: tensor {t.name} has type "
-                             f"{gguf.GGMLQuantizationType(t.tensor_type).name}, which pocketlm cannot run "
-                             f"(F32, F16, Q8_0, Q4_0, Q4_1 are supported)") from None
     cfg_json = _field(reader, "pocketlm.config")
     try:
         cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
@@ -249,8 +243,8 @@ def read_gguf(path: str | Path):
 
     weights = {}
     for t in reader.tensors:
-        qt = quant_type(int(t.tensor_type))
-        arr = np.asarray(t.data)
+        qt = quant_type(t.tensor_type)
+        arr = t.data
         if arr.ndim == 2 and t.name != "position_embd.weight":
             weights[t.name] = Weight(arr, qt.name)
         else:  # vectors (norms, biases) and tables read by row are used as float arrays
@@ -279,7 +273,7 @@ def read_gguf(path: str | Path):
     return cfg, weights, tok, ({"chat_template": template} if template else {})
 
 
-def _config_from_llama_cpp(reader: gguf.GGUFReader) -> ModelConfig:
+def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
     """The ModelConfig of a file llama.cpp wrote, from its {arch}.* keys and
     tensor names, read as llama.cpp's own graph for that architecture reads them."""
     arch = _field(reader, "general.architecture")
@@ -355,7 +349,7 @@ def _llama_cpp_pre_tokenizer(name: str) -> dict:
     return LLAMA_CPP_PRE[name]
 
 
-def _tokenizer_from_gguf(reader: gguf.GGUFReader):
+def _tokenizer_from_gguf(reader: GGUFFile):
     tok = _tokenizer_model_from_gguf(reader)
     if tok is not None:
         # llama.cpp's default when the key is absent: SentencePiece vocabularies start with BOS, BPE ones do not
@@ -364,7 +358,7 @@ def _tokenizer_from_gguf(reader: gguf.GGUFReader):
     return tok
 
 
-def _tokenizer_model_from_gguf(reader: gguf.GGUFReader):
+def _tokenizer_model_from_gguf(reader: GGUFFile):
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
 
     model = _field(reader, "tokenizer.ggml.model")

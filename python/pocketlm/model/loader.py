@@ -4,6 +4,8 @@ or a Hugging Face checkpoint folder (converted in memory)."""
 from __future__ import annotations
 
 import json
+import shutil
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -40,27 +42,44 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
 
 
 def _load_bundle(p: Path, backend):
-    from ..tokenizer import SentencePieceTokenizer, load_tokenizer
+    from ..genai.bundler import METADATA_ENTRY, MODEL_ENTRY, TOKENIZER_ENTRY
+    from ..tokenizer import BPETokenizer, SentencePieceTokenizer
     from .gguf_file import read_gguf
-    from ..genai.bundler import MODEL_ENTRY, TOKENIZER_ENTRY, METADATA_ENTRY
 
     with zipfile.ZipFile(p) as zf:
         names = set(zf.namelist())
         if MODEL_ENTRY not in names:
             raise ValueError(f"{p}: a .task bundle needs a {MODEL_ENTRY} entry")
         meta = json.loads(zf.read(METADATA_ENTRY)) if METADATA_ENTRY in names else {}
-        # the model is read memory-mapped from a file of its own
-        tmp = Path(tempfile.mkdtemp(prefix="pocketlm-task-"))
-        model_file = Path(zf.extract(MODEL_ENTRY, tmp))
-        cfg, weights, tok, file_meta = read_gguf(model_file)
+        info = zf.getinfo(MODEL_ENTRY)
+        if info.compress_type == zipfile.ZIP_STORED:
+            # the model is mapped where it lies inside the bundle
+            cfg, weights, tok, file_meta = read_gguf(p, _stored_data_offset(p, info), info.file_size)
+        else:  # a compressed entry has to be inflated: into an unlinked temporary file that the map keeps alive
+            with tempfile.NamedTemporaryFile(prefix="pocketlm-", suffix=".gguf") as tmp:
+                with zf.open(info) as src:
+                    shutil.copyfileobj(src, tmp, 1 << 20)
+                tmp.flush()
+                cfg, weights, tok, file_meta = read_gguf(tmp.name)
         meta = {**file_meta, **meta}
         if TOKENIZER_ENTRY in names:
             raw = zf.read(TOKENIZER_ENTRY)
             if raw[:1] == b"{":
-                (tmp / "tokenizer.json").write_bytes(raw)
-                tok = load_tokenizer(tmp)
-                tok.bos_id = tok.bos_id if tok.bos_id is not None else cfg.bos_token_id
+                tok = BPETokenizer(json.loads(raw), cfg.bos_token_id, cfg.eos_token_ids)
             else:
                 tok = SentencePieceTokenizer(raw, cfg.bos_token_id, cfg.eos_token_ids)
             tok.chat_template = file_meta.get("chat_template")
     return Model.from_typed(cfg, weights, backend), tok, meta
+
+
+def _stored_data_offset(path: Path, info: zipfile.ZipInfo) -> int:
+    """Where an uncompressed zip entry's bytes start: after its local header
+    (30 bytes, then the name and the extra field, whose lengths the local
+    header itself gives; they may differ from the central directory's)."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise ValueError(f"{path}: corrupted bundle: no local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len
