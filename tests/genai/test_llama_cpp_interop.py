@@ -32,3 +32,24 @@ def test_converted_file_runs_in_llama_cpp(tmp_path, name, quantized):
     scale = float(np.abs(ref).max())
     assert np.abs(ours - ref).max() < (5e-4 if not quantized else 2e-2) * scale
     assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if not quantized else 0.9)
+
+
+@pytest.mark.parametrize("pre", sorted(__import__("pocketlm.model.gguf_file", fromlist=["x"]).LLAMA_CPP_PRE))
+def test_pre_tokenizer_names_split_text_as_llama_cpp_does(tmp_path, pre):
+    """Every tokenizer.ggml.pre name pocketlm reads tokenizes as llama.cpp does with that name."""
+    from pocketlm.model.forward import Weight
+    from pocketlm.model.gguf_file import tokenizer_metadata, write_gguf
+    from tests.fixtures.llama_cpp import fixture_path
+    from tests.fixtures.tokenizers import corpus
+
+    model, tok, _ = load_model(fixture_path("gpt2"))
+    meta = tokenizer_metadata(tok)
+    del meta["pre_tokenizer"]  # so the name alone decides, as in a file llama.cpp wrote
+    meta["pre"] = pre
+    tensors = {n: ((w.data, w.qtype) if isinstance(w, Weight) else (w, "F32")) for n, w in model.w.items()}
+    path = write_gguf(tmp_path / f"{pre}.gguf", model.cfg, tensors, meta)
+    ours = load_model(path)[1]
+    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    lines = [t for t in corpus(300, seed=9) if t] + ["x 12345 y", "a+b<=c^d|e`f", "I'VE been 'told 3.14159"]
+    for text in lines:
+        assert ours.encode(text) == llm.tokenize(text.encode(), add_bos=False, special=False), text

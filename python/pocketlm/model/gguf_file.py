@@ -328,18 +328,32 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
     return ModelConfig(**c)
 
 
-# llama.cpp's tokenizer.ggml.pre names -> the Hugging Face pre_tokenizer they stand for
+# llama.cpp's tokenizer.ggml.pre names -> the Hugging Face pre_tokenizer they stand for. llama.cpp applies
+# its list of regexes one after another, each match and each gap a piece: a Sequence of Isolated Splits,
+# then the byte-level mapping without GPT-2's own regex.
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+_GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 _LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                    r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2_PATTERN = (r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def _regex_splits(*patterns: str) -> dict:
+    return {"type": "Sequence", "pretokenizers": [
+        *({"type": "Split", "pattern": {"Regex": p}, "behavior": "Isolated", "invert": False} for p in patterns),
+        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}
+
+
+_DIGITS_THEN_GPT2 = {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, _BYTE_LEVEL]}
 LLAMA_CPP_PRE = {
-    "default": _BYTE_LEVEL,
-    "gpt-2": _BYTE_LEVEL,
-    "gpt2": _BYTE_LEVEL,
-    "smollm": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, _BYTE_LEVEL]},
-    "llama-bpe": {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": _LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+    # llama.cpp's own default (also when the key is absent): punctuation runs, GPT-2's regex, digit runs
+    "default": _regex_splits(r"[\p{P}\$\+<=>\^~\|]+", _GPT2_PATTERN, r"\p{N}+", r"[0-9][0-9][0-9]"),
+    **dict.fromkeys(("gpt-2", "phi-2", "mpt", "olmo"), _BYTE_LEVEL),
+    **dict.fromkeys(("smollm", "starcoder", "refact", "command-r", "codeshell"), _DIGITS_THEN_GPT2),
+    **dict.fromkeys(("llama-bpe", "llama3", "llama-v3", "falcon3"), _regex_splits(_LLAMA3_PATTERN)),
+    **dict.fromkeys(("stablelm2", "qwen2"), _regex_splits(_QWEN2_PATTERN)),
+    "falcon": _regex_splits(r"[\p{P}\$\+<=>\^~\|`]+", _GPT2_PATTERN, r"[0-9][0-9][0-9]"),
 }
 
 
