@@ -2,7 +2,7 @@
 
 Why not the ``gguf`` package's GGUFReader (which the writer side still
 uses): it builds NumPy objects for every metadata item, which takes about
-3 s for a 49k-token vocabulary, and it only reads whole files. This reader
+2.5 s for a 49k-token vocabulary, and it only reads whole files. This reader
 parses the header in one pass over bytes (string arrays decoded in a loop,
 numeric arrays as views), and reads a GGUF that starts at an offset of a
 larger file, so a model stored uncompressed inside a .task bundle is mapped
