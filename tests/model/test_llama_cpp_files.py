@@ -59,6 +59,8 @@ def test_fused_qkv_is_split_into_views_not_copies():
     start = [a.__array_interface__["data"][0] for a in (q, k, v)]
     assert start[1] == start[0] + q.nbytes and start[2] == start[1] + k.nbytes
     assert not (q.flags.owndata or k.flags.owndata or v.flags.owndata)
+    biases = [model.w[f"blk.0.attn_{p}.bias"] for p in "qkv"]
+    assert all(isinstance(b, np.ndarray) and b.shape == (64,) for b in biases)
 
 
 def test_unknown_architecture_is_named(tmp_path):

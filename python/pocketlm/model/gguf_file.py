@@ -83,16 +83,18 @@ def from_llama_cpp_layout(cfg: ModelConfig, weights: dict) -> None:
     """Canonical names over a file's tensors, in place and without copies:
     attn_qkv split into row views; in Falcon-40B-style layers, llama.cpp's
     attn_norm_2 (attention input) is attn_norm and its attn_norm (MLP input) ffn_norm."""
+    from .forward import Weight
+
     for name in [n for n in weights if ".attn_qkv." in n]:
         fused = weights.pop(name)
-        data = fused.data if hasattr(fused, "data") else fused
+        data = fused.data if isinstance(fused, Weight) else fused
         bounds = [0, cfg.q_dim, cfg.q_dim + cfg.kv_dim, cfg.q_dim + 2 * cfg.kv_dim]
         if data.shape[0] != bounds[-1]:
             raise ValueError(f"tensor {name} has {data.shape[0]} rows, but the config implies {bounds[-1]} "
                              f"(q {cfg.q_dim} + k {cfg.kv_dim} + v {cfg.kv_dim})")
         for p, lo, hi in zip("qkv", bounds, bounds[1:]):
             part = name.replace(".attn_qkv.", f".attn_{p}.")
-            weights[part] = type(fused)(data[lo:hi], fused.qtype) if hasattr(fused, "qtype") else data[lo:hi]
+            weights[part] = Weight(data[lo:hi], fused.qtype) if isinstance(fused, Weight) else data[lo:hi]
     if any(".attn_norm_2." in n for n in weights):
         for name in [n for n in weights if ".attn_norm." in n]:
             weights[name.replace(".attn_norm.", ".ffn_norm.")] = weights.pop(name)
@@ -219,10 +221,6 @@ def tokenizer_metadata(tok) -> dict:
 # ---- reading -------------------------------------------------------------------------
 
 
-def _field(reader: GGUFFile, key: str, default=None):
-    return reader.field(key, default)
-
-
 def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
     """(ModelConfig, weights, tokenizer, metadata) of a GGUF file, or of the
     GGUF at ``offset`` (``length`` bytes) inside a larger file; tensors stay
@@ -234,7 +232,7 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
         reader = GGUFFile(path, offset, length)
     except OSError as e:
         raise ValueError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
-    cfg_json = _field(reader, "pocketlm.config")
+    cfg_json = reader.field("pocketlm.config")
     try:
         cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
     except (KeyError, TypeError) as e:
@@ -266,7 +264,7 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
     if missing:
         raise ValueError(f"{path}: the file lacks tensors a {cfg.arch} model needs: {', '.join(missing[:5])}"
                          + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
-    template = _field(reader, "tokenizer.chat_template")
+    template = reader.field("tokenizer.chat_template")
     tok = _tokenizer_from_gguf(reader)
     if tok is not None:
         tok.chat_template = template
@@ -276,12 +274,12 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
 def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
     """The ModelConfig of a file llama.cpp wrote, from its {arch}.* keys and
     tensor names, read as llama.cpp's own graph for that architecture reads them."""
-    arch = _field(reader, "general.architecture")
+    arch = reader.field("general.architecture")
     if arch not in LLAMA_CPP_ARCH:
         raise ValueError(f"GGUF architecture {arch!r} is not supported; supported: {', '.join(LLAMA_CPP_ARCH)}")
 
     def f(key, default=None):
-        return _field(reader, f"{arch}.{key}", default)
+        return reader.field(f"{arch}.{key}", default)
 
     shapes = {t.name: tuple(int(d) for d in t.shape) for t in reader.tensors}  # GGUF order: [columns, rows]
     names = set(shapes)
@@ -289,8 +287,8 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
     hidden = f("embedding_length")
     head_dim = f("attention.key_length", hidden // n_heads)
     rms_eps = f("attention.layer_norm_rms_epsilon")
-    vocab = shapes["token_embd.weight"][-1] if "token_embd.weight" in names else len(_field(reader, "tokenizer.ggml.tokens"))
-    eos = _field(reader, "tokenizer.ggml.eos_token_id")
+    vocab = shapes["token_embd.weight"][-1] if "token_embd.weight" in names else len(reader.field("tokenizer.ggml.tokens"))
+    eos = reader.field("tokenizer.ggml.eos_token_id")
     c = dict(arch=LLAMA_CPP_ARCH[arch], vocab_size=vocab, hidden_size=hidden, n_layers=f("block_count"),
              n_heads=n_heads, n_kv_heads=f("attention.head_count_kv", n_heads), head_dim=head_dim,
              intermediate_size=f("feed_forward_length"), max_position_embeddings=f("context_length", 2048),
@@ -301,7 +299,7 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
              qkv_bias="blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
              o_bias="blk.0.attn_output.bias" in names, mlp_bias="blk.0.ffn_up.bias" in names,
              output_bias="output.bias" in names, gated_mlp="blk.0.ffn_gate.weight" in names,
-             bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"), eos_token_ids=() if eos is None else (eos,))
+             bos_token_id=reader.field("tokenizer.ggml.bos_token_id"), eos_token_ids=() if eos is None else (eos,))
     if f("rope.scaling.type") == "linear":
         c["rope_freq_scale"] = 1.0 / float(f("rope.scaling.factor"))
     if arch == "llama":
@@ -367,7 +365,7 @@ def _tokenizer_from_gguf(reader: GGUFFile):
     tok = _tokenizer_model_from_gguf(reader)
     if tok is not None:
         # llama.cpp's default when the key is absent: SentencePiece vocabularies start with BOS, BPE ones do not
-        add_bos = _field(reader, "tokenizer.ggml.add_bos_token", _field(reader, "tokenizer.ggml.model") == "llama")
+        add_bos = reader.field("tokenizer.ggml.add_bos_token", reader.field("tokenizer.ggml.model") == "llama")
         tok.add_bos = bool(add_bos) and tok.bos_id is not None
     return tok
 
@@ -375,23 +373,23 @@ def _tokenizer_from_gguf(reader: GGUFFile):
 def _tokenizer_model_from_gguf(reader: GGUFFile):
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
 
-    model = _field(reader, "tokenizer.ggml.model")
+    model = reader.field("tokenizer.ggml.model")
     if model is None:
         return None
-    bos = _field(reader, "tokenizer.ggml.bos_token_id")
-    eos = _field(reader, "pocketlm.tokenizer.eos_token_ids")
+    bos = reader.field("tokenizer.ggml.bos_token_id")
+    eos = reader.field("pocketlm.tokenizer.eos_token_ids")
     if eos is None:
-        e = _field(reader, "tokenizer.ggml.eos_token_id")
+        e = reader.field("tokenizer.ggml.eos_token_id")
         eos = [] if e is None else [e]
-    sp_model = _field(reader, "pocketlm.tokenizer.sp_model")
+    sp_model = reader.field("pocketlm.tokenizer.sp_model")
     if sp_model is not None:
         return SentencePieceTokenizer(base64.b64decode(sp_model), bos, tuple(eos))
     if model == "gpt2":
-        tokens = _field(reader, "tokenizer.ggml.tokens")
-        types = _field(reader, "tokenizer.ggml.token_type")
-        merges = _field(reader, "tokenizer.ggml.merges") or []
-        pre = _field(reader, "pocketlm.tokenizer.pre_tokenizer")
-        pre_spec = json.loads(pre) if pre else _llama_cpp_pre_tokenizer(_field(reader, "tokenizer.ggml.pre", "default"))
+        tokens = reader.field("tokenizer.ggml.tokens")
+        types = reader.field("tokenizer.ggml.token_type")
+        merges = reader.field("tokenizer.ggml.merges") or []
+        pre = reader.field("pocketlm.tokenizer.pre_tokenizer")
+        pre_spec = json.loads(pre) if pre else _llama_cpp_pre_tokenizer(reader.field("tokenizer.ggml.pre", "default"))
         added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
                  if ty in (CONTROL, USER_DEFINED)]
         vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
@@ -401,8 +399,8 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
     if model == "llama":  # llama.cpp's SentencePiece vocabulary: pieces + scores
         from ..tokenizer import ScoredPieceTokenizer
 
-        return ScoredPieceTokenizer(_field(reader, "tokenizer.ggml.tokens"), _field(reader, "tokenizer.ggml.scores"),
-                                    _field(reader, "tokenizer.ggml.token_type"), bos, tuple(eos),
-                                    bool(_field(reader, "tokenizer.ggml.add_space_prefix", True)))
+        return ScoredPieceTokenizer(reader.field("tokenizer.ggml.tokens"), reader.field("tokenizer.ggml.scores"),
+                                    reader.field("tokenizer.ggml.token_type"), bos, tuple(eos),
+                                    bool(reader.field("tokenizer.ggml.add_space_prefix", True)))
     raise ValueError(f"tokenizer model {model!r} in this GGUF file is not supported yet (gpt2 BPE and llama "
                      "SentencePiece are)")
