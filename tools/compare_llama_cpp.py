@@ -84,6 +84,7 @@ def main() -> None:
     # difference that llama.cpp's own settings make
     llm16 = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
     base_same, base_kls = 0, []
+    base_identical = base_match = base_total = 0
     for p in PROMPTS:
         text = CHATML.format(prompt=p)
         ids = tok.encode(text)
@@ -102,6 +103,15 @@ def main() -> None:
         match_tokens += first_diff
         total_tokens += n
         identical += ours[:n] == theirs[:n]
+        theirs16 = []
+        for t in llm16.generate(ref_ids, top_k=1, temp=0.0, reset=True):
+            theirs16.append(int(t))
+            if t in tok.eos_ids or len(theirs16) >= args.tokens:
+                break
+        n16 = min(len(theirs16), len(theirs))
+        base_identical += theirs16[:n16] == theirs[:n16]
+        base_match += next((i for i in range(n16) if theirs16[i] != theirs[i]), n16)
+        base_total += n16
         # teacher-forced: pocketlm reads prompt + llama.cpp's tokens
         seq = ids + theirs
         lg = model.forward(seq, KVCache(model.cfg, len(seq)))[len(ids) - 1 : len(seq) - 1]
@@ -121,6 +131,9 @@ def main() -> None:
     print(f"tokenization: {same_tok}/{total_prompts} prompts give identical ids")
     print(f"greedy, free-running: {identical}/{total_prompts} continuations identical; {match_tokens}/{total_tokens} "
           f"tokens ({match_tokens / max(total_tokens, 1):.1%}) before the first difference")
+    print(f"  for scale, llama.cpp with its default F16 KV cache against llama.cpp: {base_identical}/{total_prompts} "
+          f"identical; {base_match}/{base_total} tokens ({base_match / max(base_total, 1):.1%}) before the first "
+          f"difference")
     print(f"greedy, teacher-forced on llama.cpp's continuations: same top token at {forced_same}/{forced_total} "
           f"steps ({forced_same / max(forced_total, 1):.2%}); mean KL(llama.cpp || pocketlm) "
           f"{np.mean(kls):.5f} nats")
