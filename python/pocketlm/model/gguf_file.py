@@ -32,8 +32,7 @@ from .quant import quant_type
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi": "phi2",
              "falcon": "falcon", "stablelm": "stablelm", "gpt2": "gpt2"}
 # llama.cpp's general.architecture -> pocketlm's architecture, for files without pocketlm.config
-LLAMA_CPP_ARCH = {"llama": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi2": "phi", "stablelm": "stablelm",
-                  "gpt2": "gpt2", "falcon": "falcon"}
+LLAMA_CPP_ARCH = {cpp: ours for ours, cpp in GGUF_ARCH.items() if ours != "mistral"}
 # token types, as llama.cpp numbers them
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 
