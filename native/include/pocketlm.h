@@ -103,11 +103,13 @@ enum plm_rope_mode {
     PLM_ROPE_GPTJ = 1    /* interleaved: pairs (2i, 2i + 1)        (GPT-J, some Falcon) */
 };
 /* In place on x[n_tokens][n_heads][head_dim]: the first rot_dim values of
- * each head rotate by angle pos * freq_scale * theta^(-2i/rot_dim), the rest
- * pass through. freq_scale is 1/factor for "linear" RoPE scaling. */
+ * each head rotate by angle pos * freq_scale * theta^(-2i/rot_dim) / ff[i],
+ * the rest pass through. freq_scale is 1/factor for "linear" RoPE scaling;
+ * freq_factors (rot_dim/2 values, or NULL for all 1) divide each frequency,
+ * as llama.cpp's rope_freqs tensor does: "llama3" scaling is carried so. */
 int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
              int64_t rot_dim, const int32_t *positions, float theta,
-             float freq_scale, int mode);
+             float freq_scale, const float *freq_factors, int mode);
 
 /* ---- elementwise -------------------------------------------------------- */
 int plm_softmax(const float *x, float *y, int64_t n_rows, int64_t n);

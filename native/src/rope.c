@@ -2,7 +2,8 @@
  * rope.c — rotary position embedding, in place, in both pairings:
  * NEOX (rotate_half: value i with value i + rot_dim/2, as Hugging Face's
  * Llama/Gemma/Phi/StableLM) and GPT-J (value 2i with 2i+1). Angles are
- * computed in double so long positions lose no precision.
+ * computed in double so long positions lose no precision. Per-frequency
+ * factors (llama.cpp's rope_freqs) divide the angles: Llama-3 scaling.
  */
 #include "plm_internal.h"
 
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 
 int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
-             const int32_t *positions, float theta, float freq_scale, int mode) {
+             const int32_t *positions, float theta, float freq_scale, const float *freq_factors, int mode) {
     PLM_CHECK(n_tokens >= 0 && n_heads >= 0 && head_dim >= 0, PLM_ERR_INVALID_ARG);
     PLM_CHECK(rot_dim >= 0 && rot_dim <= head_dim && rot_dim % 2 == 0, PLM_ERR_SHAPE);
     PLM_CHECK(mode == PLM_ROPE_NEOX || mode == PLM_ROPE_GPTJ, PLM_ERR_INVALID_ARG);
@@ -24,7 +25,8 @@ int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int6
     for (int64_t t = 0; t < n_tokens; t++) {
         const double pos = (double)positions[t] * (double)freq_scale;
         for (int64_t i = 0; i < half; i++) {
-            const double ang = pos * pow((double)theta, -2.0 * (double)i / (double)rot_dim);
+            double ang = pos * pow((double)theta, -2.0 * (double)i / (double)rot_dim);
+            if (freq_factors) ang /= (double)freq_factors[i];
             cs[2 * i] = (float)cos(ang);
             cs[2 * i + 1] = (float)sin(ang);
         }

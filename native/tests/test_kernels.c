@@ -78,7 +78,7 @@ static void test_errors(void) {
            "queries past the cache");
     EXPECT(plm_attention(x, x, x, y, 1, 1, 0, 3, 2, 4, 1.0f, 0.0f, 0, NULL, 1) == PLM_ERR_SHAPE,
            "heads not a multiple of kv heads");
-    EXPECT(plm_rope(x, 1, 1, 8, 9, ids, 10000.0f, 1.0f, PLM_ROPE_NEOX) == PLM_ERR_SHAPE, "odd rot_dim");
+    EXPECT(plm_rope(x, 1, 1, 8, 9, ids, 10000.0f, 1.0f, NULL, PLM_ROPE_NEOX) == PLM_ERR_SHAPE, "odd rot_dim");
 }
 
 static void test_thread_cap(void) {

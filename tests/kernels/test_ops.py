@@ -47,6 +47,24 @@ def test_rope(backend, ref, rng, mode, n_tokens, n_heads, head_dim, rot_dim):
     np.testing.assert_array_equal(got[..., rot_dim:], x[..., rot_dim:])  # the unrotated part passes through
 
 
+@pytest.mark.parametrize("mode", ["neox", "gptj"])
+def test_rope_freq_factors(backend, ref, rng, mode):
+    """Per-frequency divisors (llama.cpp's rope_freqs): each backend against
+    the reference, and the reference against plain RoPE with theta's
+    frequencies divided by hand."""
+    x = rng.standard_normal((9, 3, 32)).astype(np.float32)
+    pos = rng.integers(0, 9000, 9)
+    ff = rng.uniform(1.0, 8.0, 12).astype(np.float32)
+    want = ref.rope(x.copy(), pos, 500000.0, 24, mode, freq_scale=1.0, freq_factors=ff)
+    got = backend.rope(x.copy(), pos, 500000.0, 24, mode, freq_scale=1.0, freq_factors=ff)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
+    assert not np.allclose(want, ref.rope(x.copy(), pos, 500000.0, 24, mode))  # the factors do change the result
+    ones = ref.rope(x.copy(), pos, 500000.0, 24, mode, freq_factors=np.ones(12, np.float32))
+    np.testing.assert_array_equal(ones, ref.rope(x.copy(), pos, 500000.0, 24, mode))
+    with pytest.raises(ValueError, match="freq_factors"):
+        backend.rope(x.copy(), pos, 500000.0, 24, mode, freq_factors=ff[:5])
+
+
 def test_rope_reference_matches_hf_rotate_half(ref, rng):
     """Hugging Face's Llama: q * cos + rotate_half(q) * sin, cos/sin of pos * inv_freq repeated twice."""
     hd, theta = 16, 500000.0

@@ -13,17 +13,27 @@ transformers = pytest.importorskip("transformers")
 
 ARCHS = {
     "llama": checkpoints.llama,
+    "llama-theta500k-llama3-rope": lambda f: checkpoints.llama(
+        f, seed=7, rope_theta=500000.0, max_position_embeddings=512,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 32}),
+    "llama-legacy-config": lambda f: checkpoints.legacy_config(checkpoints.llama(
+        f, seed=8, rope_theta=50000.0, rope_scaling={"rope_type": "linear", "factor": 3.0})),
+    "mistral-sliding-window": lambda f: checkpoints.llama(f, seed=9, model_type="mistral", sliding_window=6),
     "llama-sharded-linear-rope": lambda f: checkpoints.llama(f, seed=3, shards=3,
                                                              rope_scaling={"type": "linear", "factor": 2.0}),
     "llama-mha-bias": lambda f: checkpoints.llama(f, seed=5, num_key_value_heads=4, attention_bias=True),
     "gemma": checkpoints.gemma,
     "gemma2": checkpoints.gemma2,
     "phi": checkpoints.phi,
+    "phi-legacy-config": lambda f: checkpoints.legacy_config(checkpoints.phi(f, seed=4)),
     "stablelm": checkpoints.stablelm,
+    "stablelm-theta-partial": lambda f: checkpoints.stablelm(f, seed=6, rope_theta=80000.0, partial_rotary_factor=0.5),
     "gpt2": checkpoints.gpt2,
     "falcon-rw": lambda f: checkpoints.falcon(f, variant="rw"),
     "falcon-7b": lambda f: checkpoints.falcon(f, variant="7b"),
     "falcon-new": lambda f: checkpoints.falcon(f, variant="new"),
+    "falcon-7b-theta": lambda f: checkpoints.falcon(f, seed=2, variant="7b", rope_theta=30000.0),
 }
 PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77, 12, 190, 45, 8, 230, 61, 150, 9]
 

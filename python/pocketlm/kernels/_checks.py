@@ -111,7 +111,7 @@ def norm_args(x, w, b, name: str):
     return x, out[0], out[1]
 
 
-def rope_args(x, positions, theta, rot_dim, mode):
+def rope_args(x, positions, theta, rot_dim, mode, freq_factors=None):
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous:
         raise ValueError("rope works in place: x must be a C-contiguous float32 array [n_tokens, n_heads, head_dim]")
     if x.ndim != 3:
@@ -127,7 +127,12 @@ def rope_args(x, positions, theta, rot_dim, mode):
     pos = np.asarray(positions)
     if not np.issubdtype(pos.dtype, np.integer) or pos.shape != (n_tokens,):
         raise ValueError(f"positions must be {n_tokens} integers, got {pos.dtype} of shape {pos.shape}")
-    return np.ascontiguousarray(pos, dtype=np.int32), rot_dim
+    if freq_factors is not None:
+        ff = np.ascontiguousarray(freq_factors, dtype=np.float32)
+        if ff.shape != (rot_dim // 2,) or not np.all(ff > 0):
+            raise ValueError(f"freq_factors must be {rot_dim // 2} positive values (rot_dim / 2), got shape {ff.shape}")
+        freq_factors = ff
+    return np.ascontiguousarray(pos, dtype=np.int32), rot_dim, freq_factors
 
 
 def attention_args(q, k_cache, v_cache, n_kv, q_pos0, window, alibi_slopes):

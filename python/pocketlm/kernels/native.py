@@ -171,11 +171,11 @@ def layer_norm(x, w, b, eps: float) -> np.ndarray:
 
 
 def rope(x: np.ndarray, positions, theta: float, rot_dim: int | None = None, mode: str = "neox",
-         freq_scale: float = 1.0) -> np.ndarray:
-    pos, rot_dim = _checks.rope_args(x, positions, theta, rot_dim, mode)
+         freq_scale: float = 1.0, freq_factors=None) -> np.ndarray:
+    pos, rot_dim, ff = _checks.rope_args(x, positions, theta, rot_dim, mode, freq_factors)
     n_tokens, n_heads, head_dim = x.shape
     _call(lib.plm_rope(_ptr(x), n_tokens, n_heads, head_dim, rot_dim, _ptr(pos, "int32_t *"), theta, freq_scale,
-                       _checks.ROPE_MODES[mode]), "rope")
+                       _ptr(ff) if ff is not None else ffi.NULL, _checks.ROPE_MODES[mode]), "rope")
     return x
 
 

@@ -356,14 +356,14 @@ def layer_norm(x, w, b, eps: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _rope(x, pos, theta, rot_dim, freq_scale, neox):
+def _rope(x, pos, theta, rot_dim, freq_scale, ff, neox):
     n_tokens, n_heads, _ = x.shape
     half = rot_dim // 2
     cs = np.empty((half, 2), dtype=np.float32)
     for t in range(n_tokens):
         p = np.float64(pos[t]) * freq_scale
         for i in range(half):
-            ang = p * theta ** (-2.0 * i / rot_dim)
+            ang = p * theta ** (-2.0 * i / rot_dim) / ff[i]
             cs[i, 0] = math.cos(ang)
             cs[i, 1] = math.sin(ang)
         for h in range(n_heads):
@@ -377,10 +377,11 @@ def _rope(x, pos, theta, rot_dim, freq_scale, neox):
 
 
 def rope(x: np.ndarray, positions, theta: float, rot_dim: int | None = None, mode: str = "neox",
-         freq_scale: float = 1.0) -> np.ndarray:
-    pos, rot_dim = _checks.rope_args(x, positions, theta, rot_dim, mode)
+         freq_scale: float = 1.0, freq_factors=None) -> np.ndarray:
+    pos, rot_dim, ff = _checks.rope_args(x, positions, theta, rot_dim, mode, freq_factors)
     if rot_dim and x.size:
-        _rope(x, pos, float(theta), rot_dim, float(np.float32(freq_scale)), mode == "neox")
+        ff = np.ones(rot_dim // 2, dtype=np.float32) if ff is None else ff
+        _rope(x, pos, float(theta), rot_dim, float(np.float32(freq_scale)), ff.astype(np.float64), mode == "neox")
     return x
 
 

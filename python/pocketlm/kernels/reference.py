@@ -159,13 +159,16 @@ def layer_norm(x, w, b, eps: float) -> np.ndarray:
 
 
 def rope(x: np.ndarray, positions, theta: float, rot_dim: int | None = None, mode: str = "neox",
-         freq_scale: float = 1.0) -> np.ndarray:
-    """In place on x[n_tokens, n_heads, head_dim]; returns x."""
-    pos, rot_dim = _checks.rope_args(x, positions, theta, rot_dim, mode)
+         freq_scale: float = 1.0, freq_factors=None) -> np.ndarray:
+    """In place on x[n_tokens, n_heads, head_dim]; returns x. freq_factors
+    (rot_dim/2 values) divide the frequencies, as llama.cpp's rope_freqs do."""
+    pos, rot_dim, ff = _checks.rope_args(x, positions, theta, rot_dim, mode, freq_factors)
     half = rot_dim // 2
     if half == 0 or x.shape[0] == 0:
         return x
     inv_freq = float(theta) ** (-2.0 * np.arange(half) / rot_dim)
+    if ff is not None:
+        inv_freq = inv_freq / ff.astype(np.float64)
     ang = (pos.astype(np.float64) * float(np.float32(freq_scale)))[:, None] * inv_freq[None, :]
     c = np.cos(ang).astype(_F)[:, None, :]
     s = np.sin(ang).astype(_F)[:, None, :]

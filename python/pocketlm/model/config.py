@@ -33,7 +33,8 @@ class ModelConfig:
     rope_theta: float = 10000.0  # rope_theta
     rot_dim: int = 0  # rotated dims per head: partial_rotary_factor * head_dim
     rope_mode: str = "neox"  # pairing of rotated values: "neox" (rotate_half) or "gptj"
-    rope_freq_scale: float = 1.0  # 1 / rope_scaling["factor"] for "linear" scaling
+    rope_freq_scale: float = 1.0  # 1 / rope factor for "linear" scaling
+    rope_freq_factors: tuple[float, ...] = ()  # rot_dim/2 divisors of the frequencies: "llama3" scaling (llama.cpp's rope_freqs)
     qkv_bias: bool = False  # attention_bias (q/k/v projections)
     o_bias: bool = False  # attention_bias (output projection)
     mlp_bias: bool = False  # mlp_bias
@@ -76,17 +77,112 @@ def _eos(v) -> tuple[int, ...]:
     return tuple(int(x) for x in v) if isinstance(v, (list, tuple)) else (int(v),)
 
 
-def _rope_freq_scale(c: dict) -> float:
-    rs = c.get("rope_scaling") or {}
-    kind = rs.get("rope_type", rs.get("type", "default"))
-    if kind in ("default", None):
-        return 1.0
-    if kind == "linear":
-        return 1.0 / float(rs["factor"])
-    raise ValueError(f"unsupported rope_scaling type {kind!r}; supported: linear")
+# The rope settings a config may carry, by rope type: transformers 5 writes them in one
+# rope_parameters object; older configs as top-level rope_theta / partial_rotary_factor and a
+# rope_scaling object. Anything else there changes the maths and is refused by name.
+_ROPE_KEYS = {"default": set(), "linear": {"factor"},
+              "llama3": {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}}
+_ROPE_COMMON = {"rope_theta", "rope_type", "type", "partial_rotary_factor"}
 
 
-def _llama_like(c: dict, **over) -> ModelConfig:
+def rope_parameters(c: dict) -> dict:
+    """The rope settings of a config.json in transformers 5's form (one
+    dict: rope_theta, rope_type, partial_rotary_factor, scaling keys), from
+    either form; rope_parameters wins over the legacy top-level keys."""
+    p: dict = {}
+    for key in ("rope_theta", "partial_rotary_factor"):
+        if c.get(key) is not None:
+            p[key] = c[key]
+    legacy = c.get("rope_scaling")
+    if legacy is not None and not isinstance(legacy, dict):
+        raise ValueError(f"rope_scaling must be an object, got {legacy!r}")
+    new = c.get("rope_parameters")
+    if new is not None and not isinstance(new, dict):
+        raise ValueError(f"rope_parameters must be an object, got {new!r}")
+    if new and all(isinstance(v, dict) for v in new.values()):  # one per layer type (Gemma-3 style)
+        kinds = list(new.values())
+        if any(k != kinds[0] for k in kinds):
+            raise ValueError(f"rope_parameters differ by layer type ({', '.join(new)}): not supported")
+        new = kinds[0]
+    for src in (legacy or {}, new or {}):
+        for key, value in src.items():
+            if value is not None:
+                p["rope_type" if key == "type" else key] = value
+    p.setdefault("rope_type", "default")
+    kind = p["rope_type"]
+    if kind not in _ROPE_KEYS:
+        raise ValueError(f"unsupported rope type {kind!r} (rope_parameters / rope_scaling); supported: "
+                         f"{', '.join(_ROPE_KEYS)}")
+    extra = sorted(set(p) - _ROPE_COMMON - _ROPE_KEYS[kind])
+    if kind == "linear":  # linear scaling is factor alone; the original length is informative only
+        extra = [k for k in extra if k != "original_max_position_embeddings"]
+    if extra:
+        raise ValueError(f"rope setting(s) {', '.join(extra)} of rope type {kind!r} are not supported")
+    missing = sorted(_ROPE_KEYS[kind] - set(p))
+    if missing:
+        raise ValueError(f"rope type {kind!r} needs {', '.join(missing)}")
+    return p
+
+
+def llama3_freq_factors(theta: float, rot_dim: int, factor: float, low_freq_factor: float,
+                        high_freq_factor: float, original_max_position_embeddings: int) -> tuple[float, ...]:
+    """Llama 3.1's rope scaling as per-frequency divisors (what llama.cpp's
+    converter writes as the rope_freqs tensor): high frequencies keep theirs,
+    low ones are divided by factor, and the band between is interpolated."""
+    if not (factor > 0 and high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0):
+        raise ValueError(f"llama3 rope scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0, got "
+                         f"factor={factor}, low_freq_factor={low_freq_factor}, high_freq_factor={high_freq_factor}")
+    old = float(original_max_position_embeddings)
+    low_wavelen, high_wavelen = old / low_freq_factor, old / high_freq_factor
+    out = []
+    for i in range(rot_dim // 2):
+        wavelen = 2.0 * math.pi * float(theta) ** (2.0 * i / rot_dim)
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(float(factor))
+        else:
+            smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out.append(1.0 / ((1.0 - smooth) / factor + smooth))
+    return tuple(out)
+
+
+def _rope(c: dict, head_dim: int, partial: bool = False) -> dict:
+    """ModelConfig's rope fields of a config. partial: the architecture
+    rotates partial_rotary_factor of each head (Phi, StableLM)."""
+    p = rope_parameters(c)
+    frac = float(p.get("partial_rotary_factor", 1.0))
+    if not partial and frac != 1.0:
+        raise ValueError(f"partial_rotary_factor {frac} is not supported for model_type {c.get('model_type')!r}")
+    if not 0.0 < frac <= 1.0:
+        raise ValueError(f"partial_rotary_factor must be in (0, 1], got {frac}")
+    rot_dim = int(frac * head_dim)
+    theta = float(p.get("rope_theta", 10000.0))
+    out = dict(rope_theta=theta, rot_dim=rot_dim)
+    if p["rope_type"] == "linear":
+        out["rope_freq_scale"] = 1.0 / float(p["factor"])
+    elif p["rope_type"] == "llama3":
+        out["rope_freq_factors"] = llama3_freq_factors(
+            theta, rot_dim, float(p["factor"]), float(p["low_freq_factor"]), float(p["high_freq_factor"]),
+            int(p["original_max_position_embeddings"]))
+    return out
+
+
+def refuse(c: dict, **unsupported) -> None:
+    """Refuses, by name, a config key whose value changes the maths in a way
+    pocketlm does not implement. unsupported: key -> predicate on its value
+    that is true when the value is NOT supported."""
+    for key, bad in unsupported.items():
+        if key in c and c[key] is not None and bad(c[key]):
+            raise ValueError(f"config {key}={c[key]!r} is not supported for model_type {c.get('model_type')!r}")
+
+
+def _true(v) -> bool:
+    return bool(v)
+
+
+def _llama_like(c: dict, partial: bool = False, **over) -> ModelConfig:
+    refuse(c, use_bidirectional_attention=_true)
     n_heads = c["num_attention_heads"]
     head_dim = c.get("head_dim") or c["hidden_size"] // n_heads
     base = dict(
@@ -101,9 +197,7 @@ def _llama_like(c: dict, **over) -> ModelConfig:
         max_position_embeddings=c.get("max_position_embeddings", 2048),
         norm_eps=c.get("rms_norm_eps", 1e-6),
         act=_act(c.get("hidden_act", "silu")),
-        rope_theta=float(c.get("rope_theta", 10000.0)),
-        rot_dim=head_dim,
-        rope_freq_scale=_rope_freq_scale(c),
+        **_rope(c, head_dim, partial),
         qkv_bias=bool(c.get("attention_bias", False)),
         o_bias=bool(c.get("attention_bias", False)),
         mlp_bias=bool(c.get("mlp_bias", False)),
@@ -112,6 +206,8 @@ def _llama_like(c: dict, **over) -> ModelConfig:
         bos_token_id=c.get("bos_token_id"),
         eos_token_ids=_eos(c.get("eos_token_id")),
     )
+    if c.get("model_type") == "mistral" and c.get("sliding_window"):  # Mistral's window applies to every layer
+        base.update(sliding_window=int(c["sliding_window"]), sliding_window_layers=tuple(range(c["num_hidden_layers"])))
     base.update(over)
     return ModelConfig(**base)
 
@@ -144,29 +240,22 @@ def _gemma2(c: dict) -> ModelConfig:
     )
 
 
-def _rotary(c: dict, head_dim: int) -> int:
-    return int(float(c.get("partial_rotary_factor", 1.0)) * head_dim)
-
-
 def _phi(c: dict) -> ModelConfig:
-    hd = c["hidden_size"] // c["num_attention_heads"]
-    if c.get("qk_layernorm"):
-        raise ValueError("phi checkpoints with qk_layernorm are not supported")
-    return _llama_like(c, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5), act=_act(c.get("hidden_act", "gelu_new")),
-                       gated_mlp=False, rot_dim=_rotary(c, hd), qkv_bias=True, o_bias=True, mlp_bias=True,
+    refuse(c, qk_layernorm=_true)
+    return _llama_like(c, partial=True, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5),
+                       act=_act(c.get("hidden_act", "gelu_new")), gated_mlp=False, qkv_bias=True, o_bias=True, mlp_bias=True,
                        parallel_residual=True, output_bias=True)
 
 
 def _stablelm(c: dict) -> ModelConfig:
-    hd = c["hidden_size"] // c["num_attention_heads"]
-    if c.get("qk_layernorm"):
-        raise ValueError("stablelm checkpoints with qk_layernorm are not supported")
-    return _llama_like(c, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5), rot_dim=_rotary(c, hd),
+    refuse(c, qk_layernorm=_true)
+    return _llama_like(c, partial=True, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5),
                        qkv_bias=bool(c.get("use_qkv_bias", False)), o_bias=False,
                        parallel_residual=bool(c.get("use_parallel_residual", False)))
 
 
 def _gpt2(c: dict) -> ModelConfig:
+    refuse(c, scale_attn_by_inverse_layer_idx=_true, add_cross_attention=_true)
     h, n_heads = c["n_embd"], c["n_head"]
     return ModelConfig(
         arch="gpt2", vocab_size=c["vocab_size"], hidden_size=h, n_layers=c["n_layer"], n_heads=n_heads,
@@ -186,12 +275,12 @@ def _falcon(c: dict) -> ModelConfig:
         n_kv = 1 if c.get("multi_query", True) else n_heads
     alibi = bool(c.get("alibi", False))
     bias = bool(c.get("bias", False))
+    rope = dict(rope_theta=10000.0, rot_dim=0) if alibi else _rope(c, hd)
     return ModelConfig(
         arch="falcon", vocab_size=c["vocab_size"], hidden_size=h, n_layers=c["num_hidden_layers"], n_heads=n_heads,
         n_kv_heads=n_kv, head_dim=hd, intermediate_size=c.get("ffn_hidden_size") or 4 * h,
         max_position_embeddings=c.get("max_position_embeddings", 2048), norm_eps=c.get("layer_norm_epsilon", 1e-5),
-        norm="layer", act="gelu", gated_mlp=False, rope_theta=float(c.get("rope_theta", 10000.0)),
-        rot_dim=0 if alibi else hd, qkv_bias=bias, o_bias=bias, mlp_bias=bias,
+        norm="layer", act=_act(c.get("activation", "gelu")), gated_mlp=False, **rope, qkv_bias=bias, o_bias=bias, mlp_bias=bias,
         tie_embeddings=bool(c.get("tie_word_embeddings", True)), query_scale=hd**-0.5,
         parallel_residual=bool(c.get("parallel_attn", True)) or bool(c.get("new_decoder_architecture")),
         positions="alibi" if alibi else "rope", bos_token_id=c.get("bos_token_id"),

@@ -120,6 +120,11 @@ class Model:
 
     # -- helpers ---------------------------------------------------------------------
 
+    @property
+    def rope_freq_factors(self) -> np.ndarray | None:
+        ff = self.cfg.rope_freq_factors
+        return np.asarray(ff, dtype=np.float32) if ff else None
+
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         w = self.w[name + ".weight"]
         y = self.k.matmul(x, w.data, w.qtype)
@@ -174,8 +179,9 @@ class Model:
             v = self._linear(h, b + "attn_v").reshape(n, c.n_kv_heads, c.head_dim)
             # rotary position embedding
             if c.rot_dim:
-                k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale)
-                k.rope(kk, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale)
+                ff = self.rope_freq_factors
+                k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
+                k.rope(kk, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
             # write keys and values into the cache
             cache.k[layer, pos0 : pos0 + n] = kk
             cache.v[layer, pos0 : pos0 + n] = v

@@ -24,6 +24,7 @@ import gguf
 import numpy as np
 
 from .._atomic import atomic_output
+from ..errors import ModelFileError, reading
 from .config import ModelConfig
 from .gguf_reader import GGUFFile
 from .quant import quant_type
@@ -46,6 +47,7 @@ def permute_for_llama_cpp(w: np.ndarray, n_heads: int, head_dim: int) -> np.ndar
 
 # architectures whose llama.cpp graph takes q/k/v fused into one attn_qkv matrix
 FUSED_QKV = ("gpt2", "falcon")
+ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's per-frequency divisors: how llama3 rope scaling is stored
 
 
 def to_llama_cpp_layout(cfg: ModelConfig, tensors: dict[str, np.ndarray]) -> ModelConfig:
@@ -109,6 +111,7 @@ def config_from_json(text: str) -> ModelConfig:
     d = json.loads(text)
     d["sliding_window_layers"] = tuple(d.get("sliding_window_layers", ()))
     d["eos_token_ids"] = tuple(d.get("eos_token_ids", ()))
+    d["rope_freq_factors"] = tuple(d.get("rope_freq_factors", ()))
     return ModelConfig(**d)
 
 
@@ -139,6 +142,8 @@ def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.n
             if cfg.rope_freq_scale != 1.0:
                 w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
                 w.add_rope_scaling_factor(1.0 / cfg.rope_freq_scale)
+            if cfg.rope_freq_factors:  # llama3 scaling, as llama.cpp's converter writes it
+                tensors = {**tensors, ROPE_FREQS: (np.asarray(cfg.rope_freq_factors, dtype=np.float32), "F32")}
         if cfg.sliding_window:
             w.add_sliding_window(cfg.sliding_window)
         if cfg.attn_softcap:
@@ -224,18 +229,24 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
     """(ModelConfig, weights, tokenizer, metadata) of a GGUF file, or of the
     GGUF at ``offset`` (``length`` bytes) inside a larger file; tensors stay
     memory-mapped. metadata holds what the runtime above the model uses: the
-    chat template."""
+    chat template. Any failure is a ModelFileError naming the file and the
+    key or tensor it came from."""
     from .forward import Weight
 
     try:
         reader = GGUFFile(path, offset, length)
     except OSError as e:
-        raise ValueError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
+        raise ModelFileError(f"{path}: not a readable GGUF model file ({type(e).__name__}: {e})") from e
     cfg_json = reader.field("pocketlm.config")
-    try:
-        cfg = config_from_json(cfg_json) if cfg_json else _config_from_llama_cpp(reader)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: incomplete model metadata ({type(e).__name__}: {e})") from e
+    with reading(path, "pocketlm.config" if cfg_json is not None else
+                 f"model metadata ({reader.field('general.architecture')}.*)"):
+        if cfg_json is not None and not isinstance(cfg_json, str):
+            raise ValueError("must be a string")
+        try:
+            cfg = config_from_json(cfg_json) if cfg_json is not None else _config_from_llama_cpp(reader)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"incomplete model metadata ({type(e).__name__}: {e})") from e
+        _check_config(cfg)
     from .checkpoint import expected_shape, required_tensors
 
     weights = {}
@@ -246,10 +257,15 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
             weights[t.name] = Weight(arr, qt.name)
         else:  # vectors (norms, biases) and tables read by row are used as float arrays
             weights[t.name] = np.asarray(arr, dtype=np.float32)
-    try:
+    ff = weights.pop(ROPE_FREQS, None)
+    if ff is not None:
+        if ff.shape != (cfg.rot_dim // 2,) or not np.all(np.isfinite(ff)) or not np.all(ff > 0):
+            raise ModelFileError(f"{path}: tensor {ROPE_FREQS} must hold {cfg.rot_dim // 2} positive factors "
+                                 f"(rope dimension count / 2), got shape {ff.shape}")
+        if cfg_json is None:
+            cfg = dataclasses.replace(cfg, rope_freq_factors=tuple(float(v) for v in ff))
+    with reading(path, "tensor layout"):
         from_llama_cpp_layout(cfg, weights)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
     for name, w in weights.items():
         arr = w.data if isinstance(w, Weight) else w
         shape = tuple(arr.shape)
@@ -258,16 +274,68 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
             shape = (arr.shape[0], arr.shape[1] // qt.block_bytes * qt.block_size)
         want = expected_shape(name, cfg)
         if want is not None and shape != want:  # a file whose tensors contradict its own config is refused
-            raise ValueError(f"{path}: tensor {name} has shape {shape}, but the file's config implies {want}")
+            raise ModelFileError(f"{path}: tensor {name} has shape {shape}, but the file's config implies {want}")
     missing = [n for n in required_tensors(cfg) if n not in weights]
     if missing:
-        raise ValueError(f"{path}: the file lacks tensors a {cfg.arch} model needs: {', '.join(missing[:5])}"
-                         + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
+        raise ModelFileError(f"{path}: the file lacks tensors a {cfg.arch} model needs: {', '.join(missing[:5])}"
+                             + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
     template = reader.field("tokenizer.chat_template")
-    tok = _tokenizer_from_gguf(reader)
-    if tok is not None:
-        tok.chat_template = template
+    if template is not None and not isinstance(template, str):
+        raise ModelFileError(f"{path}: tokenizer.chat_template must be a string")
+    with reading(path, f"tokenizer ({_tokenizer_keys(reader)})"):
+        tok = _tokenizer_from_gguf(reader)
+        if tok is not None:
+            _check_tokenizer(tok, cfg)
+            tok.chat_template = template
     return cfg, weights, tok, ({"chat_template": template} if template else {})
+
+
+def _tokenizer_keys(reader: GGUFFile) -> str:
+    return "pocketlm.tokenizer.sp_model" if reader.field("pocketlm.tokenizer.sp_model") is not None else \
+        "tokenizer.ggml.*"
+
+
+def _check_config(cfg: ModelConfig) -> None:
+    """Refuses a config no model can have (what a corrupted number gives),
+    before any tensor is checked against it or any buffer sized from it."""
+    for name in ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim",
+                 "max_position_embeddings"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 1 << 31:
+            raise ValueError(f"{name} {v!r} is not a positive size")
+    if not isinstance(cfg.intermediate_size, int) or not 0 <= cfg.intermediate_size < 1 << 31:
+        raise ValueError(f"intermediate_size {cfg.intermediate_size!r} is not a size")
+    if cfg.n_heads % cfg.n_kv_heads:
+        raise ValueError(f"{cfg.n_heads} attention heads are not a multiple of {cfg.n_kv_heads} key/value heads")
+    if not (isinstance(cfg.rot_dim, int) and 0 <= cfg.rot_dim <= cfg.head_dim and cfg.rot_dim % 2 == 0):
+        raise ValueError(f"rope dimension count {cfg.rot_dim!r} must be even and within head_dim {cfg.head_dim}")
+    for name in ("norm_eps", "rope_theta", "rope_freq_scale", "query_scale", "embed_scale", "attn_softcap",
+                 "final_softcap"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} {v!r} is not a finite non-negative number")
+    if cfg.rot_dim and not (cfg.rope_theta > 0 and cfg.rope_freq_scale > 0):
+        raise ValueError(f"rope_theta {cfg.rope_theta} and rope_freq_scale {cfg.rope_freq_scale} must be positive")
+    if cfg.norm not in ("rms", "layer") or cfg.act not in ("silu", "gelu", "gelu_tanh") \
+            or cfg.rope_mode not in ("neox", "gptj") or cfg.positions not in ("rope", "learned", "alibi"):
+        raise ValueError(f"unknown norm {cfg.norm!r}, activation {cfg.act!r}, rope mode {cfg.rope_mode!r} or "
+                         f"positions {cfg.positions!r}")
+    if cfg.rope_freq_factors and (len(cfg.rope_freq_factors) != cfg.rot_dim // 2
+                                  or not all(isinstance(v, (int, float)) and v > 0 for v in cfg.rope_freq_factors)):
+        raise ValueError(f"rope_freq_factors must be {cfg.rot_dim // 2} positive numbers")
+    if not isinstance(cfg.sliding_window, int) or cfg.sliding_window < 0 \
+            or any(not isinstance(i, int) or not 0 <= i < cfg.n_layers for i in cfg.sliding_window_layers):
+        raise ValueError(f"sliding window {cfg.sliding_window!r} over layers {cfg.sliding_window_layers!r}")
+    for t in (cfg.bos_token_id, *cfg.eos_token_ids):
+        if t is not None and (not isinstance(t, int) or not 0 <= t < cfg.vocab_size):
+            raise ValueError(f"special token id {t!r} is outside the vocabulary of {cfg.vocab_size}")
+
+
+def _check_tokenizer(tok, cfg: ModelConfig) -> None:
+    """Special ids the tokenizer names must be tokens of the model."""
+    for what, t in (("bos_token_id", tok.bos_id), *(("eos_token_id", e) for e in tok.eos_ids)):
+        if t is not None and (not isinstance(t, (int, np.integer)) or not 0 <= int(t) < cfg.vocab_size):
+            raise ValueError(f"{what} {t!r} is outside the model's vocabulary of {cfg.vocab_size}")
 
 
 def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
@@ -299,8 +367,15 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
              o_bias="blk.0.attn_output.bias" in names, mlp_bias="blk.0.ffn_up.bias" in names,
              output_bias="output.bias" in names, gated_mlp="blk.0.ffn_gate.weight" in names,
              bos_token_id=reader.field("tokenizer.ggml.bos_token_id"), eos_token_ids=() if eos is None else (eos,))
-    if f("rope.scaling.type") == "linear":
-        c["rope_freq_scale"] = 1.0 / float(f("rope.scaling.factor"))
+    scaling = f("rope.scaling.type", "none")
+    if scaling == "linear":
+        factor = f("rope.scaling.factor")
+        if not isinstance(factor, (int, float)) or not factor > 0:
+            raise ValueError(f"{arch}.rope.scaling.factor must be a positive number, got {factor!r}")
+        c["rope_freq_scale"] = 1.0 / float(factor)
+    elif scaling != "none":
+        raise ValueError(f"{arch}.rope.scaling.type {scaling!r} is not supported; supported: none, linear "
+                         "(and llama3's rope_freqs tensor)")
     if arch == "llama":
         c.update(act="silu", rope_mode="gptj")  # llama.cpp's converter permuted Q/K to adjacent pairs
     elif arch in ("gemma", "gemma2"):  # norms are stored as 1 + w, so no offset here

@@ -27,6 +27,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from ..errors import ModelFileError
 from .quant import quant_type
 
 MAGIC = b"GGUF"
@@ -36,7 +37,7 @@ _DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4",
 BOOL, STRING, ARRAY = 7, 8, 9
 
 
-class GGUFError(ValueError):
+class GGUFError(ModelFileError):
     """A file that is not a well-formed GGUF file pocketlm can run."""
 
 
