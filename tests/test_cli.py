@@ -10,9 +10,9 @@ def test_convert_then_bundle(tmp_path, capsys):
     folder = checkpoints.gemma(tmp_path / "ckpt")
     train_sentencepiece(folder)
     assert main(["convert", "--input-ckpt", str(folder), "--model-type", "GEMMA_2B", "--output-dir",
-                 str(tmp_path / "out"), "--quantize", "--feedforward-quant-bits", "4"]) == 0
+                 str(tmp_path / "out"), "--feedforward-quant-bits", "4"]) == 0
     assert "wrote" in capsys.readouterr().out
-    model_file = tmp_path / "out" / "model.gguf"
+    model_file = tmp_path / "out" / "model.tflite"
     assert main(["bundle", "--model", str(model_file), "--tokenizer", str(folder / "tokenizer.model"),
                  "--start-token", "<s>", "--stop-token", "</s>", "--output", str(tmp_path / "m.task")]) == 0
     model, tok, meta = load_model(tmp_path / "m.task")

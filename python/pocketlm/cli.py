@@ -16,10 +16,10 @@ def _convert(a) -> None:
     from .genai.converter import ConversionConfig, convert_checkpoint
 
     cfg = ConversionConfig(input_ckpt=a.input_ckpt, ckpt_format=a.ckpt_format, model_type=a.model_type,
-                           backend=a.backend, output_dir=a.output_dir, is_quantized=a.quantize,
+                           backend=a.backend, output_dir=a.output_dir, is_quantized=not a.float,
                            is_symmetric=not a.asymmetric, attention_quant_bits=a.attention_quant_bits,
                            feedforward_quant_bits=a.feedforward_quant_bits,
-                           embedding_quant_bits=a.embedding_quant_bits, vocab_model_file=a.vocab_model_file,
+                           embedding_quant_bits=a.embedding_quant_bits, vocab_model_file=a.vocab_model_file or "",
                            output_tflite_file=a.output_file)
     path = convert_checkpoint(cfg)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -31,7 +31,8 @@ def _bundle(a) -> None:
     path = create_bundle(BundleConfig(tflite_model=a.model, tokenizer_model=a.tokenizer, start_token=a.start_token,
                                       stop_tokens=a.stop_token, output_filename=a.output,
                                       enable_bytes_to_unicode_mapping=a.bytes_to_unicode,
-                                      prompt_prefix=a.prompt_prefix, prompt_suffix=a.prompt_suffix))
+                                      system_prompt=a.system_prompt, prompt_prefix=a.prompt_prefix,
+                                      prompt_suffix=a.prompt_suffix))
     print(f"wrote {path}")
 
 
@@ -256,8 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model-type", default=None, help="GEMMA_2B, PHI_2, ... or LLAMA, GPT2, ...; default: config.json")
     c.add_argument("--backend", default="cpu", choices=["cpu", "gpu"])
     c.add_argument("--output-dir", required=True)
-    c.add_argument("--output-file", default=None, help="model file to write (default OUTPUT_DIR/model.gguf)")
-    c.add_argument("--quantize", action="store_true", help="quantize weights (is_quantized); default keeps F32")
+    c.add_argument("--output-file", default=None,
+                   help="model file to write (output_tflite_file; default OUTPUT_DIR/model.tflite, a GGUF file)")
+    c.add_argument("--float", action="store_true",
+                   help="keep F32 weights (is_quantized=False); default: the *-quant-bits, 8 as in MediaPipe")
     c.add_argument("--asymmetric", action="store_true", help="4-bit weights as Q4_1 rather than Q4_0")
     for group in ("attention", "feedforward", "embedding"):
         c.add_argument(f"--{group}-quant-bits", type=int, default=8, choices=[4, 8, 16])
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--start-token", required=True)
     b.add_argument("--stop-token", action="append", required=True, help="repeat for several")
     b.add_argument("--output", required=True)
+    b.add_argument("--system-prompt", default=None, help="fed once at the start of each session")
     b.add_argument("--prompt-prefix", default=None)
     b.add_argument("--prompt-suffix", default=None)
     b.add_argument("--bytes-to-unicode", action="store_true", help="enable_bytes_to_unicode_mapping")

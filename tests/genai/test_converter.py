@@ -10,6 +10,7 @@ import pytest
 
 from pocketlm.genai.bundler import BundleConfig, create_bundle
 from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+from pocketlm.genai.llm_params import LlmParameters
 from pocketlm.model.forward import KVCache, Model
 from pocketlm.model.loader import load_model
 from tests.fixtures import checkpoints
@@ -35,8 +36,9 @@ def logits(model):
 def test_float_conversion_reproduces_the_checkpoint(tmp_path, arch):
     folder = with_tokenizer(getattr(checkpoints, arch)(tmp_path / "ckpt"))
     path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
-                                               backend="cpu", output_dir=str(tmp_path / "out")))
-    assert path == tmp_path / "out" / "model.gguf"
+                                               backend="cpu", output_dir=str(tmp_path / "out"), is_quantized=False))
+    assert path == tmp_path / "out" / "model.tflite"  # MediaPipe's default name; the content is GGUF
+    assert path.read_bytes()[:4] == b"GGUF"
     model, tok, _ = load_model(path)
     np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
     assert tok.encode("hello world") == load_model(folder)[1].encode("hello world")
@@ -47,7 +49,7 @@ def test_quantized_conversion_types_and_accuracy(tmp_path, bits, symmetric, qtyp
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
     path = convert_checkpoint(ConversionConfig(
         input_ckpt=str(folder / "model*.safetensors"), ckpt_format="safetensors", model_type="LLAMA", backend="gpu",
-        output_dir=str(tmp_path), output_tflite_file=str(tmp_path / "m.bin"), is_quantized=True,
+        output_dir=str(tmp_path), output_tflite_file=str(tmp_path / "m.bin"),
         is_symmetric=symmetric, attention_quant_bits=bits, feedforward_quant_bits=bits, embedding_quant_bits=8))
     reader = gguf.GGUFReader(str(path))
     types = {t.name: gguf.GGMLQuantizationType(t.tensor_type).name for t in reader.tensors}
@@ -61,7 +63,7 @@ def test_quantized_conversion_types_and_accuracy(tmp_path, bits, symmetric, qtyp
 
 def test_llama_file_uses_llama_cpp_keys_and_layout(tmp_path):
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", "LLAMA", "cpu", str(tmp_path / "o")))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", "LLAMA", "cpu", str(tmp_path / "o"), is_quantized=False))
     r = gguf.GGUFReader(str(path))
     assert r.fields["general.architecture"].contents() == "llama"
     for key in ("llama.block_count", "llama.embedding_length", "llama.attention.head_count_kv",
@@ -79,7 +81,7 @@ def test_llama_file_uses_llama_cpp_keys_and_layout(tmp_path):
 def test_llama_cpp_style_file_without_pocketlm_config_loads(tmp_path):
     """A GGUF file with only llama.cpp's keys (as llama.cpp's converter writes) runs."""
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     r = gguf.GGUFReader(str(path))
     w = gguf.GGUFWriter(str(tmp_path / "plain.gguf"), "llama")
     for name, field in r.fields.items():
@@ -101,7 +103,7 @@ def test_llama_cpp_style_file_without_pocketlm_config_loads(tmp_path):
 def test_bpe_after_conversion_agrees_with_hugging_face(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     ours = load_model(path)[1]
     hf = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     lines = corpus(3000, seed=11)
@@ -127,14 +129,14 @@ def test_sentencepiece_travels_in_the_file(tmp_path):
 
 def test_bundle_round_trip_and_token_checks(tmp_path):
     folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
-    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     task = create_bundle(BundleConfig(tflite_model=str(path), tokenizer_model=str(folder / "tokenizer.model"),
                                       start_token="<s>", stop_tokens=["</s>"], output_filename=str(tmp_path / "m.task"),
                                       prompt_prefix="<start_of_turn>user\n"))
     with zipfile.ZipFile(task) as zf:
-        meta = json.loads(zf.read("METADATA"))
+        params = LlmParameters.FromString(zf.read("METADATA"))
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
-    assert meta["stop_tokens"] == ["</s>"] and meta["prompt_prefix"] == "<start_of_turn>user\n"
+    assert list(params.stop_tokens) == ["</s>"] and params.prompt_template.prompt_prefix == "<start_of_turn>user\n"
     model, tok, m = load_model(task)
     np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
     assert m["start_token"] == "<s>"
@@ -149,7 +151,14 @@ def test_bundle_round_trip_and_token_checks(tmp_path):
     ({"backend": "npu"}, "backend"),
     ({"model_type": "GPT5"}, "model_type"),
     ({"attention_quant_bits": 3}, "attention_quant_bits"),
-    ({"lora_rank": 4}, "lora_ckpt and lora_rank"),
+    ({"lora_rank": 4}, "lora_rank=4 is not supported"),
+    ({"combine_file_only": True}, "combine_file_only=True is not supported"),
+    ({"obfuscate": True}, "obfuscate"),
+    ({"fp16_scale": 0.5}, "fp16_scale"),
+    ({"image_encoder_file": "enc.tflite"}, "image_encoder_file"),
+    ({"image_adapter_file": "a.tflite"}, "image_adapter_file"),
+    ({"submodel_type": "GEMMA_2B"}, "submodel_type"),
+    ({"lora_output_tflite_file": "l.bin"}, "lora_output_tflite_file"),
 ])
 def test_bad_options_are_clear_errors(tmp_path, kw, match):
     args = dict(input_ckpt=str(tmp_path), ckpt_format="safetensors", model_type=None, backend="cpu",
@@ -161,22 +170,21 @@ def test_bad_options_are_clear_errors(tmp_path, kw, match):
 
 def test_lora_is_refused_until_supported(tmp_path):
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    cfg = ConversionConfig(str(folder), "safetensors", None, "gpu", str(tmp_path / "o"),
-                           lora_ckpt=str(folder / "model.safetensors"), lora_rank=4)
-    with pytest.raises(ValueError, match="LoRA conversion .* not supported yet"):
-        convert_checkpoint(cfg)
-    assert not (tmp_path / "o" / "model.gguf").exists()
+    with pytest.raises(ValueError, match="LoRA conversion is not supported yet"):
+        ConversionConfig(str(folder), "safetensors", None, "gpu", str(tmp_path / "o"),
+                         lora_ckpt=str(folder / "model.safetensors"), lora_rank=4)
+    assert not list((tmp_path / "o").glob("*"))
 
 
 def test_model_type_must_match_the_checkpoint(tmp_path):
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="expects a 'phi' checkpoint"):
-        convert_checkpoint(ConversionConfig(str(folder), "safetensors", "PHI_2", "cpu", str(tmp_path / "o")))
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", "PHI_2", "cpu", str(tmp_path / "o"), is_quantized=False))
 
 
 def test_broken_model_files_are_refused_with_the_file_named(tmp_path):
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    good = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    good = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     data = good.read_bytes()
     (tmp_path / "truncated.gguf").write_bytes(data[: len(data) // 2])
     (tmp_path / "magic.gguf").write_bytes(b"GGUX" + data[4:])
@@ -193,7 +201,7 @@ def test_broken_model_files_are_refused_with_the_file_named(tmp_path):
 def test_missing_tokenizer_is_an_error_before_writing(tmp_path):
     folder = checkpoints.llama(tmp_path / "ckpt")  # no tokenizer files
     with pytest.raises(FileNotFoundError, match="tokenizer"):
-        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     assert not list((tmp_path).glob("o/*"))
 
 
@@ -207,7 +215,7 @@ def test_interrupted_conversion_leaves_nothing_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gf.gguf.GGUFWriter, "write_tensors_to_file", boom)
     with pytest.raises(KeyboardInterrupt):
-        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     assert list((tmp_path / "o").iterdir()) == []
 
 
@@ -234,7 +242,7 @@ def test_builtin_smollm2_answers(tmp_path):
 @pytest.mark.parametrize("weight_type,bits", [("F32", None), ("Q8_0", 8), ("Q4_0", 4)])
 def test_round_trip_gives_the_same_greedy_tokens(tmp_path, arch, weight_type, bits):
     folder = with_tokenizer(getattr(checkpoints, arch)(tmp_path / "ckpt"))
-    opts = {} if bits is None else dict(is_quantized=True, attention_quant_bits=bits, feedforward_quant_bits=bits,
+    opts = dict(is_quantized=False) if bits is None else dict(attention_quant_bits=bits, feedforward_quant_bits=bits,
                                         embedding_quant_bits=bits)
     path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), **opts))
     converted = load_model(path)[0]
@@ -291,7 +299,7 @@ def test_sentencepiece_vocabulary_without_the_model_matches_sentencepiece(tmp_pa
     from pocketlm.tokenizer import ScoredPieceTokenizer
 
     folder = with_tokenizer(checkpoints.gemma(tmp_path / "ckpt"), kind="sp")
-    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
     r = GGUFFile(path)
     del r.fields["pocketlm.tokenizer.sp_model"]
     scored = _tokenizer_from_gguf(r)

@@ -44,7 +44,8 @@ def bundle(model_dir, greedy_ids, tmp_path_factory):
     """(path, stop id, its position in the greedy output)."""
     tok, ids = greedy_ids
     out = tmp_path_factory.mktemp("bundle")
-    gguf_path = convert_checkpoint(ConversionConfig(str(model_dir), "safetensors", None, "cpu", str(out)))
+    gguf_path = convert_checkpoint(ConversionConfig(str(model_dir), "safetensors", None, "cpu", str(out),
+                                                    is_quantized=False))
     # a stop token greedy decoding reaches after a few tokens, not the first one
     for pos in range(3, len(ids)):
         text = tok.decode([ids[pos]])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError, reading
 from ..model.forward import KVCache, TrafficCounters
 from ..model.info import kv_bytes_per_token
 from ..model.loader import load_model
@@ -77,7 +78,8 @@ class Engine:
         and its sessions are counted against (None: no limit)."""
         self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend)
         if self.tokenizer is None:
-            raise ValueError(f"{model_path}: the model carries no tokenizer; convert it with vocab_model_file")
+            raise ModelFileError(f"{model_path}: the model carries no tokenizer (no tokenizer.ggml.model); convert "
+                                 "it with vocab_model_file")
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
         self.device = device
@@ -94,7 +96,10 @@ class Engine:
         start = self.metadata.get("start_token")
         if start:  # a bundle's start_token is the BOS it prepends
             self.bos_id, self.add_bos = self._single_token(start, "start_token"), True
-        self.templates = self._default_templates()
+        elif "start_token_id" in self.metadata:
+            self.bos_id, self.add_bos = int(self.metadata["start_token_id"]), True
+        with reading(model_path, "chat template / prompt template"):
+            self.templates = self._default_templates()
         self.stop_ids = set(self.tokenizer.eos_ids)
         self.stop_ids.update(self._single_token(t, "stop_tokens") for t in self.metadata.get("stop_tokens") or [])
         for marker in _END_OF_TURN + ((self.templates.model_suffix.strip(),) if self.templates else ()):
@@ -103,18 +108,23 @@ class Engine:
                 self.stop_ids.add(i)
 
     def _single_token(self, text: str, what: str) -> int:
-        i = self.tokenizer.special_id(text)
-        ids = [i] if i is not None else self.tokenizer.encode(text)
+        if not isinstance(text, str):
+            raise ModelFileError(f"{self.model_path}: {what} {text!r} is not a string")
+        with reading(self.model_path, what):
+            i = self.tokenizer.special_id(text)
+            ids = [i] if i is not None else self.tokenizer.encode(text)
         if len(ids) != 1:
-            raise ValueError(f"{self.model_path}: {what} {text!r} is not a single token of the model's tokenizer")
+            raise ModelFileError(f"{self.model_path}: {what} {text!r} is not a single token of the model's tokenizer")
         return ids[0]
 
     def _default_templates(self) -> TurnTemplates | None:
         """The model's own turn templates: a bundle's prompt_prefix / prompt_suffix
-        (MediaPipe's bundler fields), else what its chat template renders."""
+        and system_prompt (MediaPipe's bundler fields: the system prompt is fed
+        once, at the start of each session), else what its chat template renders."""
         prefix, suffix = self.metadata.get("prompt_prefix"), self.metadata.get("prompt_suffix")
-        if prefix or suffix:
-            return TurnTemplates(user_prefix=prefix or "", model_prefix=suffix or "")
+        system = self.metadata.get("system_prompt")
+        if prefix or suffix or system:
+            return TurnTemplates(user_prefix=prefix or "", model_prefix=suffix or "", preamble=system or "")
         template = self.tokenizer.chat_template or self.metadata.get("chat_template")
         if not template:
             return None

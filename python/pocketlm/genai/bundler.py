@@ -2,37 +2,50 @@
 .task zip, with the names and meanings of MediaPipe's genai.bundler.
 
     create_bundle(BundleConfig(tflite_model="model.gguf", tokenizer_model="tokenizer.model",
-                               start_token="<bos>", stop_tokens=["<eos>"], output_filename="model.task"))
+                               start_token="<bos>", stop_tokens=["<eos>"], output_filename="model.task",
+                               system_prompt="You are a helpful assistant."))
 
-Start and stop tokens must be single tokens of the tokenizer. The bundle is
-written atomically (temporary file, then rename); entries are stored
-uncompressed, as MediaPipe's are.
+As MediaPipe's: the entries TF_LITE_PREFILL_DECODE (the model file),
+TOKENIZER_MODEL and METADATA, stored uncompressed; METADATA is the
+LlmParameters protobuf (start_token, stop_tokens, the bytes-to-unicode
+normalization, prompt_template with system_prompt as its session_prefix);
+".task" is appended to an output_filename without it. MediaPipe's bundler
+reads a pocketlm bundle's METADATA, and pocketlm runs a bundle MediaPipe's
+bundler made around a pocketlm model file.
+
+pocketlm's own: the tokenizer may also be a tokenizer.json (byte-level BPE)
+or a folder holding one, where MediaPipe takes SentencePiece only; start
+and stop tokens are checked to be single tokens of the tokenizer;
+output_filename defaults to model.task; the bundle is written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._atomic import atomic_output
+from .llm_params import build_metadata
 
 MODEL_ENTRY = "TF_LITE_PREFILL_DECODE"
 TOKENIZER_ENTRY = "TOKENIZER_MODEL"
 METADATA_ENTRY = "METADATA"
 
 
-@dataclass
+@dataclass(frozen=True)
 class BundleConfig:
+    """MediaPipe's fields, in MediaPipe's order (so positional calls agree)."""
+
     tflite_model: str  # the model file (pocketlm's GGUF)
     tokenizer_model: str  # SentencePiece tokenizer.model, or tokenizer.json (or a folder holding it)
-    start_token: str
-    stop_tokens: list[str] = field(default_factory=list)
-    output_filename: str = "model.task"
-    enable_bytes_to_unicode_mapping: bool = False
-    prompt_prefix: str | None = None
-    prompt_suffix: str | None = None
+    start_token: str  # the token every sequence starts with
+    stop_tokens: list[str]  # tokens that end a response
+    output_filename: str = "model.task"  # ".task" is appended when missing, as MediaPipe does
+    enable_bytes_to_unicode_mapping: bool = False  # GPT-2's bytes-to-unicode mapping around the tokenizer
+    system_prompt: str | None = None  # text fed once at the start of each session
+    prompt_prefix: str | None = None  # put before each user prompt
+    prompt_suffix: str | None = None  # put after each user prompt, before the response
 
 
 def _token_ids(tokenizer_path: Path):
@@ -60,21 +73,27 @@ def create_bundle(config: BundleConfig) -> Path:
         raise FileNotFoundError(f"tflite_model {model} does not exist")
     if not tok_path.exists():
         raise FileNotFoundError(f"tokenizer_model {tok_path} does not exist")
+    if not isinstance(config.stop_tokens, list) or not all(isinstance(t, str) for t in config.stop_tokens):
+        raise ValueError(f"stop_tokens must be a list of strings, got {config.stop_tokens!r}")
     if not config.stop_tokens:
-        raise ValueError("stop_tokens must name at least one token")
+        raise ValueError("stop_tokens must be non-empty: name at least one token")
+    for name in ("start_token", "system_prompt", "prompt_prefix", "prompt_suffix"):
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
     encode = _token_ids(tok_path)
     for role, tok in [("start_token", config.start_token)] + [("stop_tokens", t) for t in config.stop_tokens]:
         ids = encode(tok)
         if len(ids) != 1:
             raise ValueError(f"{role} {tok!r} is not a single token of the tokenizer (it encodes to {ids})")
     tok_file = tok_path / "tokenizer.json" if tok_path.is_dir() else tok_path
-    meta = {"start_token": config.start_token, "stop_tokens": list(config.stop_tokens),
-            "enable_bytes_to_unicode_mapping": config.enable_bytes_to_unicode_mapping,
-            "prompt_prefix": config.prompt_prefix, "prompt_suffix": config.prompt_suffix}
-    out = Path(config.output_filename)
+    meta = build_metadata(config.start_token, list(config.stop_tokens), config.system_prompt, config.prompt_prefix,
+                          config.prompt_suffix, config.enable_bytes_to_unicode_mapping)
+    name = str(config.output_filename)
+    out = Path(name if name.endswith(".task") else name + ".task")
     with atomic_output(out) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.write(model, MODEL_ENTRY)
             zf.write(tok_file, TOKENIZER_ENTRY)
-            zf.writestr(METADATA_ENTRY, json.dumps(meta, indent=2))
+            zf.writestr(METADATA_ENTRY, meta)
     return out

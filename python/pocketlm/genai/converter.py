@@ -1,14 +1,30 @@
 """pocketlm.genai.converter: Hugging Face checkpoint -> one GGUF model file,
-with the names and meanings of MediaPipe's genai.converter.
+with the names, parameters and defaults of MediaPipe's genai.converter.
 
     config = ConversionConfig(input_ckpt="ckpt/", ckpt_format="safetensors", model_type="GEMMA_2B",
-                              backend="cpu", output_dir="out/", is_quantized=True)
-    convert_checkpoint(config)   # -> out/model.gguf (or output_tflite_file)
+                              backend="cpu", output_dir="out/", output_tflite_file="out/gemma.bin")
+    convert_checkpoint(config)   # -> out/gemma.bin (a GGUF file, whatever its name)
 
-Quantization: is_quantized=False keeps F32 weights; otherwise each group
-(attention, feed-forward, embedding) takes its *_quant_bits: 8 -> Q8_0,
-4 -> Q4_0 when is_symmetric else Q4_1 (16 -> F16 is pocketlm's extra).
-Norms, biases and learned positions always stay F32.
+What is MediaPipe's: every ConversionConfig parameter, in MediaPipe's
+order, with its default. As there, the documented call (no quantization
+arguments) gives 8-bit weights: each group (attention, feed-forward,
+embedding) takes its *_quant_bits, 8 -> Q8_0, 4 -> Q4_0 when is_symmetric
+else Q4_1. The output defaults to output_dir/model.tflite, MediaPipe's name;
+the bytes are a GGUF model file, which pocketlm and llama.cpp read by its
+content, not its name. output_dir must not be a file and is created.
+use_fake_weights writes zeros.
+
+What is pocketlm's own: model_type None (read config.json), LLAMA / GPT2 /
+... besides MediaPipe's names, 16 bits -> F16, is_quantized=False for F32
+weights (keyword only; True, the default, is MediaPipe's behaviour), and
+vocab_model_file may be a tokenizer.json folder that goes into the file as
+a byte-level BPE. Norms, biases and learned positions always stay F32.
+
+Parameters that have no meaning here are accepted at their defaults and
+refused otherwise, by name: combine_file_only (there are no weight bins to
+combine), obfuscate, fp16_scale (activations are F32 on the CPU),
+image_encoder_file / image_adapter_file / submodel_type (no vision models),
+and lora_ckpt / lora_rank / lora_output_tflite_file (LoRA conversion).
 """
 
 from __future__ import annotations
@@ -17,7 +33,7 @@ import glob
 import json
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +59,23 @@ class ConversionConfig:
     model_type: str | None  # MediaPipe's (GEMMA_2B, PHI_2, ...) or pocketlm's (LLAMA, GPT2, ...); None: from config.json
     backend: str  # "cpu" or "gpu" (recorded; both run on the CPU here)
     output_dir: str
-    is_quantized: bool = False
     is_symmetric: bool = True
     attention_quant_bits: int = 8
     feedforward_quant_bits: int = 8
     embedding_quant_bits: int = 8
     combine_file_only: bool = False
-    vocab_model_file: str | None = None  # tokenizer.model, or a folder with tokenizer.json + tokenizer_config.json
-    output_tflite_file: str | None = None  # the model file to write (default output_dir/model.gguf)
+    vocab_model_file: str = ""  # tokenizer.model, or a folder with tokenizer.json + tokenizer_config.json
+    obfuscate: bool = False
+    output_tflite_file: str | None = None  # the model file to write (default output_dir/model.tflite)
+    fp16_scale: float | None = None
     lora_ckpt: str | None = None
     lora_rank: int | None = None
     lora_output_tflite_file: str | None = None
+    image_encoder_file: str | None = None
+    image_adapter_file: str | None = None
+    submodel_type: str | None = None
+    use_fake_weights: bool = False  # every weight written as zero (for size and speed trials)
+    is_quantized: bool = field(default=True, kw_only=True)  # pocketlm's: False keeps F32 weights
 
     def __post_init__(self):
         if self.ckpt_format not in ("safetensors", "pytorch"):
@@ -65,12 +87,29 @@ class ConversionConfig:
         for name in ("attention_quant_bits", "feedforward_quant_bits", "embedding_quant_bits"):
             if getattr(self, name) not in (4, 8, 16):
                 raise ValueError(f"{name} must be 8 or 4 (or 16 for F16), got {getattr(self, name)!r}")
-        if self.lora_rank is not None and (not isinstance(self.lora_rank, int) or self.lora_rank < 1):
-            raise ValueError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
+        refused = {
+            "combine_file_only": (False, "pocketlm writes one model file directly; there are no weight bins to "
+                                  "combine"),
+            "obfuscate": (False, "pocketlm does not obfuscate model files"),
+            "fp16_scale": (None, "pocketlm runs activations in F32, where no fp16 overflow scaling applies"),
+            "image_encoder_file": (None, "vision models are not supported"),
+            "image_adapter_file": (None, "vision models are not supported"),
+            "submodel_type": (None, "submodels are not supported"),
+            "lora_ckpt": (None, "LoRA conversion is not supported yet"),
+            "lora_rank": (None, "LoRA conversion is not supported yet"),
+            "lora_output_tflite_file": (None, "LoRA conversion is not supported yet"),
+        }
+        for name, (default, why) in refused.items():
+            value = getattr(self, name)
+            if value != default:
+                raise ValueError(f"{name}={value!r} is not supported: {why} (leave it at {default!r})")
         if (self.lora_ckpt is None) != (self.lora_rank is None):
-            raise ValueError("lora_ckpt and lora_rank go together: give both or neither")
-        if self.lora_ckpt is not None and not Path(self.lora_ckpt).exists():
-            raise ValueError(f"lora_ckpt {self.lora_ckpt!r} does not exist")
+            raise ValueError("lora_ckpt and lora_rank must be either both provided or both not provided")
+        if os.path.isfile(self.output_dir):
+            raise ValueError(f"output_dir {self.output_dir!r} is an existing file, not a directory")
+        os.makedirs(self.output_dir, exist_ok=True)
+        if not self.output_tflite_file:
+            self.output_tflite_file = os.path.join(self.output_dir, "model.tflite")
 
     def tensor_type(self, name: str, arr: np.ndarray) -> str:
         """The type a canonical tensor is written in."""
@@ -116,6 +155,8 @@ def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
     from ..tokenizer import SentencePieceTokenizer, load_tokenizer
 
     src = Path(cfg.vocab_model_file) if cfg.vocab_model_file else folder
+    if not src.exists():
+        raise FileNotFoundError(f"vocab_model_file {src} does not exist")
     if src.is_file():
         eos = conf.get("eos_token_id")
         eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
@@ -143,10 +184,6 @@ def _release_pages(arr) -> None:
 
 def convert_checkpoint(cfg: ConversionConfig) -> Path:
     """Writes the model file and returns its path."""
-    if cfg.lora_ckpt is not None:
-        raise ValueError(
-            "LoRA conversion (lora_ckpt / lora_rank) is not supported yet: the options are validated, but no LoRA "
-            "weights would be written, so the conversion stops here rather than ignore them")
     folder, files = _checkpoint_files(cfg)
     conf_path = folder / "config.json"
     if not conf_path.is_file():
@@ -170,13 +207,14 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
     out = {}
     for name in tqdm(sorted(tensors), desc="quantizing", unit="tensor", disable=None):  # disable=None: off when not a tty
         arr = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        if cfg.use_fake_weights:
+            arr = np.zeros_like(arr)
         t = cfg.tensor_type(name, arr)
         out[name] = (kernels.quantize(arr, t) if arr.ndim == 2 else arr.copy(), t)
         del arr
         _release_pages(tensors.pop(name))
 
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    path = Path(cfg.output_tflite_file) if cfg.output_tflite_file else Path(cfg.output_dir) / "model.gguf"
+    path = Path(cfg.output_tflite_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_gguf(path, mcfg, out, tokenizer_metadata(tok),
                       extra={"name": conf.get("_name_or_path", mcfg.arch), "backend": cfg.backend,

@@ -10,6 +10,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..errors import ModelFileError, reading
 from .forward import Model
 
 
@@ -20,7 +21,8 @@ def _is_gguf(path: Path) -> bool:
 
 def load_model(path: str | Path, weight_type: str = "F32", backend=None):
     """(Model, tokenizer, metadata). weight_type applies to checkpoint folders;
-    model files keep the types they were written in."""
+    model files keep the types they were written in. A file that cannot be
+    read is a ModelFileError naming it and the part that is wrong."""
     from ..tokenizer import load_tokenizer
     from .gguf_file import read_gguf
 
@@ -29,46 +31,69 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
         raise FileNotFoundError(f"no model at {p}")
     if p.is_dir():
         if not (p / "config.json").is_file():
-            raise ValueError(f"{p} is a folder without config.json: not a Hugging Face checkpoint")
+            raise ModelFileError(f"{p} is a folder without config.json: not a Hugging Face checkpoint")
         tok = load_tokenizer(p)
-        return Model.from_pretrained(p, weight_type, backend), tok, ({"chat_template": tok.chat_template}
-                                                                     if tok.chat_template else {})
-    if zipfile.is_zipfile(p):
-        return _load_bundle(p, backend)
-    if _is_gguf(p):
+        model = Model.from_pretrained(p, weight_type, backend)
+        return model, tok, ({"chat_template": tok.chat_template} if tok.chat_template else {})
+    with open(p, "rb") as f:
+        magic = f.read(4)
+    if magic == b"GGUF":
         cfg, weights, tok, meta = read_gguf(p)
         return Model.from_typed(cfg, weights, backend), tok, meta
-    raise ValueError(f"{p} is neither a GGUF model file, a .task bundle nor a checkpoint folder")
+    if magic[:2] == b"PK" or zipfile.is_zipfile(p):
+        with reading(p, ".task bundle"):
+            return _load_bundle(p, backend)
+    raise ModelFileError(f"{p} is neither a GGUF model file, a .task bundle nor a checkpoint folder "
+                         f"(it starts with {magic!r})")
 
 
 def _load_bundle(p: Path, backend):
     from ..genai.bundler import METADATA_ENTRY, MODEL_ENTRY, TOKENIZER_ENTRY
+    from ..genai.llm_params import parse_metadata
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
     from .gguf_file import read_gguf
 
-    with zipfile.ZipFile(p) as zf:
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        raise ModelFileError(f"{p}: not a readable .task bundle (zip directory: {e})") from None
+    with zf:
         names = set(zf.namelist())
         if MODEL_ENTRY not in names:
-            raise ValueError(f"{p}: a .task bundle needs a {MODEL_ENTRY} entry")
-        meta = json.loads(zf.read(METADATA_ENTRY)) if METADATA_ENTRY in names else {}
+            raise ModelFileError(f"{p}: a .task bundle needs a {MODEL_ENTRY} entry (it has: "
+                                 f"{', '.join(sorted(names)) or 'none'})")
+        with reading(p, f"entry {METADATA_ENTRY}"):
+            meta = parse_metadata(zf.read(METADATA_ENTRY), f"{p}: entry {METADATA_ENTRY}") \
+                if METADATA_ENTRY in names else {}
         info = zf.getinfo(MODEL_ENTRY)
         if info.compress_type == zipfile.ZIP_STORED:
             # the model is mapped where it lies inside the bundle
             cfg, weights, tok, file_meta = read_gguf(p, _stored_data_offset(p, info), info.file_size)
         else:  # a compressed entry has to be inflated: into an unlinked temporary file that the map keeps alive
             with tempfile.NamedTemporaryFile(prefix="pocketlm-", suffix=".gguf") as tmp:
-                with zf.open(info) as src:
-                    shutil.copyfileobj(src, tmp, 1 << 20)
-                tmp.flush()
+                with reading(p, f"entry {MODEL_ENTRY}"):
+                    with zf.open(info) as src:
+                        shutil.copyfileobj(src, tmp, 1 << 20)
+                    tmp.flush()
                 cfg, weights, tok, file_meta = read_gguf(tmp.name)
         meta = {**file_meta, **meta}
         if TOKENIZER_ENTRY in names:
-            raw = zf.read(TOKENIZER_ENTRY)
-            if raw[:1] == b"{":
-                tok = BPETokenizer(json.loads(raw), cfg.bos_token_id, cfg.eos_token_ids)
-            else:
-                tok = SentencePieceTokenizer(raw, cfg.bos_token_id, cfg.eos_token_ids)
-            tok.chat_template = file_meta.get("chat_template")
+            with reading(p, f"entry {TOKENIZER_ENTRY}"):
+                raw = zf.read(TOKENIZER_ENTRY)
+                if raw[:1] == b"{":
+                    tok = BPETokenizer(json.loads(raw), cfg.bos_token_id, cfg.eos_token_ids)
+                else:
+                    tok = SentencePieceTokenizer(raw, cfg.bos_token_id, cfg.eos_token_ids)
+                tok.chat_template = file_meta.get("chat_template")
+        if tok is not None and meta.get("enable_bytes_to_unicode_mapping") and isinstance(tok, SentencePieceTokenizer):
+            raise ModelFileError(f"{p}: METADATA asks for the bytes-to-unicode normalization around a SentencePiece "
+                                 "tokenizer, which pocketlm does not implement (a tokenizer.json byte-level BPE "
+                                 "carries the mapping itself)")
+        if "start_token_id" in meta:  # MediaPipe's other form of the start token: an id
+            sid = meta.pop("start_token_id")
+            if not 0 <= sid < cfg.vocab_size:
+                raise ModelFileError(f"{p}: METADATA start_token_id {sid} is outside the vocabulary of {cfg.vocab_size}")
+            meta["start_token_id"] = sid
     return Model.from_typed(cfg, weights, backend), tok, meta
 
 
@@ -80,6 +105,6 @@ def _stored_data_offset(path: Path, info: zipfile.ZipInfo) -> int:
         f.seek(info.header_offset)
         header = f.read(30)
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
-        raise ValueError(f"{path}: corrupted bundle: no local header for {info.filename}")
+        raise ModelFileError(f"{path}: corrupted bundle: no local header for {info.filename}")
     name_len, extra_len = struct.unpack("<HH", header[26:30])
     return info.header_offset + 30 + name_len + extra_len
