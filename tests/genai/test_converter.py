@@ -14,6 +14,7 @@ from pocketlm.genai.llm_params import LlmParameters
 from pocketlm.model.forward import KVCache, Model
 from pocketlm.model.loader import load_model
 from tests.fixtures import checkpoints
+from tests.fixtures.llama_cpp import without_pocketlm_keys
 from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece
 
 PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128]
@@ -82,20 +83,7 @@ def test_llama_cpp_style_file_without_pocketlm_config_loads(tmp_path):
     """A GGUF file with only llama.cpp's keys (as llama.cpp's converter writes) runs."""
     folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
     path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"), is_quantized=False))
-    r = gguf.GGUFReader(str(path))
-    w = gguf.GGUFWriter(str(tmp_path / "plain.gguf"), "llama")
-    for name, field in r.fields.items():
-        if name.startswith(("pocketlm.", "GGUF.", "general.architecture")):
-            continue
-        val = field.contents()
-        vtype = field.types[0]
-        if vtype == gguf.GGUFValueType.ARRAY:
-            w.add_array(name, val)
-        else:
-            w.add_key_value(name, val, vtype)
-    for t in r.tensors:
-        w.add_tensor(t.name, np.asarray(t.data), raw_dtype=gguf.GGMLQuantizationType(t.tensor_type))
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    without_pocketlm_keys(path, tmp_path / "plain.gguf")
     model, tok, _ = load_model(tmp_path / "plain.gguf")
     np.testing.assert_allclose(logits(model), logits(Model.from_pretrained(folder)), atol=1e-4, rtol=1e-4)
 
