@@ -320,14 +320,28 @@ class StreamDecoder:
 
 def load_tokenizer(folder: str | Path) -> Tokenizer:
     """tokenizer.json (preferred) or tokenizer.model from a checkpoint folder;
-    BOS/EOS from tokenizer_config.json / config.json."""
+    BOS/EOS from tokenizer_config.json / config.json. A file that cannot be
+    read is a ModelFileError naming it."""
+    from .errors import reading
+
     folder = Path(folder)
+    names = [n for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json") if (folder / n).is_file()]
+    with reading(folder, "tokenizer (" + ", ".join(names or ["none"]) + ")"):
+        return _load_tokenizer(folder)
+
+
+def _load_tokenizer(folder: Path) -> Tokenizer:
     cfg = {}
     for name in ("config.json", "tokenizer_config.json"):
         if (folder / name).is_file():
-            cfg.update(json.loads((folder / name).read_text()))
+            d = json.loads((folder / name).read_bytes().decode("utf-8"))
+            if not isinstance(d, dict):
+                raise ValueError(f"{name} is not a JSON object")
+            cfg.update(d)
     tj = folder / "tokenizer.json"
-    spec = json.loads(tj.read_text()) if tj.is_file() else None
+    spec = json.loads(tj.read_bytes().decode("utf-8")) if tj.is_file() else None
+    if spec is not None and not isinstance(spec, dict):
+        raise ValueError("tokenizer.json is not a JSON object")
     added = {t["content"]: t["id"] for t in (spec or {}).get("added_tokens", [])}
 
     def tok_id(key_token, key_id):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError, reading
 from .config import ModelConfig
 
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
@@ -24,24 +25,59 @@ _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of one .safetensors file as a read-only memory-mapped array
-    (BF16 tensors come back as float32 copies, NumPy having no bfloat16)."""
+    (BF16 tensors come back as float32 copies, NumPy having no bfloat16).
+    The header is checked before use: its length against the file, each
+    tensor's dtype, shape and data offsets against the data it claims."""
+    path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
+        head = f.read(8)
+        if len(head) < 8:
+            raise ModelFileError(f"{path}: truncated: no safetensors header length")
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > size - 8:
+            raise ModelFileError(f"{path}: corrupted safetensors header: it claims {header_len} bytes, the file has "
+                                 f"{size - 8} after the length")
+        raw = f.read(header_len)
+    with reading(path, "safetensors header (JSON)"):
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    n_data = size - 8 - header_len
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len) if n_data else np.zeros(0, np.uint8)
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = info["dtype"]
+        where = f"{path}: tensor {name}"
+        if not isinstance(info, dict):
+            raise ModelFileError(f"{where}: header entry is not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in _ST_DTYPES:
-            raise ValueError(f"{path.name}: tensor {name} has unsupported dtype {dtype}")
-        begin, end = info["data_offsets"]
-        arr = data[begin:end].view(_ST_DTYPES[dtype]).reshape(info["shape"])
+            raise ModelFileError(f"{where} has unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise ModelFileError(f"{where}: shape {shape!r} is not a list of sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= n_data):
+            raise ModelFileError(f"{where}: data_offsets {offsets!r} are not within the {n_data} data bytes")
+        itemsize = 2 if dtype == "BF16" else np.dtype(_ST_DTYPES[dtype]).itemsize
+        if offsets[1] - offsets[0] != int(np.prod(shape, dtype=np.int64)) * itemsize:
+            raise ModelFileError(f"{where}: data_offsets {offsets} hold {offsets[1] - offsets[0]} bytes, shape "
+                                 f"{shape} of {dtype} needs {int(np.prod(shape, dtype=np.int64)) * itemsize}")
+        arr = data[offsets[0]:offsets[1]].view(_ST_DTYPES[dtype]).reshape(shape)
         if dtype == "BF16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr
     return out
+
+
+def _index_shards(index: Path) -> list[str]:
+    with reading(index, "weight_map"):
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if not all(isinstance(s, str) and "/" not in s and s not in ("", ".", "..") for s in shards):
+            raise ValueError(f"shard names must be file names in the folder, got {shards}")
+    return shards
 
 
 def read_checkpoint_tensors(folder: str | Path) -> dict[str, np.ndarray]:
@@ -49,9 +85,8 @@ def read_checkpoint_tensors(folder: str | Path) -> dict[str, np.ndarray]:
     folder = Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         tensors: dict[str, np.ndarray] = {}
-        for shard in shards:
+        for shard in _index_shards(index):
             tensors.update(read_safetensors(folder / shard))
         return tensors
     single = folder / "model.safetensors"
@@ -62,11 +97,13 @@ def read_checkpoint_tensors(folder: str | Path) -> dict[str, np.ndarray]:
     bin_index = folder / "pytorch_model.bin.index.json"
     if bin_index.is_file():
         tensors = {}
-        for shard in sorted(set(json.loads(bin_index.read_text())["weight_map"].values())):
-            tensors.update(read_torch_bin(folder / shard))
+        for shard in _index_shards(bin_index):
+            with reading(folder / shard, "pytorch checkpoint"):
+                tensors.update(read_torch_bin(folder / shard))
         return tensors
     if (folder / "pytorch_model.bin").is_file():
-        return read_torch_bin(folder / "pytorch_model.bin")
+        with reading(folder / "pytorch_model.bin", "pytorch checkpoint"):
+            return read_torch_bin(folder / "pytorch_model.bin")
     raise FileNotFoundError(f"{folder}: no model.safetensors(.index.json) or pytorch_model.bin(.index.json)")
 
 

@@ -305,4 +305,13 @@ def load_config(path: str | Path) -> ModelConfig:
         p = p / "config.json"
     if not p.is_file():
         raise FileNotFoundError(f"no config.json at {p}")
-    return config_from_dict(json.loads(p.read_text()))
+    from ..errors import reading
+
+    with reading(p, "config.json"):
+        c = json.loads(p.read_bytes().decode("utf-8"))
+        if not isinstance(c, dict):
+            raise ValueError("not a JSON object")
+        try:
+            return config_from_dict(c)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"missing or mistyped key ({type(e).__name__}: {e})") from None

@@ -115,8 +115,13 @@ class Model:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, weight_type: str = "F32", backend=None) -> "Model":
+        from ..errors import reading
+
         cfg = load_config(folder)
-        return cls(cfg, canonical_tensors(read_checkpoint_tensors(folder), cfg), weight_type, backend)
+        tensors = read_checkpoint_tensors(folder)
+        with reading(folder, "checkpoint tensors"):
+            tensors = canonical_tensors(tensors, cfg)
+        return cls(cfg, tensors, weight_type, backend)
 
     # -- helpers ---------------------------------------------------------------------
 

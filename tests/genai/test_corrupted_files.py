@@ -1,0 +1,145 @@
+"""Corrupted files are refused with pocketlm's error, by name.
+
+Seeded mutants of small real files (a few bytes set to random values in
+the parts a parser reads: GGUF header, metadata and embedded tokenizer;
+a bundle's zip records, METADATA and tokenizer entries; a checkpoint's
+safetensors header, config.json and tokenizer.json). Opening each one,
+as LlmInference does, and running a forward step either works (the bytes
+hit something that still makes a valid model) or raises ModelFileError
+whose message names the file. Any other exception, or a hang, fails.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pocketlm.engine.python_engine import Engine
+from pocketlm.errors import ModelFileError
+from pocketlm.genai.bundler import BundleConfig, create_bundle
+from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+from pocketlm.model.forward import KVCache
+from tests.fixtures import checkpoints
+from tests.fixtures.tokenizers import train_byte_level_bpe, train_sentencepiece
+
+SMALL = dict(num_hidden_layers=1, hidden_size=32, intermediate_size=32, num_attention_heads=2, num_key_value_heads=1)
+
+
+def _gguf_metadata_end(path: Path) -> int:
+    import gguf
+
+    return int(gguf.GGUFReader(str(path)).data_offset)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mutants")
+    sp = checkpoints.llama(root / "sp", vocab_size=700, **SMALL)
+    train_sentencepiece(sp, vocab_size=700)
+    bpe = checkpoints.llama(root / "bpe", vocab_size=320, eos_token_id=0, **SMALL)
+    train_byte_level_bpe(bpe, vocab_size=320)
+    sp_model = convert_checkpoint(ConversionConfig(str(sp), "safetensors", None, "cpu", str(root / "o1")))
+    bpe_model = convert_checkpoint(ConversionConfig(str(bpe), "safetensors", None, "cpu", str(root / "o2")))
+    task = create_bundle(BundleConfig(str(sp_model), str(sp / "tokenizer.model"), "<s>", ["</s>"],
+                                      str(root / "m.task"), system_prompt="Be brief.", prompt_prefix="U: ",
+                                      prompt_suffix="\nA: "))
+    return root, sp_model, bpe_model, task, bpe
+
+
+def _regions_of_bundle(task: Path) -> list[tuple[int, int]]:
+    """Zip records and the small entries; the model entry's own header and metadata too."""
+    size = task.stat().st_size
+    with zipfile.ZipFile(task) as zf:
+        infos = zf.infolist()
+    regions = [(i.header_offset, i.header_offset + 30 + len(i.filename)) for i in infos]
+    central = min(size, max(i.header_offset for i in infos) + 200)
+    regions.append((size - 22 - 46 * len(infos) - sum(len(i.filename) for i in infos), size))  # central directory
+    for i in infos:
+        start = i.header_offset + 30 + len(i.filename)
+        end = start + (i.file_size if i.filename != "TF_LITE_PREFILL_DECODE" else 2000)
+        regions.append((start, min(end, size)))
+    del central
+    return regions
+
+
+def _open_and_step(path: Path) -> None:
+    engine = Engine(path, 16)
+    engine.model.forward([1, 2], KVCache(engine.model.cfg, 4))
+
+
+def _timeout(signum, frame):
+    raise TimeoutError("hung")
+
+
+def _run(path: Path, original: bytes, regions: list[tuple[int, int]], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    bad = []
+    old = signal.signal(signal.SIGALRM, _timeout)
+    try:
+        for i in range(n):
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 4)):
+                lo, hi = rng.choice(regions)
+                data[rng.randrange(lo, hi)] = rng.randrange(256)
+            path.write_bytes(bytes(data))
+            signal.alarm(10)
+            try:
+                _open_and_step(path)
+            except ModelFileError as e:
+                if str(path) not in str(e):
+                    bad.append(f"mutant {i}: message does not name the file: {e}")
+            except Exception as e:  # noqa: BLE001 - the point: nothing else may escape
+                bad.append(f"mutant {i}: {type(e).__name__}: {e}")
+            finally:
+                signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    return bad
+
+
+def test_mutated_model_files_bundles_and_checkpoints_raise_model_file_error(files):
+    root, sp_model, bpe_model, task, bpe_ckpt = files
+    failures, total = [], 0
+    for src, n, seed in ((sp_model, 900, 1), (bpe_model, 900, 2)):
+        original = src.read_bytes()
+        failures += _run(root / f"mut-{src.parent.name}.gguf", original, [(0, _gguf_metadata_end(src))], n, seed)
+        total += n
+    failures += _run(root / "mut.task", task.read_bytes(), _regions_of_bundle(task), 500, 3)
+    total += 500
+    # checkpoint folders: the safetensors header, config.json, tokenizer.json
+    mut = root / "mut-ckpt"
+    shutil.copytree(bpe_ckpt, mut)
+    for name, n, seed in (("model.safetensors", 150, 4), ("config.json", 100, 5), ("tokenizer.json", 100, 6)):
+        original = (bpe_ckpt / name).read_bytes()
+        end = 8 + int.from_bytes(original[:8], "little") if name.endswith(".safetensors") else len(original)
+        failures += [f"{name} {f}" for f in _run_in_folder(mut, name, original, [(0, min(end, len(original)))],
+                                                           n, seed)]
+        (mut / name).write_bytes(original)
+        total += n
+    assert total >= 2000
+    assert not failures, f"{len(failures)} of {total} mutants escaped:\n" + "\n".join(failures[:15])
+
+
+def _run_in_folder(folder: Path, name: str, original: bytes, regions, n, seed) -> list[str]:
+    rng = random.Random(seed)
+    bad = []
+    target = folder / name
+    for i in range(n):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 4)):
+            lo, hi = rng.choice(regions)
+            data[rng.randrange(lo, hi)] = rng.randrange(256)
+        target.write_bytes(bytes(data))
+        try:
+            _open_and_step(folder)
+        except ModelFileError as e:
+            if str(folder) not in str(e):
+                bad.append(f"mutant {i}: message does not name the file: {e}")
+        except Exception as e:  # noqa: BLE001
+            bad.append(f"mutant {i}: {type(e).__name__}: {e}")
+    return bad
