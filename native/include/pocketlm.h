@@ -172,6 +172,49 @@ int plm_set_simd(int enable);
  * tools/membw.py times it to measure the memory bandwidth kernels chase. */
 double plm_bench_read(const void *buf, int64_t bytes, int n_threads);
 
+/* ---- GGUF files (the engine's model reader) ----------------------------
+ * plm_gguf_open maps a GGUF v2/v3 file read-only (or the GGUF at `offset`,
+ * `length` bytes, inside a larger file such as a .task bundle; length 0:
+ * to the end) and parses its header, metadata and tensor table, checking
+ * every count, length, offset and type against the mapped bytes before use.
+ * On failure it returns a negative status and, when `error` is not NULL,
+ * sets *error to a malloc'd message that names the file and the field or
+ * tensor (the caller frees it); nothing is printed. Values and tensor data
+ * point into the map and live until plm_gguf_close. A plm_gguf is read-only
+ * once open: any number of threads may query it at once. Nested arrays are
+ * refused, as llama.cpp refuses them. */
+typedef struct plm_gguf plm_gguf;
+enum plm_gguf_value_type {
+    PLM_GGUF_U8 = 0, PLM_GGUF_I8 = 1, PLM_GGUF_U16 = 2, PLM_GGUF_I16 = 3, PLM_GGUF_U32 = 4,
+    PLM_GGUF_I32 = 5, PLM_GGUF_F32 = 6, PLM_GGUF_BOOL = 7, PLM_GGUF_STRING = 8, PLM_GGUF_ARRAY = 9,
+    PLM_GGUF_U64 = 10, PLM_GGUF_I64 = 11, PLM_GGUF_F64 = 12
+};
+enum { PLM_ERR_FORMAT = -5, PLM_ERR_IO = -6, PLM_ERR_NOT_FOUND = -7 };
+int plm_gguf_open(const char *path, uint64_t offset, uint64_t length, plm_gguf **out, char **error);
+void plm_gguf_close(plm_gguf *g);
+/* frees what libpocketlm malloc'd for the caller (error messages), for callers without free() at hand */
+void plm_free(void *p);
+int64_t plm_gguf_n_kv(const plm_gguf *g);
+/* index of key (the last one of that name), or -1 */
+int64_t plm_gguf_find_key(const plm_gguf *g, const char *key);
+const char *plm_gguf_key(const plm_gguf *g, int64_t i);
+int plm_gguf_kv_type(const plm_gguf *g, int64_t i);
+/* scalars of any integer / bool type as int64, of any numeric type as double */
+int plm_gguf_get_int(const plm_gguf *g, int64_t i, int64_t *value);
+int plm_gguf_get_float(const plm_gguf *g, int64_t i, double *value);
+/* a string value: not NUL-terminated, `len` bytes of valid UTF-8 */
+int plm_gguf_get_str(const plm_gguf *g, int64_t i, const char **s, uint64_t *len);
+/* arrays: element type, count, numeric elements in place (little-endian), string elements by index */
+int plm_gguf_arr_info(const plm_gguf *g, int64_t i, int *elem_type, uint64_t *count, const void **data);
+int plm_gguf_arr_str(const plm_gguf *g, int64_t i, uint64_t j, const char **s, uint64_t *len);
+int64_t plm_gguf_n_tensors(const plm_gguf *g);
+int64_t plm_gguf_find_tensor(const plm_gguf *g, const char *name);
+/* dims in GGUF order (dims[0] is the row length); data: the mapped bytes, nbytes of them */
+int plm_gguf_tensor_info(const plm_gguf *g, int64_t i, const char **name, int *type, int *n_dims,
+                         int64_t dims[4], const void **data, uint64_t *nbytes);
+/* where the data section starts, from the start of the GGUF */
+uint64_t plm_gguf_data_offset(const plm_gguf *g);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus

@@ -17,6 +17,9 @@ const char *plm_status_string(int status) {
     case PLM_ERR_SHAPE: return "shapes do not fit together";
     case PLM_ERR_TYPE: return "unsupported tensor type";
     case PLM_ERR_NOMEM: return "out of memory";
+    case PLM_ERR_FORMAT: return "malformed or unsupported file";
+    case PLM_ERR_IO: return "file could not be opened or mapped";
+    case PLM_ERR_NOT_FOUND: return "no such key or tensor";
     default: return "unknown status";
     }
 }

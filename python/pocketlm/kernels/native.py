@@ -265,3 +265,69 @@ def reset_pool_peak() -> None:
 def bench_read(buf: np.ndarray, n_threads: int | None = None) -> float:
     """Streams buf once over n_threads threads (see tools/membw.py); returns a checksum."""
     return lib.plm_bench_read(_ptr(buf, "void *"), buf.nbytes, _checks.threads(n_threads))
+
+
+# ---- GGUF files through the engine's C reader -------------------------------------------
+
+
+def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[str, int, tuple, int, int]]]:
+    """Parses a GGUF file with libpocketlm's reader (native/src/gguf.c):
+    (metadata key -> value, [(tensor name, type, dims, offset from the data
+    section, nbytes)]). Numeric arrays come back as lists, strings as str.
+    A file the reader refuses raises GGUFError with the C reader's message."""
+    from ..model.gguf_reader import GGUFError
+
+    out, err = ffi.new("plm_gguf **"), ffi.new("char **")
+    status = lib.plm_gguf_open(str(path).encode(), offset, length, out, err)
+    if status != 0:
+        msg = f"{path}: status {status}"
+        if err[0] != ffi.NULL:
+            msg = ffi.string(err[0]).decode("utf-8", "replace")
+            lib.plm_free(err[0])
+        raise GGUFError(msg)
+    g = ffi.gc(out[0], lib.plm_gguf_close)
+    s, n = ffi.new("const char **"), ffi.new("uint64_t *")
+    fields = {}
+    for i in range(lib.plm_gguf_n_kv(g)):
+        key = ffi.string(lib.plm_gguf_key(g, i)).decode()
+        vtype = lib.plm_gguf_kv_type(g, i)
+        if vtype == 8:
+            lib.plm_gguf_get_str(g, i, s, n)
+            fields[key] = ffi.unpack(s[0], n[0]).decode()
+        elif vtype == 9:
+            et, cnt, data = ffi.new("int *"), ffi.new("uint64_t *"), ffi.new("void **")
+            lib.plm_gguf_arr_info(g, i, et, cnt, data)
+            if et[0] == 8:
+                vals = []
+                for j in range(cnt[0]):
+                    lib.plm_gguf_arr_str(g, i, j, s, n)
+                    vals.append(ffi.unpack(s[0], n[0]).decode())
+                fields[key] = vals
+            else:
+                dt = np.dtype(_GGUF_DTYPES[et[0]])
+                fields[key] = np.frombuffer(ffi.buffer(data[0], cnt[0] * dt.itemsize), dt).tolist()
+        elif vtype in (6, 12):
+            v = ffi.new("double *")
+            lib.plm_gguf_get_float(g, i, v)
+            fields[key] = v[0]
+        else:
+            v = ffi.new("int64_t *")
+            _call(lib.plm_gguf_get_int(g, i, v), f"metadata {key}")
+            fields[key] = bool(v[0]) if vtype == 7 else v[0]
+    tensors = []
+    name, ttype, nd = ffi.new("const char **"), ffi.new("int *"), ffi.new("int *")
+    dims, data, nbytes = ffi.new("int64_t[4]"), ffi.new("const void **"), ffi.new("uint64_t *")
+    base = None
+    for i in range(lib.plm_gguf_n_tensors(g)):
+        lib.plm_gguf_tensor_info(g, i, name, ttype, nd, dims, data, nbytes)
+        addr = int(ffi.cast("uintptr_t", data[0]))
+        base = addr if base is None else min(base, addr)
+        tensors.append([ffi.string(name[0]).decode(), ttype[0], tuple(dims[d] for d in range(nd[0])), addr,
+                        nbytes[0]])
+    for t in tensors:  # offsets relative to the first tensor's data, as comparable numbers
+        t[3] -= base
+    return fields, [tuple(t) for t in tensors]
+
+
+_GGUF_DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8",
+                11: "<i8", 12: "<f8"}

@@ -120,6 +120,8 @@ class GGUFFile:
                 raise GGUFError(f"{self.path}: corrupted: {what} claims {count} elements")
             if etype == STRING:
                 return [self._string(what) for _ in range(count)]
+            if etype == ARRAY:  # as llama.cpp (and the C reader) refuse them
+                raise GGUFError(f"{self.path}: corrupted: {what} is an array of arrays")
             return [self._value(etype, what) for _ in range(count)]
         raise GGUFError(f"{self.path}: corrupted: {what} has unknown value type {vtype}")
 
@@ -141,10 +143,14 @@ class GGUFFile:
                             f"cannot fit in {remaining} bytes")
         for i in range(n_kv):
             key = self._string(f"metadata key {i}")
+            if "\0" in key:
+                raise GGUFError(f"{self.path}: corrupted: metadata key {i} holds a NUL byte")
             vtype = self._scalar("<I", f"the type of {key}")
             self.fields[key] = self._value(vtype, f"metadata {key}")
         for i in range(n_tensors):
             name = self._string(f"tensor name {i}")
+            if "\0" in name:
+                raise GGUFError(f"{self.path}: corrupted: tensor name {i} holds a NUL byte")
             n_dims = self._scalar("<I", f"the dimensions of tensor {name}")
             if n_dims > 4:
                 raise GGUFError(f"{self.path}: corrupted: tensor {name} has {n_dims} dimensions")
