@@ -204,7 +204,8 @@ int plm_gguf_get_int(const plm_gguf *g, int64_t i, int64_t *value);
 int plm_gguf_get_float(const plm_gguf *g, int64_t i, double *value);
 /* a string value: not NUL-terminated, `len` bytes of valid UTF-8 */
 int plm_gguf_get_str(const plm_gguf *g, int64_t i, const char **s, uint64_t *len);
-/* arrays: element type, count, numeric elements in place (little-endian), string elements by index */
+/* arrays: element type, count, numeric elements in place (little-endian and unaligned: copy them out with
+ * memcpy), string elements by index */
 int plm_gguf_arr_info(const plm_gguf *g, int64_t i, int *elem_type, uint64_t *count, const void **data);
 int plm_gguf_arr_str(const plm_gguf *g, int64_t i, uint64_t j, const char **s, uint64_t *len);
 int64_t plm_gguf_n_tensors(const plm_gguf *g);
