@@ -12,16 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int g_failures = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-            g_failures++;                                        \
-        }                                                        \
-    } while (0)
+#include "plm_test.h"
 
 typedef struct { unsigned char b[4096]; size_t n; } buf;
 static void put(buf *f, const void *p, size_t n) { memcpy(f->b + f->n, p, n); f->n += n; }

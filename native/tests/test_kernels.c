@@ -10,16 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_failures = 0;
-#define EXPECT(cond, ...)                                          \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fprintf(stderr, "\n");                                 \
-            g_failures++;                                          \
-        }                                                          \
-    } while (0)
+#include "plm_test.h"
 
 static uint64_t g_rng = 88172645463325252ull;
 static float frand(void) { /* xorshift64 -> [-1, 1) */
