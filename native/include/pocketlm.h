@@ -216,6 +216,23 @@ int plm_gguf_tensor_info(const plm_gguf *g, int64_t i, const char **name, int *t
 /* where the data section starts, from the start of the GGUF */
 uint64_t plm_gguf_data_offset(const plm_gguf *g);
 
+/* ---- sampling (the engine's sampler) -------------------------------------
+ * The random stream is NumPy's: plm_rng_seed(seed) gives the state of
+ * np.random.Generator(np.random.PCG64(seed)) (SeedSequence, then PCG64's
+ * XSL-RR 128/64), and plm_rng_uniform is its random(), so a seed gives the
+ * same draws in both engines. plm_sample is python/pocketlm/sampling.py's
+ * Sampler.sample: greedy (the first maximum) when top_k == 1 or
+ * temperature == 0; else the top_k logits (ties: lower id first), softmax of
+ * logit / temperature in double, the smallest prefix whose mass reaches
+ * top_p, renormalized, and the token whose cumulative probability first
+ * exceeds one uniform draw. One rng per session: not thread-safe. */
+typedef struct { uint64_t state_hi, state_lo, inc_hi, inc_lo; } plm_rng;
+void plm_rng_seed(plm_rng *rng, uint64_t seed);
+uint64_t plm_rng_next_u64(plm_rng *rng);
+double plm_rng_uniform(plm_rng *rng);
+int plm_sample(const float *logits, int64_t n, int64_t top_k, double top_p, double temperature, plm_rng *rng,
+               int32_t *token);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus

@@ -32,8 +32,14 @@ class Sampler:
         """(candidate token ids, their probabilities) after topK, temperature and topP."""
         logits = np.asarray(logits, dtype=np.float64).reshape(-1)
         k = min(self.top_k, logits.size)
-        # top-k, highest first; equal logits keep the lower id first
-        cand = np.argpartition(-logits, k - 1)[:k] if k < logits.size else np.arange(logits.size)
+        # top-k, highest first; equal logits: the lower id first, and the lower ids win a tie at the k-th
+        # place (argpartition alone would pick among them arbitrarily; the C sampler sorts by the same rule)
+        if k < logits.size:
+            kth = np.partition(logits, logits.size - k)[logits.size - k]
+            above = np.flatnonzero(logits > kth)
+            cand = np.concatenate([above, np.flatnonzero(logits == kth)[: k - above.size]])
+        else:
+            cand = np.arange(logits.size)
         cand = cand[np.lexsort((cand, -logits[cand]))]
         z = logits[cand] / self.temperature
         p = np.exp(z - z.max())

@@ -331,3 +331,27 @@ def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[
 
 _GGUF_DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8",
                 11: "<i8", 12: "<f8"}
+
+
+# ---- the engine's sampler -------------------------------------------------------------------
+
+
+class Sampler:
+    """libpocketlm's sampler (native/src/sampler.c): the same algorithm and
+    random stream as pocketlm.sampling.Sampler, so a seed gives the same
+    tokens in both engines."""
+
+    def __init__(self, top_k: int = 40, top_p: float = 1.0, temperature: float = 0.8, seed: int = 0):
+        self.top_k, self.top_p, self.temperature = int(top_k), float(top_p), float(temperature)
+        self.rng = ffi.new("plm_rng *")
+        lib.plm_rng_seed(self.rng, int(seed))
+        self._token = ffi.new("int32_t *")
+
+    def random(self) -> float:
+        return lib.plm_rng_uniform(self.rng)
+
+    def sample(self, logits: np.ndarray) -> int:
+        x = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1)
+        _call(lib.plm_sample(_ptr(x), x.size, self.top_k, self.top_p, self.temperature, self.rng, self._token),
+              "sample")
+        return int(self._token[0])
