@@ -53,3 +53,24 @@ def test_pre_tokenizer_names_split_text_as_llama_cpp_does(tmp_path, pre):
     lines = [t for t in corpus(300, seed=9) if t] + ["x 12345 y", "a+b<=c^d|e`f", "I'VE been 'told 3.14159"]
     for text in lines:
         assert ours.encode(text) == llm.tokenize(text.encode(), add_bos=False, special=False), text
+
+
+def test_llama3_rope_scaling_runs_the_same_in_llama_cpp(tmp_path):
+    """Llama 3.1-style rope scaling travels as llama.cpp's rope_freqs tensor."""
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import train_sentencepiece
+
+    folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=700, rope_theta=500000.0,
+                               rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+    train_sentencepiece(folder, vocab_size=700)
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
+                                               is_quantized=False))
+    prompt = [(7 * i + 3) % 700 for i in range(48)]  # long enough for the scaled low frequencies to turn
+    model, _, _ = load_model(path)
+    ours = model.forward(prompt, KVCache(model.cfg, len(prompt)))
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False,
+                          type_k=0, type_v=0)
+    llm.eval(prompt)
+    ref = np.array(llm.scores[: len(prompt)], dtype=np.float32)
+    assert np.abs(ours - ref).max() < 5e-4 * float(np.abs(ref).max())
