@@ -192,6 +192,7 @@ enum plm_gguf_value_type {
 enum { PLM_ERR_FORMAT = -5, PLM_ERR_IO = -6, PLM_ERR_NOT_FOUND = -7 };
 int plm_gguf_open(const char *path, uint64_t offset, uint64_t length, plm_gguf **out, char **error);
 void plm_gguf_close(plm_gguf *g);
+const char *plm_gguf_path(const plm_gguf *g);
 /* frees what libpocketlm malloc'd for the caller (error messages), for callers without free() at hand */
 void plm_free(void *p);
 int64_t plm_gguf_n_kv(const plm_gguf *g);
@@ -215,6 +216,38 @@ int plm_gguf_tensor_info(const plm_gguf *g, int64_t i, const char **name, int *t
                          int64_t dims[4], const void **data, uint64_t *nbytes);
 /* where the data section starts, from the start of the GGUF */
 uint64_t plm_gguf_data_offset(const plm_gguf *g);
+
+/* ---- model config (what the forward pass branches on) --------------------
+ * python/pocketlm/model/config.py's ModelConfig, read from a GGUF file the
+ * way the Python loader reads it: the pocketlm.config JSON when present,
+ * else llama.cpp's {arch}.* keys and tensor names (and the rope_freqs
+ * tensor). Names are ModelConfig's; enums are spelled out below. */
+enum plm_norm { PLM_NORM_RMS = 0, PLM_NORM_LAYER = 1 };
+enum plm_act { PLM_ACT_SILU = 0, PLM_ACT_GELU = 1, PLM_ACT_GELU_TANH = 2 };
+enum plm_positions { PLM_POS_ROPE = 0, PLM_POS_LEARNED = 1, PLM_POS_ALIBI = 2 };
+typedef struct {
+    char arch[16];                    /* llama, mistral, gemma, gemma2, phi, stablelm, gpt2, falcon */
+    int64_t vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim, intermediate_size;
+    int64_t max_position_embeddings;
+    double norm_eps, norm_w_offset;
+    int norm, act, gated_mlp;
+    double rope_theta, rope_freq_scale;
+    int64_t rot_dim;
+    int rope_mode;                    /* PLM_ROPE_NEOX / PLM_ROPE_GPTJ */
+    int64_t n_rope_freq_factors;      /* 0 or rot_dim / 2 */
+    float rope_freq_factors[512];
+    int qkv_bias, o_bias, mlp_bias, tie_embeddings, post_norms, parallel_residual, output_bias;
+    int positions;
+    double embed_scale, query_scale, attn_softcap, final_softcap;
+    int64_t sliding_window;
+    uint8_t sliding_window_layer[1024]; /* 1 where layer i uses the window */
+    int64_t bos_token_id;             /* -1: none */
+    int64_t n_eos;
+    int64_t eos_token_ids[8];
+} plm_model_config;
+/* fills *cfg; on failure a negative status and, when error is not NULL, a
+ * malloc'd message naming the file and the key */
+int plm_gguf_model_config(const plm_gguf *g, plm_model_config *cfg, char **error);
 
 /* ---- sampling (the engine's sampler) -------------------------------------
  * The random stream is NumPy's: plm_rng_seed(seed) gives the state of

@@ -361,6 +361,8 @@ void plm_gguf_close(plm_gguf *g) {
 
 void plm_free(void *p) { free(p); }
 
+const char *plm_gguf_path(const plm_gguf *g) { return g ? g->path : NULL; }
+
 int64_t plm_gguf_n_kv(const plm_gguf *g) { return g ? g->n_kv : 0; }
 int64_t plm_gguf_n_tensors(const plm_gguf *g) { return g ? g->n_tensors : 0; }
 uint64_t plm_gguf_data_offset(const plm_gguf *g) { return g ? g->data_start - g->begin : 0; }

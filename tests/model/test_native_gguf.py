@@ -93,3 +93,95 @@ def test_refusals_name_the_problem(tmp_path):
         native.gguf_read(p)
     with pytest.raises(GGUFError, match="cannot open"):
         native.gguf_read(tmp_path / "missing.gguf")
+
+
+def _same_config(c: dict, py) -> None:
+    import dataclasses
+
+    want = dataclasses.asdict(py)
+    assert set(c) == set(want)
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert c[key] == pytest.approx(value, rel=1e-6), key
+        elif key == "rope_freq_factors":
+            np.testing.assert_allclose(c[key], value, rtol=1e-6)
+        else:
+            assert c[key] == (tuple(value) if isinstance(value, list) else value), key
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.gguf")), ids=lambda p: p.name)
+def test_model_config_of_llama_cpp_files(path):
+    from pocketlm.model.gguf_file import read_gguf
+
+    _same_config(native.gguf_model_config(path), read_gguf(path)[0])
+
+
+@pytest.mark.parametrize("arch", ["llama", "llama3", "mistral", "gemma", "gemma2", "phi", "stablelm", "gpt2",
+                                  "falcon"])
+def test_model_config_of_pocketlm_files(tmp_path, arch):
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.gguf_file import read_gguf
+    from tests.fixtures import checkpoints
+    from tests.fixtures.llama_cpp import without_pocketlm_keys
+    from tests.fixtures.tokenizers import train_byte_level_bpe
+
+    build = {"llama3": lambda f: checkpoints.llama(f, rope_theta=500000.0, rope_scaling={
+        "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 32}), "mistral": lambda f: checkpoints.llama(
+        f, model_type="mistral", sliding_window=6)}.get(arch) or getattr(checkpoints, arch)
+    folder = build(tmp_path / "ckpt")
+    train_byte_level_bpe(folder, vocab_size=256)
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    _same_config(native.gguf_model_config(path), read_gguf(path)[0])
+    if arch in ("llama3", "gemma2", "phi"):  # the same file with llama.cpp's keys only
+        plain = without_pocketlm_keys(path, tmp_path / "plain.gguf")
+        _same_config(native.gguf_model_config(plain), read_gguf(plain)[0])
+
+
+def test_model_config_refusals_name_the_file_and_key(tmp_path):
+    from tests.fixtures.llama_cpp import without_pocketlm_keys
+
+    bad = without_pocketlm_keys(FIXTURES / "llama.gguf", tmp_path / "yarn.gguf", **{"llama.rope.scaling.type": "yarn"})
+    with pytest.raises(GGUFError, match=r"yarn.gguf: llama.rope.scaling.type 'yarn' is not supported"):
+        native.gguf_model_config(bad)
+    bad = without_pocketlm_keys(FIXTURES / "llama.gguf", tmp_path / "arch.gguf", **{"general.architecture": "mamba"})
+    with pytest.raises(GGUFError, match="arch.gguf: GGUF architecture 'mamba' is not supported"):
+        native.gguf_model_config(bad)
+
+
+def test_model_config_of_corrupted_files_is_read_or_refused(tmp_path):
+    """Mutants of a pocketlm file's header (the pocketlm.config JSON among it):
+    the C reader gives a config or a GGUFError naming the file, never a crash;
+    when both readers accept, they agree on the sizes."""
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.gguf_file import read_gguf
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import train_byte_level_bpe
+
+    folder = checkpoints.gemma2(tmp_path / "ckpt")
+    train_byte_level_bpe(folder, vocab_size=256)
+    src = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    original = src.read_bytes()
+    start = original.index(b'{"arch"')
+    end = original.index(b"}", start) + 1
+    rng = random.Random(3)
+    path = tmp_path / "m.gguf"
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(500):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(start, end)] = rng.choice(b'{}[]",:.-0123456789eEtruefalsn \\x\xff')
+        path.write_bytes(bytes(data))
+        try:
+            c = native.gguf_model_config(path)
+        except GGUFError as e:
+            assert str(path) in str(e)
+            outcomes["refused"] += 1
+            continue
+        outcomes["read"] += 1
+        try:
+            py = read_gguf(path)[0]
+        except ValueError:
+            continue
+        assert (c["n_layers"], c["hidden_size"], c["vocab_size"]) == (py.n_layers, py.hidden_size, py.vocab_size)
+    assert outcomes["refused"] > 100 and outcomes["read"] > 3, outcomes

@@ -270,22 +270,30 @@ def bench_read(buf: np.ndarray, n_threads: int | None = None) -> float:
 # ---- GGUF files through the engine's C reader -------------------------------------------
 
 
-def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[str, int, tuple, int, int]]]:
-    """Parses a GGUF file with libpocketlm's reader (native/src/gguf.c):
-    (metadata key -> value, [(tensor name, type, dims, offset from the data
-    section, nbytes)]). Numeric arrays come back as lists, strings as str.
-    A file the reader refuses raises GGUFError with the C reader's message."""
+def _raise_gguf(path, status: int, err) -> None:
+    """A non-zero status of the C reader as GGUFError with its malloc'd message (freed here)."""
     from ..model.gguf_reader import GGUFError
 
-    out, err = ffi.new("plm_gguf **"), ffi.new("char **")
-    status = lib.plm_gguf_open(str(path).encode(), offset, length, out, err)
     if status != 0:
         msg = f"{path}: status {status}"
         if err[0] != ffi.NULL:
             msg = ffi.string(err[0]).decode("utf-8", "replace")
             lib.plm_free(err[0])
         raise GGUFError(msg)
-    g = ffi.gc(out[0], lib.plm_gguf_close)
+
+
+def _gguf_open(path, offset: int, length: int):
+    out, err = ffi.new("plm_gguf **"), ffi.new("char **")
+    _raise_gguf(path, lib.plm_gguf_open(str(path).encode(), offset, length, out, err), err)
+    return ffi.gc(out[0], lib.plm_gguf_close)
+
+
+def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[str, int, tuple, int, int]]]:
+    """Parses a GGUF file with libpocketlm's reader (native/src/gguf.c):
+    (metadata key -> value, [(tensor name, type, dims, offset from the data
+    section, nbytes)]). Numeric arrays come back as lists, strings as str.
+    A file the reader refuses raises GGUFError with the C reader's message."""
+    g = _gguf_open(path, offset, length)
     s, n = ffi.new("const char **"), ffi.new("uint64_t *")
     fields = {}
     for i in range(lib.plm_gguf_n_kv(g)):
@@ -355,3 +363,30 @@ class Sampler:
         _call(lib.plm_sample(_ptr(x), x.size, self.top_k, self.top_p, self.temperature, self.rng, self._token),
               "sample")
         return int(self._token[0])
+
+
+_NORMS, _ACTS, _ROPE_MODES, _POSITIONS = ("rms", "layer"), ("silu", "gelu", "gelu_tanh"), ("neox", "gptj"), \
+    ("rope", "learned", "alibi")
+
+
+def gguf_model_config(path, offset: int = 0, length: int = 0) -> dict:
+    """The C engine's reading of a GGUF file's model config
+    (plm_gguf_model_config), as a dict with ModelConfig's field names and
+    values; a refusal raises GGUFError with the C message."""
+    g = _gguf_open(path, offset, length)
+    c, err = ffi.new("plm_model_config *"), ffi.new("char **")
+    _raise_gguf(path, lib.plm_gguf_model_config(g, c, err), err)
+    return dict(
+        arch=ffi.string(c.arch).decode(), vocab_size=c.vocab_size, hidden_size=c.hidden_size, n_layers=c.n_layers,
+        n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim, intermediate_size=c.intermediate_size,
+        max_position_embeddings=c.max_position_embeddings, norm_eps=c.norm_eps, norm=_NORMS[c.norm],
+        norm_w_offset=c.norm_w_offset, act=_ACTS[c.act], gated_mlp=bool(c.gated_mlp), rope_theta=c.rope_theta,
+        rot_dim=c.rot_dim, rope_mode=_ROPE_MODES[c.rope_mode], rope_freq_scale=c.rope_freq_scale,
+        rope_freq_factors=tuple(c.rope_freq_factors[i] for i in range(c.n_rope_freq_factors)),
+        qkv_bias=bool(c.qkv_bias), o_bias=bool(c.o_bias), mlp_bias=bool(c.mlp_bias),
+        tie_embeddings=bool(c.tie_embeddings), embed_scale=c.embed_scale, query_scale=c.query_scale,
+        attn_softcap=c.attn_softcap, final_softcap=c.final_softcap, sliding_window=c.sliding_window,
+        sliding_window_layers=tuple(i for i in range(min(c.n_layers, 1024)) if c.sliding_window_layer[i]),
+        post_norms=bool(c.post_norms), parallel_residual=bool(c.parallel_residual), positions=_POSITIONS[c.positions],
+        output_bias=bool(c.output_bias), bos_token_id=None if c.bos_token_id < 0 else c.bos_token_id,
+        eos_token_ids=tuple(c.eos_token_ids[i] for i in range(c.n_eos)))
