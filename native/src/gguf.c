@@ -137,6 +137,20 @@ static int rd_str(cursor *c, const char **s, uint64_t *len, const char *what) {
     return PLM_OK;
 }
 
+static char *cstr(const char *s, uint64_t n) {
+    char *out = (char *)malloc((size_t)n + 1);
+    if (out) { memcpy(out, s, (size_t)n); out[n] = 0; }
+    return out;
+}
+
+/* A key or tensor name: a string without NUL bytes, also kept NUL-terminated in *copy. */
+static int rd_name(cursor *c, const char **s, uint64_t *len, char **copy, const char *what) {
+    if (rd_str(c, s, len, what)) return PLM_ERR_FORMAT;
+    if (memchr(*s, 0, (size_t)*len)) return fail(c, PLM_ERR_FORMAT, "corrupted: %s holds a NUL byte", what);
+    if (!(*copy = cstr(*s, *len))) return fail(c, PLM_ERR_NOMEM, "out of memory");
+    return PLM_OK;
+}
+
 static int64_t scalar_size(int type) {
     switch (type) {
     case PLM_GGUF_U8: case PLM_GGUF_I8: case PLM_GGUF_BOOL: return 1;
@@ -200,12 +214,6 @@ static int type_layout(int type, int64_t *block, int64_t *bytes) {
     }
 }
 
-static char *cstr(const char *s, uint64_t n) {
-    char *out = (char *)malloc((size_t)n + 1);
-    if (out) { memcpy(out, s, (size_t)n); out[n] = 0; }
-    return out;
-}
-
 static int parse(cursor *c) {
     plm_gguf *g = c->g;
     const uint8_t *magic = need(c, 4, "the magic number");
@@ -232,10 +240,8 @@ static int parse(cursor *c) {
     for (uint64_t i = 0; i < n_kv; i++) {
         plm_kv *kv = &g->kv[i];
         snprintf(what, sizeof what, "metadata key %llu", (unsigned long long)i);
-        if (rd_str(c, &kv->key, &kv->key_len, what)) return PLM_ERR_FORMAT;
-        if (memchr(kv->key, 0, (size_t)kv->key_len)) return fail(c, PLM_ERR_FORMAT, "corrupted: %s holds a NUL byte", what);
-        g->n_kv = (int64_t)i + 1;
-        if (!(g->cnames[i] = cstr(kv->key, kv->key_len))) return fail(c, PLM_ERR_NOMEM, "out of memory");
+        g->n_kv = (int64_t)i + 1; /* its name is freed on failure from here on */
+        if (rd_name(c, &kv->key, &kv->key_len, &g->cnames[i], what)) return PLM_ERR_FORMAT;
         uint32_t t;
         snprintf(what, sizeof what, "metadata %.80s", g->cnames[i]);
         if (rd_u32(c, &t, what)) return PLM_ERR_FORMAT;
@@ -253,11 +259,9 @@ static int parse(cursor *c) {
     for (uint64_t i = 0; i < n_tensors; i++) {
         plm_tensor *t = &g->tensors[i];
         snprintf(what, sizeof what, "tensor name %llu", (unsigned long long)i);
-        if (rd_str(c, &t->name, &t->name_len, what)) return PLM_ERR_FORMAT;
-        if (memchr(t->name, 0, (size_t)t->name_len)) return fail(c, PLM_ERR_FORMAT, "corrupted: %s holds a NUL byte", what);
         g->n_tensors = (int64_t)i + 1;
         char **cn = &g->cnames[n_kv + i];
-        if (!(*cn = cstr(t->name, t->name_len))) return fail(c, PLM_ERR_NOMEM, "out of memory");
+        if (rd_name(c, &t->name, &t->name_len, cn, what)) return PLM_ERR_FORMAT;
         uint32_t nd, type;
         snprintf(what, sizeof what, "the shape of tensor %.64s", *cn);
         if (rd_u32(c, &nd, what)) return PLM_ERR_FORMAT;

@@ -37,11 +37,8 @@ static uint32_t mix(uint32_t x, uint32_t y) {
 
 static u128 u128_of(uint64_t hi, uint64_t lo) { return ((u128)hi << 64) | lo; }
 
-static const u128 *pcg_mult(void) {
-    static u128 m;
-    m = u128_of(0x2360ed051fc65da4ull, 0x4385df649fccf645ull);
-    return &m;
-}
+/* PCG64's 128-bit multiplier */
+static inline u128 pcg_mult(void) { return u128_of(0x2360ed051fc65da4ull, 0x4385df649fccf645ull); }
 
 static void rng_store(plm_rng *r, u128 state, u128 inc) {
     r->state_hi = (uint64_t)(state >> 64); r->state_lo = (uint64_t)state;
@@ -73,15 +70,15 @@ void plm_rng_seed(plm_rng *rng, uint64_t seed) {
     const u128 initstate = u128_of(v64[0], v64[1]), initseq = u128_of(v64[2], v64[3]);
     const u128 inc = (initseq << 1) | 1u;
     u128 state = 0;
-    state = state * *pcg_mult() + inc;
+    state = state * pcg_mult() + inc;
     state += initstate;
-    state = state * *pcg_mult() + inc;
+    state = state * pcg_mult() + inc;
     rng_store(rng, state, inc);
 }
 
 uint64_t plm_rng_next_u64(plm_rng *rng) {
     const u128 inc = u128_of(rng->inc_hi, rng->inc_lo);
-    const u128 state = u128_of(rng->state_hi, rng->state_lo) * *pcg_mult() + inc;
+    const u128 state = u128_of(rng->state_hi, rng->state_lo) * pcg_mult() + inc;
     rng_store(rng, state, inc);
     const uint64_t hi = (uint64_t)(state >> 64), lo = (uint64_t)state;
     const unsigned rot = (unsigned)(hi >> 58);

@@ -15,6 +15,16 @@ llama_cpp = pytest.importorskip("llama_cpp")
 PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77]
 
 
+def both_logits(path, prompt: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The prompt's logits from pocketlm and from llama.cpp (F32 KV cache) on one file."""
+    model, _, _ = load_model(path)
+    ours = model.forward(prompt, KVCache(model.cfg, len(prompt)))
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False,
+                          type_k=0, type_v=0)
+    llm.eval(prompt)
+    return ours, np.array(llm.scores[: len(prompt)], dtype=np.float32)
+
+
 @pytest.mark.parametrize("name", list(SOURCES))
 @pytest.mark.parametrize("quantized", [False, True], ids=["f32", "q8_0"])
 def test_converted_file_runs_in_llama_cpp(tmp_path, name, quantized):
@@ -22,12 +32,7 @@ def test_converted_file_runs_in_llama_cpp(tmp_path, name, quantized):
     path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
                                                backend="cpu", output_dir=str(tmp_path / "out"),
                                                is_quantized=quantized))
-    model, _, _ = load_model(path)
-    ours = model.forward(PROMPT, KVCache(model.cfg, len(PROMPT)))
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False,
-                          type_k=0, type_v=0)
-    llm.eval(PROMPT)
-    ref = np.array(llm.scores[: len(PROMPT)], dtype=np.float32)
+    ours, ref = both_logits(path, PROMPT)
     # llama.cpp's GELU is a tanh approximation read from an F16 table: within 5e-4 of the logits' range
     scale = float(np.abs(ref).max())
     assert np.abs(ours - ref).max() < (5e-4 if not quantized else 2e-2) * scale
@@ -67,10 +72,5 @@ def test_llama3_rope_scaling_runs_the_same_in_llama_cpp(tmp_path):
     path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
                                                is_quantized=False))
     prompt = [(7 * i + 3) % 700 for i in range(48)]  # long enough for the scaled low frequencies to turn
-    model, _, _ = load_model(path)
-    ours = model.forward(prompt, KVCache(model.cfg, len(prompt)))
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, verbose=False,
-                          type_k=0, type_v=0)
-    llm.eval(prompt)
-    ref = np.array(llm.scores[: len(prompt)], dtype=np.float32)
+    ours, ref = both_logits(path, prompt)
     assert np.abs(ours - ref).max() < 5e-4 * float(np.abs(ref).max())

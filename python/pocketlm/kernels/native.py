@@ -312,7 +312,7 @@ def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[
                     vals.append(ffi.unpack(s[0], n[0]).decode())
                 fields[key] = vals
             else:
-                dt = np.dtype(_GGUF_DTYPES[et[0]])
+                dt = np.dtype(_GGUF_DTYPES[et[0]])  # the Python reader's table, bool as a byte
                 fields[key] = np.frombuffer(ffi.buffer(data[0], cnt[0] * dt.itemsize), dt).tolist()
         elif vtype in (6, 12):
             v = ffi.new("double *")
@@ -337,8 +337,13 @@ def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[
     return fields, [tuple(t) for t in tensors]
 
 
-_GGUF_DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8",
-                11: "<i8", 12: "<f8"}
+def _gguf_dtypes() -> dict[int, str]:
+    from ..model.gguf_reader import _DTYPES, BOOL
+
+    return {**_DTYPES, BOOL: "<u1"}
+
+
+_GGUF_DTYPES = _gguf_dtypes()
 
 
 # ---- the engine's sampler -------------------------------------------------------------------

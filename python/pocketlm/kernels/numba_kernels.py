@@ -355,6 +355,9 @@ def layer_norm(x, w, b, eps: float) -> np.ndarray:
     return y.reshape(x.shape)
 
 
+_NO_FACTORS = np.empty(0, dtype=np.float64)  # plain RoPE: no per-frequency divisors
+
+
 @njit(cache=True)
 def _rope(x, pos, theta, rot_dim, freq_scale, ff, neox):
     n_tokens, n_heads, _ = x.shape
@@ -363,7 +366,9 @@ def _rope(x, pos, theta, rot_dim, freq_scale, ff, neox):
     for t in range(n_tokens):
         p = np.float64(pos[t]) * freq_scale
         for i in range(half):
-            ang = p * theta ** (-2.0 * i / rot_dim) / ff[i]
+            ang = p * theta ** (-2.0 * i / rot_dim)
+            if ff.size:
+                ang /= ff[i]
             cs[i, 0] = math.cos(ang)
             cs[i, 1] = math.sin(ang)
         for h in range(n_heads):
@@ -380,8 +385,8 @@ def rope(x: np.ndarray, positions, theta: float, rot_dim: int | None = None, mod
          freq_scale: float = 1.0, freq_factors=None) -> np.ndarray:
     pos, rot_dim, ff = _checks.rope_args(x, positions, theta, rot_dim, mode, freq_factors)
     if rot_dim and x.size:
-        ff = np.ones(rot_dim // 2, dtype=np.float32) if ff is None else ff
-        _rope(x, pos, float(theta), rot_dim, float(np.float32(freq_scale)), ff.astype(np.float64), mode == "neox")
+        ff = _NO_FACTORS if ff is None else ff.astype(np.float64)
+        _rope(x, pos, float(theta), rot_dim, float(np.float32(freq_scale)), ff, mode == "neox")
     return x
 
 

@@ -161,6 +161,7 @@ class Model:
         if pos0 + n > cache.n_ctx:
             raise ValueError(f"{pos0 + n} positions do not fit the cache's {cache.n_ctx}")
         positions = np.arange(pos0, pos0 + n, dtype=np.int32)
+        ff = self.rope_freq_factors  # once a pass, for every layer's RoPE
 
         # token embedding
         emb = self.w["token_embd.weight"]
@@ -184,7 +185,6 @@ class Model:
             v = self._linear(h, b + "attn_v").reshape(n, c.n_kv_heads, c.head_dim)
             # rotary position embedding
             if c.rot_dim:
-                ff = self.rope_freq_factors
                 k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
                 k.rope(kk, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
             # write keys and values into the cache
