@@ -266,6 +266,121 @@ double plm_rng_uniform(plm_rng *rng);
 int plm_sample(const float *logits, int64_t n, int64_t top_k, double top_p, double temperature, plm_rng *rng,
                int32_t *token);
 
+/* ---- the engine: a model and its sessions --------------------------------
+ * A plm_model is a loaded model: its config and its weights, mapped in place
+ * from a GGUF file (plm_model_open) or borrowed from the caller's memory
+ * (plm_model_create). A plm_session is one conversation over a model: a KV
+ * cache of max_tokens positions, the tokens it holds, tokens waiting to be
+ * run (added but not yet prefilled), and a sampler with its random stream.
+ * The forward pass is python/pocketlm/model/forward.py's step for step.
+ *
+ * Thread-safety: a model is read-only once made; any number of sessions
+ * may share it, on any threads, until plm_model_free (which must come after
+ * every session of the model is freed). One session is used by one thread
+ * at a time, except plm_session_cancel, which any thread may call at any
+ * time. Forward passes of different sessions run one after another (they
+ * share the thread pool).
+ *
+ * Errors: every call that can fail returns a status; those with a
+ * char **error set it (when not NULL) to a malloc'd message naming the file,
+ * tensor, option or size at fault, for the caller to free (plm_free). */
+typedef struct plm_model plm_model;
+typedef struct plm_session plm_session;
+
+/* Maps the GGUF at `offset` (`length` bytes, 0: to the end) of path, reads
+ * its config (plm_gguf_model_config), binds every tensor the forward pass
+ * reads and checks its type and shape against the config. llama.cpp's
+ * fused attn_qkv is split into row views, nothing is copied but vectors
+ * stored as F16 (converted to F32). */
+int plm_model_open(const char *path, uint64_t offset, uint64_t length, plm_model **out, char **error);
+
+/* A tensor the caller holds: canonical name (forward.py's), type, dims in
+ * GGUF order (dims[0] is the row length), data and its size in bytes. */
+typedef struct {
+    const char *name;
+    int type;
+    int n_dims;
+    int64_t dims[4];
+    const void *data;
+    uint64_t nbytes;
+} plm_tensor_ref;
+/* A model over the caller's tensors (which must outlive it), checked as
+ * plm_model_open checks a file's; `what` names the source in messages. */
+int plm_model_create(const plm_model_config *cfg, const plm_tensor_ref *tensors, int64_t n_tensors,
+                     const char *what, plm_model **out, char **error);
+void plm_model_free(plm_model *m);
+const plm_model_config *plm_model_get_config(const plm_model *m);
+/* bytes of weights the model reads (mapped or borrowed) and bytes it allocated itself */
+uint64_t plm_model_weight_bytes(const plm_model *m);
+uint64_t plm_model_owned_bytes(const plm_model *m);
+
+typedef struct {
+    int64_t max_tokens;   /* KV cache positions: input + output tokens (MediaPipe's max_num_tokens); > 0 */
+    int kv_type;          /* PLM_TYPE_F16 (the default, as llama.cpp's) or PLM_TYPE_F32 */
+    int n_threads;        /* <= 0: plm_get_num_threads(); capped by plm_set_max_threads */
+    int64_t n_batch;      /* prompt tokens per forward pass (<= 0: 512, llama.cpp's n_batch) */
+    int64_t top_k;        /* sampling: see plm_sample; 1 is greedy */
+    double top_p, temperature;
+    uint64_t seed;
+} plm_session_params;
+/* max_tokens 512, F16 KV, default threads, n_batch 512, top_k 40, top_p 1,
+ * temperature 0.8, seed 0: LlmInferenceOptions' defaults */
+void plm_session_params_default(plm_session_params *p);
+/* bytes plm_session_create allocates for these params (KV cache, scratch,
+ * token lists): what a memory budget is checked against before creating */
+uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p);
+
+int plm_session_create(plm_model *m, const plm_session_params *p, plm_session **out, char **error);
+/* A fork holding the same conversation: the filled part of the KV cache,
+ * the tokens, the pending tokens and the sampler's state are copied. */
+int plm_session_clone(const plm_session *s, plm_session **out, char **error);
+void plm_session_free(plm_session *s);
+/* bytes this session allocated (= plm_session_bytes of its params) */
+uint64_t plm_session_memory(const plm_session *s);
+
+/* Appends tokens to run next; refused (nothing added) when an id is outside
+ * the vocabulary or the tokens held + pending + these would exceed max_tokens. */
+int plm_session_add_tokens(plm_session *s, const int32_t *ids, int64_t n, char **error);
+/* tokens held in the KV cache + tokens pending */
+int64_t plm_session_size(const plm_session *s);
+int64_t plm_session_n_past(const plm_session *s);
+int64_t plm_session_n_pending(const plm_session *s);
+/* Runs the pending tokens through the model (in batches of n_batch) and
+ * writes the logits of the last one (vocab_size floats) to logits, or of
+ * every one (n_pending x vocab_size) when all != 0. For tests and tools. */
+int plm_session_eval(plm_session *s, float *logits, int all, char **error);
+/* Runs what is pending and samples the next token from the session's
+ * sampler; the token is returned, not added (add it to continue). */
+int plm_session_predict(plm_session *s, int32_t *token, char **error);
+
+/* Sets the session's cancel flag: a generation in flight stops before its
+ * next sample (stop reason PLM_STOP_CANCELLED). Safe from any thread; a
+ * plm_session_generate call clears the flag when it starts. */
+void plm_session_cancel(plm_session *s);
+
+enum plm_stop_reason { PLM_STOP_NONE = 0, PLM_STOP_TOKEN = 1, PLM_STOP_MAX_TOKENS = 2, PLM_STOP_CANCELLED = 3 };
+/* What forward passes read and computed (forward.py's TrafficCounters). */
+typedef struct {
+    int64_t tokens, weight_bytes, kv_bytes, flops;
+} plm_traffic;
+typedef struct {
+    int64_t prefill_tokens, decode_tokens;
+    double prefill_s, decode_s, time_to_first_token_s;
+    int stop_reason;
+    plm_traffic prefill, decode;
+} plm_generate_stats;
+/* Called with each sampled token that is not a stop token; a non-zero
+ * return stops the generation as cancelled. */
+typedef int (*plm_token_fn)(void *user, int32_t token);
+/* The generate loop: prefills what is pending, then samples, hands the
+ * token to on_token and runs it through the model, until a token of
+ * stop_ids (not handed over, not added), max_tokens (input + output: the
+ * last token is left pending) or cancellation. stats may be NULL. */
+int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop, plm_token_fn on_token,
+                         void *user, plm_generate_stats *stats, char **error);
+/* counters since the session was made (clones start at zero) */
+void plm_session_traffic(const plm_session *s, plm_traffic *out);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus

@@ -10,12 +10,6 @@
 
 #include <stdlib.h>
 
-/* Weight rows handled together across all m activation rows: small enough
- * that the tile stays in L2 while each activation row passes over it. */
-#define PLM_MM_TILE 16
-/* Fewer multiply-adds than this per thread is not worth waking a thread. */
-#define PLM_MM_MIN_WORK 32768
-
 float plm_vec_dot_f32_scalar(int64_t k, const void *vw, const void *vx, const float *xsum) {
     (void)xsum;
     const float *w = (const float *)vw, *x = (const float *)vx;
@@ -69,44 +63,144 @@ PLM_AVX2_FN float plm_vec_dot_f16_avx2(int64_t k, const void *vw, const void *vx
 }
 #endif
 
+/* ---- activations in the forms the weight types read ---------------------- */
+
+int plm_act_need(int w_type, int simd) {
+    switch (w_type) {
+    case PLM_TYPE_F32:
+    case PLM_TYPE_F16: return PLM_ACTS_F32;
+    case PLM_TYPE_Q8_0: return PLM_ACTS_Q8;
+    case PLM_TYPE_Q4_0: return PLM_X86 && simd ? PLM_ACTS_Q8 | PLM_ACTS_P40 : PLM_ACTS_Q8;
+    case PLM_TYPE_Q4_1: return PLM_X86 && simd ? PLM_ACTS_Q8 | PLM_ACTS_P41 : PLM_ACTS_Q8 | PLM_ACTS_SUM;
+    default: return 0;
+    }
+}
+
+static int64_t paired_row_bytes(int64_t k, int with_offset) {
+#if PLM_X86
+    return (k / 64) * plm_q4_pair_stride(with_offset) + ((k / PLM_QK) % 2 ? PLM_QK : 0);
+#else
+    (void)k;
+    (void)with_offset;
+    return 0;
+#endif
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+size_t plm_acts_size(int need, int64_t m, int64_t k) {
+    if (k % PLM_QK != 0) need &= PLM_ACTS_F32;
+    const int64_t nb = k / PLM_QK;
+    size_t n = 0;
+    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P40 | PLM_ACTS_P41 | PLM_ACTS_SUM))
+        n += align64((size_t)(m * plm_row_bytes(PLM_TYPE_Q8_0, k))) + 2 * align64((size_t)(m * nb) * sizeof(float));
+    if (need & PLM_ACTS_P40) n += align64((size_t)(m * paired_row_bytes(k, 1)));
+    if (need & PLM_ACTS_P41) n += align64((size_t)(m * paired_row_bytes(k, 0)));
+    return n + 64;
+}
+
+void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k) {
+    memset(a, 0, sizeof(*a));
+    a->m = m;
+    a->k = k;
+    if (k % PLM_QK != 0) need &= PLM_ACTS_F32;
+    a->need = need;
+    a->n_blocks = k / PLM_QK;
+    uint8_t *p = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P40 | PLM_ACTS_P41 | PLM_ACTS_SUM)) {
+        a->q8_rb = plm_row_bytes(PLM_TYPE_Q8_0, k);
+        a->q8 = p;
+        p += align64((size_t)(m * a->q8_rb));
+        a->xd = (float *)p;
+        p += align64((size_t)(m * a->n_blocks) * sizeof(float));
+        a->xsum = (float *)p;
+        p += align64((size_t)(m * a->n_blocks) * sizeof(float));
+    }
+    if (need & PLM_ACTS_P40) {
+        a->p40_rb = paired_row_bytes(k, 1);
+        a->p40 = p;
+        p += align64((size_t)(m * a->p40_rb));
+    }
+    if (need & PLM_ACTS_P41) {
+        a->p41_rb = paired_row_bytes(k, 0);
+        a->p41 = p;
+    }
+}
+
+void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t r1, int simd) {
+    a->f32 = x;
+    a->f32_ld = ldx;
+    if (!a->q8) return;
+    const int64_t k = a->k, nb = a->n_blocks;
+    for (int64_t i = r0; i < r1; i++) {
+        uint8_t *q = a->q8 + i * a->q8_rb;
+#if PLM_X86
+        if (simd) plm_quantize_row_q8_0_avx2(x + i * ldx, q, k);
+        else
+#endif
+            plm_quantize_row_q8_0(x + i * ldx, q, k);
+        const plm_block_q8_0 *blk = (const plm_block_q8_0 *)q;
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t s = 0;
+            for (int j = 0; j < PLM_QK; j++) s += blk[b].qs[j];
+            a->xd[i * nb + b] = plm_h2f(blk[b].d);
+            a->xsum[i * nb + b] = a->xd[i * nb + b] * (float)s;
+        }
+#if PLM_X86
+        if (a->p40) plm_pair_q8_0_for_q4(q, k, 1, a->p40 + i * a->p40_rb);
+        if (a->p41) plm_pair_q8_0_for_q4(q, k, 0, a->p41 + i * a->p41_rb);
+#endif
+    }
+}
+
+/* Weight rows handled together across all m activation rows: small enough
+ * that the tile stays in L1/L2 while each activation row passes over it. */
+#define PLM_MM_TILE 16
+
+void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
+                 int64_t ldy, int simd) {
+    const plm_type_traits *t = plm_traits(w_type);
+    const plm_vec_dot_fn dot = simd && t->vec_dot_simd ? t->vec_dot_simd : t->vec_dot_scalar;
+    const uint8_t *wb = (const uint8_t *)w;
+    const int64_t k = a->k, nb = a->n_blocks;
+    for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
+        const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
+        for (int64_t i = 0; i < a->m; i++) {
+            float *yr = y + i * ldy;
+#if PLM_X86
+            if (simd && (w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1) && (a->p40 || a->p41)) {
+                const int is41 = w_type == PLM_TYPE_Q4_1;
+                const uint8_t *xp = is41 ? a->p41 + i * a->p41_rb : a->p40 + i * a->p40_rb;
+                for (int64_t j = t0; j < t1; j++)
+                    yr[j] = plm_dot_q4_paired_avx2(is41, k, wb + j * w_rb, xp, a->xd + i * nb, a->xsum + i * nb);
+                continue;
+            }
+#endif
+            const void *xr = t->act_type == PLM_TYPE_Q8_0 ? (const void *)(a->q8 + i * a->q8_rb)
+                                                          : (const void *)(a->f32 + i * a->f32_ld);
+            const float *xs = a->xsum ? a->xsum + i * nb : NULL;
+            for (int64_t j = t0; j < t1; j++) yr[j] = dot(k, wb + j * w_rb, xr, xs);
+        }
+    }
+}
+
 typedef struct {
-    plm_vec_dot_fn dot;
-    const uint8_t *w;       /* weight rows */
-    int64_t w_row_bytes;
-    const uint8_t *xa;      /* activations in the type's activation format */
-    int64_t xa_row_bytes;
-    const float *xsum;      /* per activation block d * sum(q) (Q4 weights), or NULL */
-    const float *xd;        /* per activation block d as float (Q4 weights), or NULL */
-    int q4_paired;          /* 0: none, 1: Q4_0, 2: Q4_1 through plm_dot_q4_paired_avx2 */
-    const uint8_t *xp;      /* activations paired for it, or NULL */
-    int64_t xp_row_bytes;
-    int64_t n_blocks;       /* blocks per activation row */
+    int w_type, simd;
+    const void *w;
+    int64_t w_rb;
+    const plm_acts *a;
     float *y;
-    int64_t m, n, k;
+    int64_t n;
 } plm_mm_ctx;
 
 static void mm_task(void *vctx, int64_t n0, int64_t n1, int tid) {
     (void)tid;
     const plm_mm_ctx *c = (const plm_mm_ctx *)vctx;
-    for (int64_t t0 = n0; t0 < n1; t0 += PLM_MM_TILE) {
-        const int64_t t1 = t0 + PLM_MM_TILE < n1 ? t0 + PLM_MM_TILE : n1;
-        for (int64_t i = 0; i < c->m; i++) {
-            const void *xr = c->xa + i * c->xa_row_bytes;
-            const float *xs = c->xsum ? c->xsum + i * c->n_blocks : NULL;
-            float *yr = c->y + i * c->n;
-#if PLM_X86
-            if (c->q4_paired) {
-                const float *xd = c->xd + i * c->n_blocks;
-                const uint8_t *xp = c->xp + i * c->xp_row_bytes;
-                for (int64_t j = t0; j < t1; j++)
-                    yr[j] = plm_dot_q4_paired_avx2(c->q4_paired == 2, c->k, c->w + j * c->w_row_bytes, xp, xd, xs);
-                continue;
-            }
-#endif
-            for (int64_t j = t0; j < t1; j++) yr[j] = c->dot(c->k, c->w + j * c->w_row_bytes, xr, xs);
-        }
-    }
+    plm_mm_rows(c->w_type, c->w, c->w_rb, c->a, n0, n1, c->y, c->n, c->simd);
 }
+
+/* Fewer multiply-adds than this per thread is not worth waking a thread. */
+#define PLM_MM_MIN_WORK 32768
 
 int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, int64_t n, int64_t k,
                int n_threads) {
@@ -119,66 +213,16 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
     PLM_CHECK(w != NULL && x != NULL && y != NULL, PLM_ERR_INVALID_ARG);
 
     const int simd = plm_use_avx2();
-    plm_mm_ctx c = {0};
-    c.dot = simd && t->vec_dot_simd ? t->vec_dot_simd : t->vec_dot_scalar;
-    c.w = (const uint8_t *)w;
-    c.w_row_bytes = w_rb;
-    c.y = y;
-    c.m = m;
-    c.n = n;
-    c.k = k;
-
-    void *scratch = NULL;
-    if (t->act_type == PLM_TYPE_Q8_0) {
-        c.n_blocks = k / PLM_QK;
-        c.xa_row_bytes = plm_row_bytes(PLM_TYPE_Q8_0, k);
-        const int is_q4 = w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1;
-        c.q4_paired = PLM_X86 && simd && is_q4 ? (w_type == PLM_TYPE_Q4_1 ? 2 : 1) : 0;
-        const int need_sum = w_type == PLM_TYPE_Q4_1 || c.q4_paired;
-        /* activations, then xsum and xd (m * n_blocks floats each), then the paired copy */
-        scratch = malloc((size_t)(m * c.xa_row_bytes) + (need_sum ? 2 * (size_t)(m * c.n_blocks) * sizeof(float) : 0) +
-                         (c.q4_paired ? (size_t)(m * (k / 64 + 1) * 96) : 0) + 1);
-        PLM_CHECK(scratch != NULL, PLM_ERR_NOMEM);
-        uint8_t *xa = (uint8_t *)scratch;
-        for (int64_t i = 0; i < m; i++) {
-#if PLM_X86
-            if (simd) plm_quantize_row_q8_0_avx2(x + i * k, xa + i * c.xa_row_bytes, k);
-            else
-#endif
-                plm_quantize_row_q8_0(x + i * k, xa + i * c.xa_row_bytes, k);
-        }
-        if (need_sum) {
-            float *xsum = (float *)(xa + m * c.xa_row_bytes), *xd = xsum + m * c.n_blocks;
-            const plm_block_q8_0 *blk = (const plm_block_q8_0 *)xa;
-            for (int64_t b = 0; b < m * c.n_blocks; b++) {
-                int32_t s = 0;
-                for (int j = 0; j < PLM_QK; j++) s += blk[b].qs[j];
-                xd[b] = plm_h2f(blk[b].d);
-                xsum[b] = xd[b] * (float)s;
-            }
-            c.xsum = xsum;
-            c.xd = xd;
-#if PLM_X86
-            if (c.q4_paired) {
-                uint8_t *xp = (uint8_t *)(xd + m * c.n_blocks);
-                const int with_offset = w_type == PLM_TYPE_Q4_0;
-                c.xp_row_bytes = (k / 64) * plm_q4_pair_stride(with_offset) + (c.n_blocks % 2 ? PLM_QK : 0);
-                for (int64_t i = 0; i < m; i++)
-                    plm_pair_q8_0_for_q4(xa + i * c.xa_row_bytes, k, with_offset, xp + i * c.xp_row_bytes);
-                c.xp = xp;
-            }
-#endif
-        }
-        c.xa = xa;
-    } else {
-        c.xa = (const uint8_t *)x;
-        c.xa_row_bytes = k * (int64_t)sizeof(float);
-    }
-
+    const int need = plm_act_need(w_type, simd);
+    void *scratch = malloc(plm_acts_size(need, m, k));
+    PLM_CHECK(scratch != NULL, PLM_ERR_NOMEM);
+    plm_acts a;
+    plm_acts_init(&a, need, scratch, m, k);
+    plm_acts_fill(&a, x, k, 0, m, simd);
+    plm_mm_ctx c = {w_type, simd, w, w_rb, &a, y, n};
     const int64_t work_per_row = m * (k > 0 ? k : 1);
     int64_t grain = PLM_MM_MIN_WORK / work_per_row;
-    if (grain < 1) grain = 1;
-    plm_parallel_for(n, grain, mm_task, &c, n_threads);
+    plm_parallel_for(n, grain < 1 ? 1 : grain, mm_task, &c, n_threads);
     free(scratch);
     return PLM_OK;
 }

@@ -102,6 +102,35 @@ PLM_AVX2_FN static inline float plm_hsum8(__m256 v) {
 static inline float plm_h2f(uint16_t h) { return plm_fp16_to_fp32(h); }
 static inline uint16_t plm_f2h(float f) { return plm_fp32_to_fp16(f); }
 
+/* ---- products over row ranges (inside a parallel region) --------------
+ * A weight type reads its activations in one or more forms, prepared once
+ * per activation row: the F32 row itself (F32/F16 weights), Q8_0 blocks
+ * with each block's scale and scaled sum, and, for the AVX2 Q4 kernels, the
+ * blocks paired for Q4_0 (P40) or Q4_1 (P41). plm_mm_rows then computes
+ * y[i][j] = x[i] . W[j] for rows j0 <= j < j1, so threads can split one
+ * product without a region of its own. */
+enum { PLM_ACTS_F32 = 1, PLM_ACTS_Q8 = 2, PLM_ACTS_SUM = 4, PLM_ACTS_P40 = 8, PLM_ACTS_P41 = 16 };
+typedef struct {
+    int need;
+    int64_t m, k, n_blocks;
+    const float *f32;
+    int64_t f32_ld;
+    uint8_t *q8;
+    int64_t q8_rb;
+    float *xd, *xsum;
+    uint8_t *p40, *p41;
+    int64_t p40_rb, p41_rb;
+} plm_acts;
+/* the forms a weight type reads (0 for an unknown type) */
+int plm_act_need(int w_type, int simd);
+/* bytes of buffer plm_acts_init lays m rows of k values out in */
+size_t plm_acts_size(int need, int64_t m, int64_t k);
+void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k);
+/* prepares rows r0 <= i < r1 of x (row stride ldx); x must outlive the products */
+void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t r1, int simd);
+void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
+                 int64_t ldy, int simd);
+
 /* 1 when the SIMD kernels are to be used now (CPU has them and not disabled). */
 int plm_use_avx2(void);
 
@@ -115,6 +144,17 @@ typedef void (*plm_task_fn)(void *ctx, int64_t begin, int64_t end, int thread_id
 void plm_parallel_for(int64_t n, int64_t grain, plm_task_fn fn, void *ctx, int n_threads);
 /* The thread count a call asking for n_threads gets. */
 int plm_effective_threads(int n_threads);
+/* Runs fn(ctx, ith, nth) once on each of nth threads (caller is ith 0), nth
+ * being what the pool gave for n_threads; returns nth. The threads stay in
+ * step with plm_barrier_wait: the engine's forward pass is one region. */
+typedef void (*plm_region_fn)(void *ctx, int ith, int nth);
+int plm_parallel_region(plm_region_fn fn, void *ctx, int n_threads);
+typedef struct {
+    int count; /* threads arrived in this phase */
+    int phase;
+} plm_barrier;
+/* All nth threads of the region meet here; spins, then yields. */
+void plm_barrier_wait(plm_barrier *b, int nth);
 
 /* Reject NULL pointers / negative sizes uniformly. */
 #define PLM_CHECK(cond, status) \

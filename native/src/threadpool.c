@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define PLM_MAX_THREADS 256
@@ -149,20 +150,12 @@ static int ensure_workers(int want) {
     return g_workers + 1 < want ? g_workers + 1 : want;
 }
 
-void plm_parallel_for(int64_t n, int64_t grain, plm_task_fn fn, void *ctx, int n_threads) {
-    if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int nt = plm_effective_threads(n_threads);
-    const int64_t max_useful = (n + grain - 1) / grain;
-    if (nt > max_useful) nt = (int)max_useful;
-    if (nt <= 1) {
-        note_peak(1);
-        fn(ctx, 0, n, 0);
-        return;
-    }
-
+/* The region proper: nt threads (caller included) split [0, n); n == -1
+ * means "one index per thread", n then being the thread count the pool gave. */
+static int run_region(int64_t n, plm_task_fn fn, void *ctx, int nt) {
     pthread_mutex_lock(&g_region_lock);
     nt = ensure_workers(nt);
+    if (n < 0) n = nt;
     pthread_mutex_lock(&g_lock);
     g_job.fn = fn;
     g_job.ctx = ctx;
@@ -191,4 +184,62 @@ void plm_parallel_for(int64_t n, int64_t grain, plm_task_fn fn, void *ctx, int n
         pthread_mutex_unlock(&g_lock);
     }
     pthread_mutex_unlock(&g_region_lock);
+    return nt;
+}
+
+void plm_parallel_for(int64_t n, int64_t grain, plm_task_fn fn, void *ctx, int n_threads) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int nt = plm_effective_threads(n_threads);
+    const int64_t max_useful = (n + grain - 1) / grain;
+    if (nt > max_useful) nt = (int)max_useful;
+    if (nt <= 1) {
+        note_peak(1);
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    run_region(n, fn, ctx, nt);
+}
+
+typedef struct {
+    plm_region_fn fn;
+    void *ctx;
+} region_ctx;
+
+static void region_task(void *vctx, int64_t begin, int64_t end, int idx) {
+    (void)begin;
+    (void)end;
+    const region_ctx *r = (const region_ctx *)vctx;
+    r->fn(r->ctx, idx, __atomic_load_n(&g_job.n_threads, __ATOMIC_ACQUIRE));
+}
+
+int plm_parallel_region(plm_region_fn fn, void *ctx, int n_threads) {
+    const int nt = plm_effective_threads(n_threads);
+    if (nt <= 1) {
+        note_peak(1);
+        fn(ctx, 0, 1);
+        return 1;
+    }
+    region_ctx r = {fn, ctx};
+    return run_region(-1, region_task, &r, nt);
+}
+
+void plm_barrier_wait(plm_barrier *b, int nth) {
+    if (nth <= 1) return;
+    const int phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nth) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&b->phase, 1, __ATOMIC_ACQ_REL);
+        return;
+    }
+    int spins = 0;
+    while (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase) {
+        if (++spins < PLM_SPIN_ITERS) {
+#if PLM_X86
+            _mm_pause();
+#endif
+        } else {
+            sched_yield(); /* more threads than cores: let the late one run */
+        }
+    }
 }

@@ -159,17 +159,23 @@ def activation_bytes_per_token(cfg) -> int:
     return 4 * (4 * cfg.hidden_size + cfg.q_dim + 2 * kv_dim + 2 * cfg.intermediate_size)
 
 
-def memory_needed(model, max_tokens: int) -> MemoryNeed:
+def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> MemoryNeed:
+    """What a model needs with a session of max_tokens. native: the C engine's
+    model (a NativeModel), whose figures are what it allocates: the weights it
+    maps plus what it converted, and the session's buffers."""
     from ..model.info import kv_bytes_per_token, weight_bytes
 
     from ..engine.python_engine import PREFILL_CHUNK
 
     cfg = model.cfg
-    return MemoryNeed(weight_bytes(model), max_tokens * kv_bytes_per_token(model),
+    kv = max_tokens * kv_bytes_per_token(model, kv_type)
+    if native is not None:
+        return MemoryNeed(native.weight_bytes + native.owned_bytes, kv, native.session_bytes(max_tokens, kv_type) - kv)
+    return MemoryNeed(weight_bytes(model), kv,
                       min(max_tokens, PREFILL_CHUNK) * activation_bytes_per_token(cfg) + 4 * cfg.vocab_size)
 
 
-def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int) -> list[str]:
+def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int, kv_type: str = "F32") -> list[str]:
     from ..model.info import kv_bytes_per_token, parameter_count
 
     ideas = []
@@ -179,7 +185,7 @@ def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int) -> li
         if w < need.weights and w + need.kv_cache + need.activations + need.runtime <= budget:
             ideas.append(f"{label}: {_fmt(w + need.kv_cache + need.activations + need.runtime)}")
             break
-    per_token = kv_bytes_per_token(model)
+    per_token = kv_bytes_per_token(model, kv_type)
     room = budget - need.weights - need.runtime - need.activations
     if room > 0 and room // per_token >= 1 and room // per_token < max_tokens:
         ideas.append(f"maxTokens <= {room // per_token}")
@@ -229,11 +235,11 @@ class DeviceContext:
         self.last_stats = None  # the last generation's GenerationStats, for report()
         self._saved_caps: dict[str, int] = {}
 
-    def check_fits(self, model, max_tokens: int, what: str) -> MemoryNeed:
-        need = memory_needed(model, max_tokens)
+    def check_fits(self, model, max_tokens: int, what: str, kv_type: str = "F32", native=None) -> MemoryNeed:
+        need = memory_needed(model, max_tokens, kv_type, native)
         budget = self.profile.app_memory_budget
         if need.total > budget:
-            ideas = _what_would_fit(model, max_tokens, need, budget)
+            ideas = _what_would_fit(model, max_tokens, need, budget, kv_type)
             raise DeviceMemoryError(
                 f"{what} needs {_fmt(need.total)} with maxTokens {max_tokens} ({need.breakdown()}), but "
                 f"{self.profile.display_name} lets an app hold {_fmt(budget)} of its {_fmt(self.profile.ram_bytes)}. "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError, reading
-from ..model.forward import KVCache, TrafficCounters
+from ..model.forward import KV_TYPES, KVCache, TrafficCounters
 from ..model.info import kv_bytes_per_token
 from ..model.loader import load_model
 from ..sampling import Sampler
@@ -33,6 +33,9 @@ from .templates import TurnTemplates, from_chat_template
 # vocabulary it ends generation, as llama.cpp's end-of-generation tokens do
 _END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "</s>")
 
+
+# the KV cache's type unless an engine is asked for another: F16, as llama.cpp keeps it
+DEFAULT_KV_TYPE = "F16"
 
 # the prefill runs in batches of at most this many tokens (llama.cpp's default n_batch): it bounds the
 # activation memory, whatever the prompt length
@@ -73,9 +76,20 @@ class GenerationStats:
 class Engine:
     """One loaded model, shared by the sessions made from it."""
 
-    def __init__(self, model_path: str | Path, max_tokens: int, backend=None, device=None):
+    def __init__(self, model_path: str | Path, max_tokens: int, backend=None, device=None, engine: str | None = None,
+                 kv_type: str = DEFAULT_KV_TYPE):
         """device: a pocketlm.device.DeviceContext whose memory budget the engine
-        and its sessions are counted against (None: no limit)."""
+        and its sessions are counted against (None: no limit). engine: 'native'
+        (libpocketlm's C engine) or 'python'; None takes POCKETLM_ENGINE, else
+        native when libpocketlm loads (see native_engine.engine_kind). A kernel
+        backend given by name runs the Python engine over it. kv_type: the
+        KV cache's F16 (llama.cpp's default) or F32."""
+        from .native_engine import NativeModel, engine_kind, make_session_class
+
+        if kv_type not in KV_TYPES:
+            raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
+        self.kind = "python" if backend is not None and engine is None else engine_kind(engine)
+        self.kv_type = kv_type
         self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend)
         if self.tokenizer is None:
             raise ModelFileError(f"{model_path}: the model carries no tokenizer (no tokenizer.ggml.model); convert "
@@ -83,9 +97,16 @@ class Engine:
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
         self.device = device
+        self.native = None
+        self._session_class = Session
+        if self.kind == "native":
+            source = getattr(self.model, "source", None)
+            self.native = NativeModel.open(*source, cfg=self.model.cfg) if source else \
+                NativeModel.from_model(self.model, str(self.model_path))
+            self._session_class = _native_session_class(make_session_class)
         if device is not None:
             # refused before any KV cache or activation exists, with what would fit
-            need = device.check_fits(self.model, max_tokens, str(self.model_path.name))
+            need = device.check_fits(self.model, max_tokens, str(self.model_path.name), kv_type, self.native)
             device.memory.reserve("weights", need.weights)
             device.memory.reserve("runtime", need.runtime)
             self._held = need
@@ -148,12 +169,13 @@ class Engine:
             self.device.memory.release("weights", self._held.weights)
             self.device.memory.release("runtime", self._held.runtime)
         self.model = None
+        self.native = None  # sessions still open keep the C model alive until they are released
 
     def size_in_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
     def new_session(self, sampler: Sampler, templates: TurnTemplates | None) -> Session:
-        return Session(self, sampler, templates)
+        return self._session_class(self, sampler, templates)
 
 
 @dataclass
@@ -173,12 +195,12 @@ class Session:
 
     def __post_init__(self):
         cfg, n = self.engine.model.cfg, self.engine.max_tokens
-        self._kv_bytes = n * kv_bytes_per_token(self.engine.model)
+        self._kv_bytes = n * kv_bytes_per_token(self.engine.model, self.engine.kv_type)
         if self.engine.device is not None:
             # every session holds a KV cache of its own: counted before it is allocated
             self.engine.device.memory.reserve("KV cache", self._kv_bytes)
             self._finalizer = weakref.finalize(self, self.engine.device.memory.release, "KV cache", self._kv_bytes)
-        self.cache = KVCache(cfg, n)
+        self.cache = KVCache(cfg, n, self.engine.kv_type)
 
     def release(self) -> None:
         """Frees the KV cache (and its share of the device budget); idempotent."""
@@ -294,7 +316,7 @@ class Session:
         """A fork holding the same conversation: the filled part of the KV cache
         is copied (nothing is prefilled again) and the sampler's random stream
         continues from the same state in both."""
-        other = Session(self.engine, Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
+        other = type(self)(self.engine, Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
                                              self.sampler.seed), self.templates)
         other.sampler.rng.bit_generator.state = self.sampler.rng.bit_generator.state
         n = len(self.tokens)
@@ -304,3 +326,13 @@ class Session:
         other.tokens, other.pending = list(self.tokens), list(self.pending)
         other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
         return other
+
+
+_NATIVE_SESSION = None
+
+
+def _native_session_class(make):
+    global _NATIVE_SESSION
+    if _NATIVE_SESSION is None:
+        _NATIVE_SESSION = make(Session)
+    return _NATIVE_SESSION

@@ -66,18 +66,37 @@ class TrafficCounters:
                                self.kv_bytes - before.kv_bytes, self.flops - before.flops)
 
 
-class KVCache:
-    """Keys and values of every layer for up to n_ctx positions, F32."""
+KV_TYPES = {"F32": np.float32, "F16": np.float16}
 
-    def __init__(self, cfg: ModelConfig, n_ctx: int):
+
+class KVCache:
+    """Keys and values of every layer for up to n_ctx positions, F32 or F16
+    (F16: values rounded to half on the way in and read back as F32, as the C
+    engine and llama.cpp keep them)."""
+
+    def __init__(self, cfg: ModelConfig, n_ctx: int, kv_type: str = "F32"):
+        if kv_type not in KV_TYPES:
+            raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
         shape = (cfg.n_layers, n_ctx, cfg.n_kv_heads, cfg.head_dim)
-        self.k = np.zeros(shape, dtype=np.float32)
-        self.v = np.zeros(shape, dtype=np.float32)
+        self.k = np.zeros(shape, dtype=KV_TYPES[kv_type])
+        self.v = np.zeros(shape, dtype=KV_TYPES[kv_type])
+        self.kv_type = kv_type
         self.n_ctx = n_ctx
         self.n_past = 0  # positions filled so far
 
+    def layer(self, layer: int, n_kv: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and values of positions 0 .. n_kv-1 of a layer, as F32."""
+        k, v = self.k[layer, :n_kv], self.v[layer, :n_kv]
+        if self.k.dtype != np.float32:
+            k, v = k.astype(np.float32), v.astype(np.float32)
+        return k, v
+
 
 class Model:
+    # (path, offset, length) of the GGUF the weights are mapped from, for the C
+    # engine to map the same bytes; None when they live only in this process
+    source: tuple[str, int, int] | None = None
+
     def __init__(self, cfg: ModelConfig, tensors: dict[str, np.ndarray], weight_type: str = "F32", backend=None):
         self.cfg = cfg
         self.k = backend or kernels.get_backend()
@@ -192,8 +211,8 @@ class Model:
             cache.v[layer, pos0 : pos0 + n] = v
             # causal attention over the cache
             window = c.sliding_window if layer in c.sliding_window_layers else 0
-            att = k.attention(q, cache.k[layer], cache.v[layer], pos0 + n, pos0, c.query_scale, c.attn_softcap,
-                              window, self.alibi_slopes)
+            kc, vc = cache.layer(layer, pos0 + n)
+            att = k.attention(q, kc, vc, pos0 + n, pos0, c.query_scale, c.attn_softcap, window, self.alibi_slopes)
             self.counters.kv_bytes += 2 * (pos0 + n) * c.n_kv_heads * c.head_dim * cache.k.itemsize
             self.counters.flops += 4 * n * (pos0 + n) * c.q_dim  # scores and weighted values (upper bound)
             # output projection

@@ -40,14 +40,16 @@ def weight_types(model: Model) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def kv_bytes_per_token(model: Model) -> int:
-    """Keys and values of one position across all layers, F32 as the cache keeps them."""
-    c = model.cfg
-    return 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4
+def kv_bytes_per_token(model_or_cfg, kv_type: str = "F32") -> int:
+    """Keys and values of one position across all layers, in the cache's type (F32 or F16)."""
+    c = getattr(model_or_cfg, "cfg", model_or_cfg)
+    return 2 * c.n_layers * c.n_kv_heads * c.head_dim * (2 if kv_type == "F16" else 4)
 
 
 def describe(engine) -> dict[str, str]:
     """Lines of `pocketlm info` for an engine.Engine."""
+    from ..engine.native_engine import describe_engine
+
     m, c, tok = engine.model, engine.model.cfg, engine.tokenizer
     n = parameter_count(m)
     path = engine.model_path
@@ -62,7 +64,8 @@ def describe(engine) -> dict[str, str]:
         "parameters": f"{n / 1e6:.1f} M",
         "weights": f"{weight_bytes(m) / 1e6:.1f} MB in memory: {types}",
         "context length": f"{c.max_position_embeddings} positions (trained)",
-        "KV cache": f"{kv_bytes_per_token(m) / 1024:.1f} KiB per token (F32)",
+        "KV cache": f"{kv_bytes_per_token(m, engine.kv_type) / 1024:.1f} KiB per token ({engine.kv_type})",
+        "engine": describe_engine(engine),
         "tokenizer": f"{type(tok).__name__}, {tok.vocab_size} tokens, BOS "
                      f"{repr(tok.decode([engine.bos_id])) if engine.bos_id is not None and engine.add_bos else 'none'}",
         "stop tokens": stops,

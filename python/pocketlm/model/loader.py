@@ -39,7 +39,9 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
         magic = f.read(4)
     if magic == b"GGUF":
         cfg, weights, tok, meta = read_gguf(p)
-        return Model.from_typed(cfg, weights, backend), tok, meta
+        model = Model.from_typed(cfg, weights, backend)
+        model.source = (str(p), 0, 0)  # where the C engine maps the same file
+        return model, tok, meta
     if magic[:2] == b"PK" or zipfile.is_zipfile(p):
         with reading(p, ".task bundle"):
             return _load_bundle(p, backend)
@@ -68,9 +70,11 @@ def _load_bundle(p: Path, backend):
         info = zf.getinfo(MODEL_ENTRY)
         if info.compress_type == zipfile.ZIP_STORED:
             # the model is mapped where it lies inside the bundle
-            cfg, weights, tok, file_meta = read_gguf(p, _stored_data_offset(p, info), info.file_size)
+            source = (str(p), _stored_data_offset(p, info), info.file_size)
+            cfg, weights, tok, file_meta = read_gguf(*source)
         else:  # a compressed entry has to be inflated: into an unlinked temporary file that the map keeps alive
             with tempfile.NamedTemporaryFile(prefix="pocketlm-", suffix=".gguf") as tmp:
+                source = None  # no path to it once the bundle is closed: the C engine borrows the tensors
                 with reading(p, f"entry {MODEL_ENTRY}"):
                     with zf.open(info) as src:
                         shutil.copyfileobj(src, tmp, 1 << 20)
@@ -94,7 +98,9 @@ def _load_bundle(p: Path, backend):
             if not 0 <= sid < cfg.vocab_size:
                 raise ModelFileError(f"{p}: METADATA start_token_id {sid} is outside the vocabulary of {cfg.vocab_size}")
             meta["start_token_id"] = sid
-    return Model.from_typed(cfg, weights, backend), tok, meta
+    model = Model.from_typed(cfg, weights, backend)
+    model.source = source
+    return model, tok, meta
 
 
 def _stored_data_offset(path: Path, info: zipfile.ZipInfo) -> int:

@@ -1,0 +1,423 @@
+"""The native engine: libpocketlm's model, KV cache, forward pass, sampler and
+generate loop (native/src/model.c, forward.c, session.c) under the same
+Engine / Session interface as the Python engine.
+
+The Python side keeps what issue-by-issue still lives in Python (tokenizer,
+turn templates, stop tokens, device accounting); per response it makes one
+call, plm_session_generate, which prefills, samples and decodes in C and
+calls back once per token with the id, which Python turns into text.
+
+Where the weights come from: a GGUF file (or a .task whose model entry is
+stored, not compressed) is opened by the C engine itself, which maps it and
+checks it as the Python reader does; a checkpoint folder (converted in
+memory) or a compressed bundle entry is handed over as tensors the Python
+loader already holds, which the C model borrows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ModelFileError
+from ..model.config import ModelConfig
+from ..model.forward import TrafficCounters, Weight
+from ..model.info import kv_bytes_per_token
+from ..model.quant import quant_type
+from ..sampling import Sampler
+from ..tokenizer import StreamDecoder
+
+ENGINE_ENV = "POCKETLM_ENGINE"
+
+
+class NativeEngineUnavailable(RuntimeError):
+    """POCKETLM_ENGINE=native was asked for, but libpocketlm cannot be loaded."""
+
+
+def _lib():
+    from ..kernels.native import ffi, lib
+
+    return ffi, lib
+
+
+def native_available() -> tuple[bool, str]:
+    """(True, path of libpocketlm) or (False, why not)."""
+    try:
+        from ..kernels import native
+    except ImportError as e:
+        return False, str(e)
+    return True, str(native.LIBRARY)
+
+
+def engine_kind(requested: str | None = None) -> str:
+    """'native' or 'python': what was asked (argument, else POCKETLM_ENGINE), or
+    native when libpocketlm loads and python otherwise. Asking for native when
+    it cannot load is an error, never a quiet fallback."""
+    want = (requested or os.environ.get(ENGINE_ENV) or "").strip().lower()
+    if want not in ("", "native", "python"):
+        raise ValueError(f"{ENGINE_ENV} is 'native' or 'python', not {want!r}")
+    if want == "python":
+        return "python"
+    ok, why = native_available()
+    if want == "native" and not ok:
+        raise NativeEngineUnavailable(f"{ENGINE_ENV}=native, but the native engine cannot load: {why}")
+    return "native" if ok else "python"
+
+
+def _check(status: int, err, what: str, exc=ValueError) -> None:
+    ffi, lib = _lib()
+    if status != 0:
+        msg = f"{what}: status {status}"
+        if err[0] != ffi.NULL:
+            msg = ffi.string(err[0]).decode("utf-8", "replace")
+            lib.plm_free(err[0])
+        raise exc(msg)
+
+
+_ENUMS = {"norm": {"rms": 0, "layer": 1}, "act": {"silu": 0, "gelu": 1, "gelu_tanh": 2},
+          "rope_mode": {"neox": 0, "gptj": 1}, "positions": {"rope": 0, "learned": 1, "alibi": 2}}
+
+
+def c_config(cfg: ModelConfig):
+    """ModelConfig as the C engine's plm_model_config."""
+    ffi, _ = _lib()
+    c = ffi.new("plm_model_config *")
+    arch = cfg.arch.encode()
+    if len(arch) >= len(c.arch) or len(cfg.rope_freq_factors) > len(c.rope_freq_factors) or \
+            cfg.n_layers > len(c.sliding_window_layer) or len(cfg.eos_token_ids) > len(c.eos_token_ids):
+        raise ValueError(f"the native engine cannot hold this config ({cfg.arch}, {cfg.n_layers} layers)")
+    c.arch = arch
+    for name in ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "intermediate_size",
+                 "max_position_embeddings", "norm_eps", "norm_w_offset", "rope_theta", "rope_freq_scale", "rot_dim",
+                 "embed_scale", "query_scale", "attn_softcap", "final_softcap", "sliding_window"):
+        setattr(c, name, getattr(cfg, name))
+    for name in ("gated_mlp", "qkv_bias", "o_bias", "mlp_bias", "tie_embeddings", "post_norms", "parallel_residual",
+                 "output_bias"):
+        setattr(c, name, int(bool(getattr(cfg, name))))
+    for name, table in _ENUMS.items():
+        setattr(c, name, table[getattr(cfg, name)])
+    c.n_rope_freq_factors = len(cfg.rope_freq_factors)
+    for i, v in enumerate(cfg.rope_freq_factors):
+        c.rope_freq_factors[i] = v
+    for i in cfg.sliding_window_layers:
+        c.sliding_window_layer[i] = 1
+    c.bos_token_id = -1 if cfg.bos_token_id is None else cfg.bos_token_id
+    c.n_eos = len(cfg.eos_token_ids)
+    for i, v in enumerate(cfg.eos_token_ids):
+        c.eos_token_ids[i] = v
+    return c
+
+
+class NativeModel:
+    """A plm_model: opened from a file by the C engine, or over the tensors of a
+    Python Model (which it keeps alive)."""
+
+    def __init__(self, handle, cfg: ModelConfig, keep=None):
+        ffi, lib = _lib()
+        self.handle = ffi.gc(handle, lib.plm_model_free)
+        self.cfg = cfg
+        self._keep = keep
+
+    @classmethod
+    def open(cls, path, offset: int = 0, length: int = 0, cfg: ModelConfig | None = None) -> "NativeModel":
+        ffi, lib = _lib()
+        out, err = ffi.new("plm_model **"), ffi.new("char **")
+        _check(lib.plm_model_open(str(path).encode(), offset, length, out, err), err, str(path), ModelFileError)
+        return cls(out[0], cfg)
+
+    @classmethod
+    def from_model(cls, model, what: str) -> "NativeModel":
+        """Over a Python Model's tensors (canonical names, storage types kept)."""
+        ffi, lib = _lib()
+        names, arrays = [], []
+        for name, w in model.w.items():
+            if isinstance(w, Weight):
+                qt = quant_type(w.qtype)
+                data = np.ascontiguousarray(w.data)
+                rows = data.shape[0]
+                cols = data.shape[1] // qt.block_bytes * qt.block_size if qt.is_block else data.shape[1]
+                dims, tid = (cols, rows), qt.id
+            else:
+                data = np.ascontiguousarray(w, dtype=np.float32)
+                dims, tid = tuple(reversed(data.shape)), 0
+            names.append((name, tid, dims))
+            arrays.append(data)
+        refs = ffi.new("plm_tensor_ref[]", max(1, len(names)))
+        cnames = [ffi.new("char[]", n.encode()) for n, _, _ in names]
+        for i, ((_, tid, dims), data) in enumerate(zip(names, arrays)):
+            r = refs[i]
+            r.name, r.type, r.n_dims = cnames[i], tid, len(dims)
+            for d, v in enumerate(dims):
+                r.dims[d] = v
+            r.data = ffi.cast("void *", ffi.from_buffer(data))
+            r.nbytes = data.nbytes
+        out, err = ffi.new("plm_model **"), ffi.new("char **")
+        _check(lib.plm_model_create(c_config(model.cfg), refs, len(names), what.encode(), out, err), err, what,
+               ModelFileError)
+        return cls(out[0], model.cfg, keep=(model, arrays))
+
+    @property
+    def weight_bytes(self) -> int:
+        return _lib()[1].plm_model_weight_bytes(self.handle)
+
+    @property
+    def owned_bytes(self) -> int:
+        return _lib()[1].plm_model_owned_bytes(self.handle)
+
+    def session_params(self, max_tokens: int, kv_type: str, sampler: Sampler | None = None, n_threads: int = 0):
+        ffi, lib = _lib()
+        p = ffi.new("plm_session_params *")
+        lib.plm_session_params_default(p)
+        p.max_tokens = max_tokens
+        p.kv_type = quant_type(kv_type).id
+        p.n_threads = n_threads
+        if sampler is not None:
+            p.top_k, p.top_p, p.temperature, p.seed = sampler.top_k, sampler.top_p, sampler.temperature, sampler.seed
+        return p
+
+    def session_bytes(self, max_tokens: int, kv_type: str) -> int:
+        """What a session of max_tokens allocates in C (KV cache, buffers)."""
+        return _lib()[1].plm_session_bytes(self.handle, self.session_params(max_tokens, kv_type))
+
+
+def new_c_session(model: NativeModel, params):
+    ffi, lib = _lib()
+    out, err = ffi.new("plm_session **"), ffi.new("char **")
+    _check(lib.plm_session_create(model.handle, params, out, err), err, "session")
+    return out[0]
+
+
+def _traffic(t) -> TrafficCounters:
+    return TrafficCounters(t.tokens, t.weight_bytes, t.kv_bytes, t.flops)
+
+
+_STOP_REASONS = {0: "", 1: "stop_token", 2: "max_tokens", 3: "cancelled"}
+
+
+class NativeTokens:
+    """Evaluation without the task layer (tests, tools): a C session and its logits."""
+
+    def __init__(self, model: NativeModel, max_tokens: int, kv_type: str = "F16", sampler: Sampler | None = None,
+                 n_threads: int = 0):
+        ffi, lib = _lib()
+        self.model = model
+        self.handle = ffi.gc(new_c_session(model, model.session_params(max_tokens, kv_type, sampler, n_threads)),
+                             lib.plm_session_free)
+
+    def add(self, ids) -> None:
+        ffi, lib = _lib()
+        ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+        err = ffi.new("char **")
+        _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(ids)), ids.size, err),
+               err, "add tokens")
+
+    def eval(self, ids, all_logits: bool = False) -> np.ndarray:
+        """Runs ids and returns the logits of the last ([vocab]) or of each ([n, vocab])."""
+        ffi, lib = _lib()
+        ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+        self.add(ids)
+        V = self.model.cfg.vocab_size
+        out = np.empty((ids.size if all_logits else 1, V), dtype=np.float32)
+        err = ffi.new("char **")
+        _check(lib.plm_session_eval(self.handle, ffi.cast("float *", ffi.from_buffer(out)), int(all_logits), err), err,
+               "eval")
+        return out if all_logits else out[0]
+
+    def predict(self) -> int:
+        ffi, lib = _lib()
+        tok, err = ffi.new("int32_t *"), ffi.new("char **")
+        _check(lib.plm_session_predict(self.handle, tok, err), err, "predict")
+        return tok[0]
+
+    def clone(self) -> "NativeTokens":
+        ffi, lib = _lib()
+        other = NativeTokens.__new__(NativeTokens)
+        other.model = self.model
+        out, err = ffi.new("plm_session **"), ffi.new("char **")
+        _check(lib.plm_session_clone(self.handle, out, err), err, "clone")
+        other.handle = ffi.gc(out[0], lib.plm_session_free)
+        return other
+
+    @property
+    def size(self) -> int:
+        return _lib()[1].plm_session_size(self.handle)
+
+    @property
+    def memory(self) -> int:
+        return _lib()[1].plm_session_memory(self.handle)
+
+
+def make_session_class(base):
+    """The native Session: python_engine.Session's text handling (query chunks,
+    templates, limits) over a C session that runs the tokens. ``tokens`` are
+    the ids handed to the C session (run, or left pending there at maxTokens),
+    ``pending`` those added in Python and not handed over yet."""
+
+    class NativeSession(base):
+        def __post_init__(self):
+            eng = self.engine
+            self._native = eng.native  # the C model outlives its sessions
+            self._params = eng.native.session_params(eng.max_tokens, eng.kv_type, self.sampler)
+            self._open(lambda: new_c_session(eng.native, self._params))
+
+        def _open(self, make) -> None:
+            ffi, lib = _lib()
+            eng = self.engine
+            total = lib.plm_session_bytes(eng.native.handle, self._params)
+            kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
+            self._held = (("KV cache", kv), ("activations", total - kv))
+            if eng.device is not None:
+                # what the C session will allocate, counted before it is
+                for i, (what, n) in enumerate(self._held):
+                    try:
+                        eng.device.memory.reserve(what, n)
+                    except Exception:
+                        for w, m in self._held[:i]:
+                            eng.device.memory.release(w, m)
+                        raise
+                self._finalizer = weakref.finalize(self, _release_all, eng.device.memory, self._held)
+            try:
+                self.handle = ffi.gc(make(), lib.plm_session_free)
+            except Exception:
+                if eng.device is not None:
+                    self._finalizer()
+                raise
+            self.cache = None
+
+        def release(self) -> None:
+            ffi = _lib()[0]
+            h, self.handle = getattr(self, "handle", None), None
+            if h is not None:
+                ffi.release(h)
+            if self.engine.device is not None:
+                self._finalizer()
+
+        @property
+        def memory_bytes(self) -> int:
+            """Bytes the C session allocated: its KV cache and forward-pass buffers."""
+            return _lib()[1].plm_session_memory(self.handle) if self.handle is not None else 0
+
+        def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
+            ffi, lib = _lib()
+            if not self.in_user_turn:
+                raise ValueError("add a query chunk before generating a response")
+            t = self.templates
+            closing = self._encode(t.user_suffix + t.model_prefix) if t is not None and not self.formatted else []
+            self._check_fits(closing)
+            self.pending += closing
+            self.in_user_turn = self.formatted = False
+            todo, self.pending = np.asarray(self.pending, dtype=np.int32), []
+            err = ffi.new("char **")
+            _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(todo)), todo.size,
+                                              err), err, "add tokens")
+            self.tokens += todo.tolist()
+            stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
+
+            def on_token(_user, token):
+                try:
+                    self.tokens.append(token)  # run through the model next, or left pending at maxTokens
+                    piece = stream.push(token)
+                    if piece:
+                        pieces.append(piece)
+                        on_text(piece)
+                    return 1 if cancelled is not None and cancelled.is_set() else 0
+                except BaseException as e:  # raised again once C has returned
+                    errors.append(e)
+                    return 1
+
+            cb = ffi.callback("int(void *, int32_t)", on_token)
+            stops = np.asarray(sorted(self.engine.stop_ids), dtype=np.int32)
+            stats = ffi.new("plm_generate_stats *")
+            with _CancelWatcher(self.handle, cancelled):
+                st = lib.plm_session_generate(self.handle, ffi.cast("int32_t *", ffi.from_buffer(stops)), stops.size,
+                                              cb, ffi.NULL, stats, err)
+            if errors:
+                if err[0] != ffi.NULL:
+                    lib.plm_free(err[0])
+                raise errors[0]
+            _check(st, err, "generate")
+            rest = stream.flush()
+            if rest:
+                pieces.append(rest)
+                on_text(rest)
+            s = self.last_stats = type(self.last_stats)()
+            s.prefill_tokens, s.decode_tokens = int(todo.size), stats.decode_tokens
+            s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
+                stats.time_to_first_token_s
+            s.stop_reason = _STOP_REASONS[stats.stop_reason]
+            s.prefill_traffic, s.decode_traffic = _traffic(stats.prefill), _traffic(stats.decode)
+            if self.engine.device is not None:
+                self.engine.device.last_stats = s
+            self.turns += 1
+            return "".join(pieces)
+
+        def clone(self):
+            """A fork: the C session is copied (the filled KV cache, pending tokens
+            and the sampler's random state), nothing is run again."""
+            ffi, lib = _lib()
+            other = object.__new__(type(self))
+            other.engine, other.templates = self.engine, self.templates
+            other.sampler = Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
+                                    self.sampler.seed)
+            other._native, other._params = self._native, self._params
+            other.last_stats = type(self.last_stats)()
+
+            def make():
+                out, err = ffi.new("plm_session **"), ffi.new("char **")
+                _check(lib.plm_session_clone(self.handle, out, err), err, "clone")
+                return out[0]
+
+            other._open(make)
+            other.tokens, other.pending = list(self.tokens), list(self.pending)
+            other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
+            return other
+
+    return NativeSession
+
+
+def _release_all(memory, held) -> None:
+    for what, n in held:
+        memory.release(what, n)
+
+
+class _CancelWatcher:
+    """Forwards a threading.Event to plm_session_cancel while C runs, so a cancel
+    lands between decode steps even when no token is being delivered."""
+
+    def __init__(self, handle, event: threading.Event | None):
+        self.handle, self.event = handle, event
+        self._lock = threading.Lock()
+        self._done = False
+
+    def _run(self):
+        lib = _lib()[1]
+        while True:
+            fired = self.event.wait(0.005)
+            with self._lock:  # never touches the session once the generation has returned
+                if self._done:
+                    return
+                if fired:
+                    lib.plm_session_cancel(self.handle)
+                    return
+
+    def __enter__(self):
+        if self.event is not None:
+            threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._done = True
+        return False
+
+
+def describe_engine(engine) -> str:
+    """The line `pocketlm info` prints for the engine in use."""
+    if getattr(engine, "native", None) is not None:
+        _, path = native_available()
+        return f"native (libpocketlm: {path})"
+    return f"python ({engine.model.k.name} kernels; {ENGINE_ENV}=native needs libpocketlm)"
