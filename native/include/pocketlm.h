@@ -353,6 +353,11 @@ int plm_session_eval(plm_session *s, float *logits, int all, char **error);
  * sampler; the token is returned, not added (add it to continue). */
 int plm_session_predict(plm_session *s, int32_t *token, char **error);
 
+/* Changes the sampling settings of a session (its random stream goes on);
+ * plm_session_reseed restarts the stream from a seed. */
+int plm_session_set_sampling(plm_session *s, int64_t top_k, double top_p, double temperature, char **error);
+void plm_session_reseed(plm_session *s, uint64_t seed);
+
 /* Sets the session's cancel flag: a generation in flight stops before its
  * next sample (stop reason PLM_STOP_CANCELLED). Safe from any thread; a
  * plm_session_generate call clears the flag when it starts. */

@@ -136,6 +136,24 @@ void plm_session_free(plm_session *s) {
     free(s);
 }
 
+int plm_session_set_sampling(plm_session *s, int64_t top_k, double top_p, double temperature, char **error) {
+    if (error) *error = NULL;
+    if (!s) return plm_errorf(error, PLM_ERR_INVALID_ARG, "plm_session_set_sampling: NULL session");
+    plm_session_params p = s->p;
+    p.top_k = top_k;
+    p.top_p = top_p;
+    p.temperature = temperature;
+    const int st = check_params(s->m, &p, error);
+    if (!st) s->p = p;
+    return st;
+}
+
+void plm_session_reseed(plm_session *s, uint64_t seed) {
+    if (!s) return;
+    s->p.seed = seed;
+    plm_rng_seed(&s->rng, seed);
+}
+
 uint64_t plm_session_memory(const plm_session *s) { return s ? s->bytes : 0; }
 int64_t plm_session_size(const plm_session *s) { return s ? s->n_past + s->n_pending : 0; }
 int64_t plm_session_n_past(const plm_session *s) { return s ? s->n_past : 0; }

@@ -56,3 +56,13 @@ def bundle(model_dir, greedy_ids, tmp_path_factory):
     path = create_bundle(BundleConfig(str(gguf_path), str(model_dir / "tokenizer.json"), start_token="<|im_start|>",
                                       stop_tokens=["<|endoftext|>", text], output_filename=str(out / "m.task")))
     return path, ids[pos], pos
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def engine_kind(request, monkeypatch):
+    """Every task-API test runs on both engines: the C engine (the default) and
+    the Python one (the oracle and the fallback without libpocketlm)."""
+    if request.param == "native":
+        pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+    monkeypatch.setenv("POCKETLM_ENGINE", request.param)
+    return request.param

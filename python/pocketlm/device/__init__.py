@@ -210,6 +210,20 @@ class MemoryBudget:
             self.parts[what] = self.parts.get(what, 0) + nbytes
             self.peak = max(self.peak, self.in_use)
 
+    def reserve_parts(self, parts: list[tuple[str, int]]) -> None:
+        """Reserves several parts of one allocation at once: all or none."""
+        total = sum(n for _, n in parts)
+        with self._lock:
+            if self.in_use + total > self.profile.app_memory_budget:
+                names = " + ".join(f"{what} {_fmt(n)}" for what, n in parts)
+                raise DeviceMemoryError(
+                    f"{names} need {_fmt(total)} more, with {_fmt(self.in_use)} already held; "
+                    f"{self.profile.display_name} lets an app hold {_fmt(self.profile.app_memory_budget)}")
+            for what, n in parts:
+                self.in_use += n
+                self.parts[what] = self.parts.get(what, 0) + n
+            self.peak = max(self.peak, self.in_use)
+
     def release(self, what: str, nbytes: int) -> None:
         with self._lock:
             self.in_use -= nbytes

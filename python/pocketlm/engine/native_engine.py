@@ -272,13 +272,7 @@ def make_session_class(base):
             self._held = (("KV cache", kv), ("activations", total - kv))
             if eng.device is not None:
                 # what the C session will allocate, counted before it is
-                for i, (what, n) in enumerate(self._held):
-                    try:
-                        eng.device.memory.reserve(what, n)
-                    except Exception:
-                        for w, m in self._held[:i]:
-                            eng.device.memory.release(w, m)
-                        raise
+                eng.device.memory.reserve_parts(list(self._held))
                 self._finalizer = weakref.finalize(self, _release_all, eng.device.memory, self._held)
             try:
                 self.handle = ffi.gc(make(), lib.plm_session_free)
@@ -287,6 +281,21 @@ def make_session_class(base):
                     self._finalizer()
                 raise
             self.cache = None
+            self._pushed = (self.sampler, self.sampler.seed)
+
+        def _push_sampler(self) -> None:
+            """The task layer swaps the sampler when session options change: the C
+            session takes its settings, and a new seed restarts the random stream."""
+            ffi, lib = _lib()
+            smp = self.sampler
+            if smp is self._pushed[0]:
+                return
+            err = ffi.new("char **")
+            _check(lib.plm_session_set_sampling(self.handle, smp.top_k, smp.top_p, smp.temperature, err), err,
+                   "sampling options")
+            if smp.seed != self._pushed[1]:
+                lib.plm_session_reseed(self.handle, smp.seed)
+            self._pushed = (smp, smp.seed)
 
         def release(self) -> None:
             ffi = _lib()[0]
@@ -315,10 +324,13 @@ def make_session_class(base):
             _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(todo)), todo.size,
                                               err), err, "add tokens")
             self.tokens += todo.tolist()
+            self._push_sampler()
             stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
+            s = self.last_stats = type(self.last_stats)(prefill_tokens=int(todo.size))
 
             def on_token(_user, token):
                 try:
+                    s.decode_tokens += 1  # live, as the Python engine's count is
                     self.tokens.append(token)  # run through the model next, or left pending at maxTokens
                     piece = stream.push(token)
                     if piece:
@@ -344,8 +356,7 @@ def make_session_class(base):
             if rest:
                 pieces.append(rest)
                 on_text(rest)
-            s = self.last_stats = type(self.last_stats)()
-            s.prefill_tokens, s.decode_tokens = int(todo.size), stats.decode_tokens
+            s.decode_tokens = stats.decode_tokens
             s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
                 stats.time_to_first_token_s
             s.stop_reason = _STOP_REASONS[stats.stop_reason]
@@ -372,6 +383,7 @@ def make_session_class(base):
                 return out[0]
 
             other._open(make)
+            other._pushed = (self._pushed[0] if self._pushed[0] is self.sampler else None, self._pushed[1])
             other.tokens, other.pending = list(self.tokens), list(self.pending)
             other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
             return other
