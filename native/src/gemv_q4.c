@@ -94,99 +94,115 @@ PLM_AVX2_FN float plm_vec_dot_q4_1_avx2(int64_t k, const void *vw, const void *v
     return plm_hsum8(acc) + summ;
 }
 
-/* Activations for plm_dot_q4_paired_avx2: per pair of Q8_0 blocks a, b the
- * values reordered as [a0..15, b0..15, a16..31, b16..31] (64 bytes), so one
- * 256-bit register of low nibbles (or high nibbles) of two weight blocks
- * meets its activations in one maddubs. For Q4_0 (with_offset) 32 more
- * bytes follow: the 16 int16 lanes maddubs(8, x) would give, so the kernel
- * subtracts Q4_0's offset of 8 exactly, in integers. An odd last block stays
- * as a plain Q8_0 block's 32 values. */
-int64_t plm_q4_pair_stride(int with_offset) { return with_offset ? 96 : 64; }
+#endif
 
-void plm_pair_q8_0_for_q4(const void *vx, int64_t k, int with_offset, uint8_t *out) {
+/* Activations for the AVX2 Q4 row kernels: per pair of Q8_0 blocks a, b
+ * the values reordered as [a0..15, b0..15, a16..31, b16..31] (64 bytes), so
+ * one 256-bit register of the low nibbles (or the high nibbles) of two
+ * weight blocks meets its activations in one maddubs; an odd last block
+ * stays as its 32 values. Per pair, dxs holds the blocks' scales spread
+ * over 8 lanes [da x4, db x4] (one more 8 for the odd block), and the
+ * minimum terms' factors: xsm41 = [0, sa, 0, sb] (Q4_1: m * d_x * sum(q_x),
+ * lanes meeting [d, m] of two blocks) and xsm40 = [-8 sa, 0, -8 sb, 0]
+ * (Q4_0's offset of 8 as a minimum of -8 d), sa = d_x * sum(q_x) of a. */
+void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41) {
     const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;
     const int64_t nb = k / PLM_QK;
+    float s[2], d[2];
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
+    for (; b + 1 < nb; b += 2, out += 64, dxs += 8, xsm40 += 4, xsm41 += 4) {
         memcpy(out, x[b].qs, 16);
         memcpy(out + 16, x[b + 1].qs, 16);
         memcpy(out + 32, x[b].qs + 16, 16);
         memcpy(out + 48, x[b + 1].qs + 16, 16);
-        if (with_offset) {
-            const int8_t *lo = (const int8_t *)out, *hi = (const int8_t *)out + 32;
-            for (int l = 0; l < 16; l++) {
-                const int16_t v = (int16_t)(8 * (lo[2 * l] + lo[2 * l + 1] + hi[2 * l] + hi[2 * l + 1]));
-                memcpy(out + 64 + 2 * l, &v, 2);
-            }
+        for (int u = 0; u < 2; u++) {
+            int32_t sum = 0;
+            for (int j = 0; j < PLM_QK; j++) sum += x[b + u].qs[j];
+            d[u] = plm_h2f(x[b + u].d);
+            s[u] = d[u] * (float)sum;
+            for (int l = 0; l < 4; l++) dxs[4 * u + l] = d[u];
         }
-        out += plm_q4_pair_stride(with_offset);
+        xsm41[0] = 0.0f, xsm41[1] = s[0], xsm41[2] = 0.0f, xsm41[3] = s[1];
+        xsm40[0] = -8.0f * s[0], xsm40[1] = 0.0f, xsm40[2] = -8.0f * s[1], xsm40[3] = 0.0f;
     }
-    if (b < nb) memcpy(out, x[b].qs, 32);
+    if (b < nb) {
+        memcpy(out, x[b].qs, 32);
+        int32_t sum = 0;
+        for (int j = 0; j < PLM_QK; j++) sum += x[b].qs[j];
+        const float dd = plm_h2f(x[b].d);
+        for (int l = 0; l < 8; l++) dxs[l] = dd;
+        xsm41[0] = 0.0f, xsm41[1] = dd * (float)sum, xsm41[2] = xsm41[3] = 0.0f;
+        xsm40[0] = -8.0f * dd * (float)sum, xsm40[1] = xsm40[2] = xsm40[3] = 0.0f;
+    }
 }
 
-/* One Q4_0 or Q4_1 weight row against a paired activation row, two blocks
- * per step. Nibbles are used unsigned, so maddubs needs no sign trick:
- * Q4_0's (q - 8) * d becomes q * d + m with m = -8 d, and both types share
- * Q4_0's offset of 8 is taken off in integers with the pair's precomputed
- * lanes; Q4_1's minimum term m * d_x * sum(q_x) comes from xsum. xd[b] is
- * the activation block's scale as float. (Walking several weight rows at
- * once was tried: the interleaved streams ran slower out of DRAM.) */
-PLM_AVX2_FN static inline __m256 pair_dot(const uint8_t *qa, const uint8_t *qb, const uint8_t *xp, int with_offset) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)qb), _mm_loadu_si128((const __m128i *)qa));
-    const __m256i lo = _mm256_and_si256(raw, low4);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-    /* each int16 lane is at most 2 * 15 * 128 per maddubs, so their sum fits */
-    __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
-                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));
-    if (with_offset) s16 = _mm256_sub_epi16(s16, _mm256_loadu_si256((const __m256i *)(xp + 64)));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1))); /* lanes 0-3: block a, 4-7: b */
-}
+#if PLM_X86
+/* R weight rows (Q4_0 or Q4_1, rb bytes apart) against one paired
+ * activation row, two blocks a step: the rows share every activation load,
+ * the nibbles are used unsigned (so maddubs needs no sign trick), and the
+ * scale and minimum of a row's two blocks come from one 4-lane fp16
+ * conversion of [d_a, m_a, d_b, m_b] (Q4_1) or [d_a, 0, d_b, 0] (Q4_0). */
+#define PLM_Q4_ROWS(R)                                                                                              \
+    PLM_AVX2_FN static void q4_rows##R(int is41, int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xp,      \
+                                       const float *dxs, const float *xsm, float *y) {                              \
+        const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2;                                                     \
+        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
+        const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);                                           \
+        const __m128i keep_d = is41 ? _mm_set1_epi32(-1) : _mm_setr_epi16(-1, 0, -1, 0, 0, 0, 0, 0);              \
+        __m256 acc[R];                                                                                              \
+        __m128 macc[R];                                                                                             \
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), macc[r] = _mm_setzero_ps();                      \
+        int64_t b = 0;                                                                                              \
+        for (; b + 1 < nb; b += 2, xp += 64, dxs += 8, xsm += 4) {                                                  \
+            const __m256i xl = _mm256_loadu_si256((const __m256i *)xp);                                             \
+            const __m256i xh = _mm256_loadu_si256((const __m256i *)(xp + 32));                                      \
+            const __m256 dx = _mm256_loadu_ps(dxs);                                                                 \
+            const __m128 xs = _mm_loadu_ps(xsm);                                                                    \
+            for (int r = 0; r < R; r++) {                                                                           \
+                const uint8_t *blk = w + r * rb + b * bb;                                                           \
+                _mm_prefetch((const char *)blk + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                             \
+                const __m256i raw = _mm256_loadu2_m128i((const __m128i *)(blk + bb + qoff),                       \
+                                                        (const __m128i *)(blk + qoff));                            \
+                const __m256i lo = _mm256_and_si256(raw, m4);                                                       \
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);                                \
+                const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)); \
+                const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));                                 \
+                uint32_t ha, hb;                                                                                    \
+                memcpy(&ha, blk, 4);                                                                                \
+                memcpy(&hb, blk + bb, 4);                                                                           \
+                const __m128i h = _mm_and_si128(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)ha),                    \
+                                                                   _mm_cvtsi32_si128((int)hb)), keep_d);          \
+                const __m128 dw = _mm_cvtph_ps(h);                                                                  \
+                const __m256 d8 = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw), spread), dx); \
+                acc[r] = _mm256_fmadd_ps(d8, p, acc[r]);                                                            \
+                macc[r] = _mm_fmadd_ps(dw, xs, macc[r]);                                                            \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (int r = 0; r < R; r++) {                                                                               \
+            float sum = plm_hsum8(acc[r]);                                                                          \
+            __m128 m = _mm_add_ps(macc[r], _mm_movehl_ps(macc[r], macc[r]));                                        \
+            sum += _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));                                                \
+            if (b < nb) { /* an odd last block, laid out as its 32 values */                                        \
+                const uint8_t *blk = w + r * rb + b * bb;                                                           \
+                const __m256i q = unpack_nibbles(blk + qoff);                                                       \
+                uint16_t dh, mh = 0;                                                                                \
+                memcpy(&dh, blk, 2);                                                                                \
+                if (is41) memcpy(&mh, blk + 2, 2);                                                                  \
+                const float d = _cvtsh_ss(dh);                                                                      \
+                sum += d * dxs[0] * plm_hsum8(dot_u8_i8(q, _mm256_loadu_si256((const __m256i *)xp)));              \
+                sum += is41 ? _cvtsh_ss(mh) * xsm[1] : d * xsm[0];                                                  \
+            }                                                                                                       \
+            y[r] = sum;                                                                                             \
+        }                                                                                                           \
+    }
+PLM_Q4_ROWS(1)
+PLM_Q4_ROWS(4)
 
-PLM_AVX2_FN float plm_dot_q4_paired_avx2(int is_q4_1, int64_t k, const void *vw, const uint8_t *xp, const float *xd,
-                                         const float *xsum) {
-    const uint8_t *w = (const uint8_t *)vw;
-    const int64_t nb = k / PLM_QK, bb = is_q4_1 ? (int64_t)sizeof(plm_block_q4_1) : (int64_t)sizeof(plm_block_q4_0);
-    const int64_t qoff = is_q4_1 ? 4 : 2;
-    const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m128 msum = _mm_setzero_ps(); /* lanes 0, 1: minimum terms of blocks a, b */
-    int64_t b = 0;
-    const int64_t stride = plm_q4_pair_stride(!is_q4_1);
-    for (; b + 1 < nb; b += 2, xp += stride) {
-        const uint8_t *ba = w + b * bb, *bn = ba + bb;
-        uint16_t h[2];
-        memcpy(&h[0], ba, 2);
-        memcpy(&h[1], bn, 2);
-        const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h[0] | ((int)h[1] << 16)));
-        if (is_q4_1) {
-            memcpy(&h[0], ba + 2, 2);
-            memcpy(&h[1], bn + 2, 2);
-            const __m128 m = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h[0] | ((int)h[1] << 16)));
-            msum = _mm_fmadd_ps(m, _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xsum + b))), msum);
-        }
-        const __m128 dx = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xd + b)));
-        const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(dw, dx)), spread);
-        const __m256 p = pair_dot(ba + qoff, bn + qoff, xp, !is_q4_1);
-        if ((b & 2) == 0) acc0 = _mm256_fmadd_ps(d, p, acc0);
-        else acc1 = _mm256_fmadd_ps(d, p, acc1);
-    }
-    float sum = plm_hsum8(_mm256_add_ps(acc0, acc1));
-    msum = _mm_add_ss(msum, _mm_movehdup_ps(msum));
-    sum += _mm_cvtss_f32(msum);
-    if (b < nb) { /* odd last block, laid out as a plain Q8_0 block */
-        const uint8_t *blk = w + b * bb;
-        uint16_t dh;
-        memcpy(&dh, blk, 2);
-        const float d = _cvtsh_ss(dh);
-        const __m256 p = dot_u8_i8(unpack_nibbles(blk + qoff), _mm256_loadu_si256((const __m256i *)xp));
-        float m = -8.0f * d;
-        if (is_q4_1) {
-            memcpy(&dh, blk + 2, 2);
-            m = _cvtsh_ss(dh);
-        }
-        sum += d * xd[b] * plm_hsum8(p) + m * xsum[b];
-    }
-    return sum;
+void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xp,
+                      const float *dxs, const float *xsm, float *y) {
+    const int64_t nb = k / PLM_QK;
+    int64_t j = 0;
+    for (; j + 4 <= n_rows; j += 4) q4_rows4(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+    for (; j < n_rows; j++) q4_rows1(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
 }
 #endif

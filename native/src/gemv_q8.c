@@ -53,4 +53,41 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
     }
     return plm_hsum8(_mm256_add_ps(acc0, acc1));
 }
+
+/* R Q8_0 weight rows (rb bytes apart) against one Q8_0 activation row whose
+ * block scales are given as floats (xd): the rows share each activation
+ * block's load and its absolute value. */
+#define PLM_Q8_ROWS(R)                                                                                             \
+    PLM_AVX2_FN static void q8_rows##R(int64_t nb, const uint8_t *w, int64_t rb, const plm_block_q8_0 *x,         \
+                                       const float *xd, float *y) {                                                \
+        const __m256i ones = _mm256_set1_epi16(1);                                                                 \
+        __m256 acc[R];                                                                                             \
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();                                                  \
+        for (int64_t b = 0; b < nb; b++) {                                                                         \
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                       \
+            const __m256i ax = _mm256_sign_epi8(xq, xq);                                                           \
+            const __m256 dx = _mm256_broadcast_ss(xd + b);                                                         \
+            for (int r = 0; r < R; r++) {                                                                          \
+                const plm_block_q8_0 *wb = (const plm_block_q8_0 *)(w + r * rb) + b;                               \
+                _mm_prefetch((const char *)wb + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                              \
+                const __m256i sw = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)wb->qs), xq);             \
+                const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));       \
+                const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)wb->d)), dx);               \
+                acc[r] = _mm256_fmadd_ps(d, p, acc[r]);                                                            \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int r = 0; r < R; r++) y[r] = plm_hsum8(acc[r]);                                                      \
+    }
+PLM_Q8_ROWS(1)
+PLM_Q8_ROWS(4)
+
+void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const void *x, const float *xd,
+                      float *y) {
+    const int64_t nb = k / PLM_QK;
+    const plm_block_q8_0 *xb = (const plm_block_q8_0 *)x;
+    int64_t j = 0;
+    for (; j + 4 <= n_rows; j += 4) q8_rows4(nb, w + j * rb, rb, xb, xd, y + j);
+    for (; j < n_rows; j++) q8_rows1(nb, w + j * rb, rb, xb, xd, y + j);
+}
 #endif
+

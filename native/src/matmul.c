@@ -70,32 +70,24 @@ int plm_act_need(int w_type, int simd) {
     case PLM_TYPE_F32:
     case PLM_TYPE_F16: return PLM_ACTS_F32;
     case PLM_TYPE_Q8_0: return PLM_ACTS_Q8;
-    case PLM_TYPE_Q4_0: return PLM_X86 && simd ? PLM_ACTS_Q8 | PLM_ACTS_P40 : PLM_ACTS_Q8;
-    case PLM_TYPE_Q4_1: return PLM_X86 && simd ? PLM_ACTS_Q8 | PLM_ACTS_P41 : PLM_ACTS_Q8 | PLM_ACTS_SUM;
+    case PLM_TYPE_Q4_0:
+    case PLM_TYPE_Q4_1: return PLM_X86 && simd ? PLM_ACTS_Q8 | PLM_ACTS_P4 : PLM_ACTS_Q8 | PLM_ACTS_SUM;
     default: return 0;
     }
 }
 
-static int64_t paired_row_bytes(int64_t k, int with_offset) {
-#if PLM_X86
-    return (k / 64) * plm_q4_pair_stride(with_offset) + ((k / PLM_QK) % 2 ? PLM_QK : 0);
-#else
-    (void)k;
-    (void)with_offset;
-    return 0;
-#endif
-}
-
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* pairs of blocks, an odd last block counting as one */
+static int64_t n_pairs(int64_t k) { return (k / PLM_QK + 1) / 2; }
 
 size_t plm_acts_size(int need, int64_t m, int64_t k) {
     if (k % PLM_QK != 0) need &= PLM_ACTS_F32;
-    const int64_t nb = k / PLM_QK;
+    const int64_t nb = k / PLM_QK, np = n_pairs(k);
     size_t n = 0;
-    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P40 | PLM_ACTS_P41 | PLM_ACTS_SUM))
+    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P4 | PLM_ACTS_SUM))
         n += align64((size_t)(m * plm_row_bytes(PLM_TYPE_Q8_0, k))) + 2 * align64((size_t)(m * nb) * sizeof(float));
-    if (need & PLM_ACTS_P40) n += align64((size_t)(m * paired_row_bytes(k, 1)));
-    if (need & PLM_ACTS_P41) n += align64((size_t)(m * paired_row_bytes(k, 0)));
+    if (need & PLM_ACTS_P4) n += align64((size_t)(m * np * 64)) + align64((size_t)(m * np * 16) * sizeof(float));
     return n + 64;
 }
 
@@ -107,7 +99,7 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k) {
     a->need = need;
     a->n_blocks = k / PLM_QK;
     uint8_t *p = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
-    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P40 | PLM_ACTS_P41 | PLM_ACTS_SUM)) {
+    if (need & (PLM_ACTS_Q8 | PLM_ACTS_P4 | PLM_ACTS_SUM)) {
         a->q8_rb = plm_row_bytes(PLM_TYPE_Q8_0, k);
         a->q8 = p;
         p += align64((size_t)(m * a->q8_rb));
@@ -116,14 +108,14 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k) {
         a->xsum = (float *)p;
         p += align64((size_t)(m * a->n_blocks) * sizeof(float));
     }
-    if (need & PLM_ACTS_P40) {
-        a->p40_rb = paired_row_bytes(k, 1);
-        a->p40 = p;
-        p += align64((size_t)(m * a->p40_rb));
-    }
-    if (need & PLM_ACTS_P41) {
-        a->p41_rb = paired_row_bytes(k, 0);
-        a->p41 = p;
+    if (need & PLM_ACTS_P4) {
+        a->n_pairs = n_pairs(k);
+        a->p4_rb = a->n_pairs * 64;
+        a->p4 = p;
+        p += align64((size_t)(m * a->p4_rb));
+        a->dxs = (float *)p;
+        a->xsm40 = a->dxs + m * a->n_pairs * 8;
+        a->xsm41 = a->xsm40 + m * a->n_pairs * 4;
     }
 }
 
@@ -131,7 +123,7 @@ void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t
     a->f32 = x;
     a->f32_ld = ldx;
     if (!a->q8) return;
-    const int64_t k = a->k, nb = a->n_blocks;
+    const int64_t k = a->k, nb = a->n_blocks, np = a->n_pairs;
     for (int64_t i = r0; i < r1; i++) {
         uint8_t *q = a->q8 + i * a->q8_rb;
 #if PLM_X86
@@ -146,10 +138,9 @@ void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t
             a->xd[i * nb + b] = plm_h2f(blk[b].d);
             a->xsum[i * nb + b] = a->xd[i * nb + b] * (float)s;
         }
-#if PLM_X86
-        if (a->p40) plm_pair_q8_0_for_q4(q, k, 1, a->p40 + i * a->p40_rb);
-        if (a->p41) plm_pair_q8_0_for_q4(q, k, 0, a->p41 + i * a->p41_rb);
-#endif
+        if (a->p4)
+            plm_pair_q8_0_for_q4(q, k, a->p4 + i * a->p4_rb, a->dxs + i * np * 8, a->xsm40 + i * np * 4,
+                                 a->xsm41 + i * np * 4);
     }
 }
 
@@ -162,17 +153,20 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
     const plm_type_traits *t = plm_traits(w_type);
     const plm_vec_dot_fn dot = simd && t->vec_dot_simd ? t->vec_dot_simd : t->vec_dot_scalar;
     const uint8_t *wb = (const uint8_t *)w;
-    const int64_t k = a->k, nb = a->n_blocks;
+    const int64_t k = a->k, nb = a->n_blocks, np = a->n_pairs;
     for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
         const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
         for (int64_t i = 0; i < a->m; i++) {
             float *yr = y + i * ldy;
 #if PLM_X86
-            if (simd && (w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1) && (a->p40 || a->p41)) {
+            if (simd && (w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1) && a->p4) {
                 const int is41 = w_type == PLM_TYPE_Q4_1;
-                const uint8_t *xp = is41 ? a->p41 + i * a->p41_rb : a->p40 + i * a->p40_rb;
-                for (int64_t j = t0; j < t1; j++)
-                    yr[j] = plm_dot_q4_paired_avx2(is41, k, wb + j * w_rb, xp, a->xd + i * nb, a->xsum + i * nb);
+                plm_q4_rows_avx2(is41, k, wb + t0 * w_rb, w_rb, t1 - t0, a->p4 + i * a->p4_rb, a->dxs + i * np * 8,
+                                 (is41 ? a->xsm41 : a->xsm40) + i * np * 4, yr + t0);
+                continue;
+            }
+            if (simd && w_type == PLM_TYPE_Q8_0) {
+                plm_q8_rows_avx2(k, wb + t0 * w_rb, w_rb, t1 - t0, a->q8 + i * a->q8_rb, a->xd + i * nb, yr + t0);
                 continue;
             }
 #endif

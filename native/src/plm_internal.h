@@ -66,6 +66,10 @@ typedef struct {
 const plm_type_traits *plm_traits(int type);
 
 /* Per-type row functions, defined in quant.c / gemv_*.c / matmul.c. */
+/* Q8_0 activation blocks rearranged for the SIMD Q4 kernels (see gemv_q4.c):
+ * 64 bytes and 8 + 4 + 4 floats per pair of blocks, 32 bytes and 16 floats
+ * for an odd last block. */
+void plm_pair_q8_0_for_q4(const void *x, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41);
 void plm_quantize_row_q8_0(const float *x, void *y, int64_t k);
 void plm_quantize_row_q4_0(const float *x, void *y, int64_t k);
 void plm_quantize_row_q4_1(const float *x, void *y, int64_t k);
@@ -84,10 +88,18 @@ float plm_vec_dot_q8_0_avx2(int64_t k, const void *w, const void *x, const float
 float plm_vec_dot_q4_0_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 float plm_vec_dot_q4_1_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 void plm_quantize_row_q8_0_avx2(const float *x, void *y, int64_t k);
-int64_t plm_q4_pair_stride(int with_offset);
-void plm_pair_q8_0_for_q4(const void *x, int64_t k, int with_offset, uint8_t *out);
-float plm_dot_q4_paired_avx2(int is_q4_1, int64_t k, const void *w, const uint8_t *xp, const float *xd,
-                             const float *xsum);
+/* Weight rows ahead of the ones being read that the row kernels prefetch:
+ * a decode step streams its matrices from DRAM once, and the hardware
+ * prefetcher alone does not keep up with rows read side by side. */
+#ifndef PLM_PREFETCH_ROWS
+#define PLM_PREFETCH_ROWS 16
+#endif
+/* n_rows weight rows (rb bytes apart) against one activation row, 4 rows at
+ * a time; Q4 rows read the paired activations of plm_pair_q8_0_for_q4. */
+void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const void *x, const float *xd,
+                      float *y);
+void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xp,
+                      const float *dxs, const float *xsm, float *y);
 
 /* Horizontal sum of 8 floats. */
 PLM_AVX2_FN static inline float plm_hsum8(__m256 v) {
@@ -105,11 +117,11 @@ static inline uint16_t plm_f2h(float f) { return plm_fp32_to_fp16(f); }
 /* ---- products over row ranges (inside a parallel region) --------------
  * A weight type reads its activations in one or more forms, prepared once
  * per activation row: the F32 row itself (F32/F16 weights), Q8_0 blocks
- * with each block's scale and scaled sum, and, for the AVX2 Q4 kernels, the
- * blocks paired for Q4_0 (P40) or Q4_1 (P41). plm_mm_rows then computes
+ * with each block's scale and scaled sum, and, for the SIMD Q4 kernels, the
+ * blocks paired with their scales spread (P4, plm_pair_q8_0_for_q4). plm_mm_rows then computes
  * y[i][j] = x[i] . W[j] for rows j0 <= j < j1, so threads can split one
  * product without a region of its own. */
-enum { PLM_ACTS_F32 = 1, PLM_ACTS_Q8 = 2, PLM_ACTS_SUM = 4, PLM_ACTS_P40 = 8, PLM_ACTS_P41 = 16 };
+enum { PLM_ACTS_F32 = 1, PLM_ACTS_Q8 = 2, PLM_ACTS_SUM = 4, PLM_ACTS_P4 = 8 };
 typedef struct {
     int need;
     int64_t m, k, n_blocks;
@@ -118,8 +130,9 @@ typedef struct {
     uint8_t *q8;
     int64_t q8_rb;
     float *xd, *xsum;
-    uint8_t *p40, *p41;
-    int64_t p40_rb, p41_rb;
+    uint8_t *p4;        /* paired blocks, p4_rb bytes a row */
+    int64_t p4_rb, n_pairs;
+    float *dxs, *xsm40, *xsm41; /* per row: 8 * n_pairs, 4 * n_pairs, 4 * n_pairs floats */
 } plm_acts;
 /* the forms a weight type reads (0 for an unknown type) */
 int plm_act_need(int w_type, int simd);
