@@ -5,6 +5,10 @@
  */
 #include "plm_internal.h"
 
+#if PLM_X86
+#include <cpuid.h>
+#endif
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -126,8 +130,10 @@ int plm_cpu_features(void) {
     f = 0;
 #if PLM_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        f |= PLM_CPU_AVX2;
+    unsigned a, b, c, d;
+    /* F16C is CPUID leaf 1 ECX bit 29 (not every compiler's __builtin_cpu_supports names it) */
+    const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) f |= PLM_CPU_AVX2;
 #endif
 #if defined(__ARM_NEON)
     f |= PLM_CPU_NEON;

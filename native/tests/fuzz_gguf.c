@@ -1,8 +1,9 @@
 /*
- * fuzz_gguf.c — libFuzzer target for the GGUF reader and the model config
- * reader: any bytes are opened as a file (as a whole and at an offset, the
- * .task case), every key, array element and tensor is queried, and the
- * config is read. Build with -DPLM_FUZZ=ON and clang; run e.g.
+ * fuzz_gguf.c — libFuzzer target for the GGUF reader, the model config
+ * reader and the engine's model binding: any bytes are opened as a file (as
+ * a whole and at an offset, the .task case), every key, array element and
+ * tensor is queried, the config is read, and a file that opens as a model
+ * runs one token through a session. Build with -DPLM_FUZZ=ON and clang; run e.g.
  *   build/fuzz/native/fuzz_gguf -max_total_time=60 tests/fixtures/llama_cpp
  */
 #define _GNU_SOURCE
@@ -52,6 +53,27 @@ static void exercise(const char *path, uint64_t offset, uint64_t length) {
     }
     free(cfg);
     plm_gguf_close(g);
+
+    plm_model *m = NULL;
+    err = NULL;
+    if (plm_model_open(path, offset, length, &m, &err) != PLM_OK) {
+        if (!err || !strstr(err, path)) abort();
+        plm_free(err);
+        return;
+    }
+    plm_session_params p;
+    plm_session_params_default(&p);
+    p.max_tokens = 4;
+    p.n_threads = 1;
+    plm_session *s = NULL;
+    if (plm_session_create(m, &p, &s, NULL) == PLM_OK) {
+        const int32_t tok = 0;
+        float *logits = (float *)malloc((size_t)plm_model_get_config(m)->vocab_size * sizeof(float));
+        if (logits && plm_session_add_tokens(s, &tok, 1, NULL) == PLM_OK) plm_session_eval(s, logits, 0, NULL);
+        free(logits);
+        plm_session_free(s);
+    }
+    plm_model_free(m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

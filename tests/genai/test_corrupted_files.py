@@ -68,6 +68,10 @@ def _regions_of_bundle(task: Path) -> list[tuple[int, int]]:
 def _open_and_step(path: Path) -> None:
     engine = Engine(path, 16)
     engine.model.forward([1, 2], KVCache(engine.model.cfg, 4))
+    if engine.native is not None:  # the C engine opened it too (mapped by itself, or over Python's tensors)
+        from pocketlm.engine.native_engine import NativeTokens
+
+        NativeTokens(engine.native, 4).eval([1, 2])
 
 
 def _timeout(signum, frame):
@@ -126,3 +130,44 @@ def test_mutated_model_files_bundles_and_checkpoints_raise_model_file_error(file
     assert total >= 2000
     assert not failures, f"{len(failures)} of {total} mutants escaped:\n" + "\n".join(failures[:15])
 
+
+
+def test_the_c_engine_refuses_what_the_python_reader_refuses(files):
+    """The same verdict on every GGUF mutant: the C engine (plm_model_open:
+    its GGUF reader, config reader and tensor checks) opens a file exactly
+    when the Python reader builds a model from it. The tokenizer is read by
+    Python only, so a mutant Python refuses for its tokenizer alone is not
+    counted."""
+    native = pytest.importorskip("pocketlm.engine.native_engine")
+    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+    from pocketlm.model.gguf_file import read_gguf
+
+    root, _, bpe_model, _, _ = files
+    original = bpe_model.read_bytes()
+    end = _gguf_metadata_end(bpe_model)
+    rng = random.Random(11)
+    path = root / "verdict.gguf"
+    disagree, compared = [], 0
+    for i in range(600):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(0, end)] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            read_gguf(path)
+            py = None
+        except ModelFileError as e:
+            py = str(e)
+        try:
+            native.NativeModel.open(path)
+            c = None
+        except ModelFileError as e:
+            c = str(e)
+            assert str(path) in c, c
+        if py is not None and "tokenizer" in py and c is None:
+            continue
+        compared += 1
+        if (py is None) != (c is None):
+            disagree.append(f"mutant {i}: python {py!r}, C {c!r}")
+    assert compared > 300
+    assert not disagree, f"{len(disagree)} of {compared} verdicts differ:\n" + "\n".join(disagree[:10])
