@@ -233,6 +233,17 @@ class NativeTokens:
         _check(lib.plm_session_predict(self.handle, tok, err), err, "predict")
         return tok[0]
 
+    def generate(self, stop_ids=(), on_token: Callable[[int], object] | None = None):
+        """The C generate loop over what is pending (see plm_session_generate);
+        returns its plm_generate_stats. on_token(id) returning true stops it."""
+        ffi, lib = _lib()
+        stops = np.ascontiguousarray(stop_ids, dtype=np.int32)
+        cb = ffi.callback("int(void *, int32_t)", lambda _u, t: 1 if on_token(t) else 0) if on_token else ffi.NULL
+        stats, err = ffi.new("plm_generate_stats *"), ffi.new("char **")
+        _check(lib.plm_session_generate(self.handle, ffi.cast("int32_t *", ffi.from_buffer(stops)) if stops.size else
+                                        ffi.NULL, stops.size, cb, ffi.NULL, stats, err), err, "generate")
+        return stats
+
     def clone(self) -> "NativeTokens":
         ffi, lib = _lib()
         other = NativeTokens.__new__(NativeTokens)
@@ -429,7 +440,8 @@ class _CancelWatcher:
 
 def describe_engine(engine) -> str:
     """The line `pocketlm info` prints for the engine in use."""
+    ok, where = native_available()
     if getattr(engine, "native", None) is not None:
-        _, path = native_available()
-        return f"native (libpocketlm: {path})"
-    return f"python ({engine.model.k.name} kernels; {ENGINE_ENV}=native needs libpocketlm)"
+        return f"native (libpocketlm: {where})"
+    why = f"{ENGINE_ENV}=python" if ok else f"the native engine cannot load: {where}"
+    return f"python ({engine.model.k.name} kernels; {why})"
