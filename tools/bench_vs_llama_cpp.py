@@ -141,7 +141,15 @@ def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
         step_bytes = (s.decode.weight_bytes + s.decode.kv_bytes) / max(1, s.decode.tokens)
     kv = (PROMPT + DECODE + 1) * 2 * py.cfg.n_layers * py.cfg.n_kv_heads * py.cfg.head_dim * 2
     return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv,
-            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "peak_rss": peak_rss()}
+
+
+def peak_rss() -> int:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def pocketlm_speeds(model: Path, threads: int, repeats: int) -> dict:
@@ -153,8 +161,9 @@ def pocketlm_speeds(model: Path, threads: int, repeats: int) -> dict:
 
 def python_baseline_rss() -> int:
     """Peak RSS of a process that imports numpy and pocketlm and does nothing: the interpreter's share."""
-    code = ("import resource, numpy, pocketlm.engine.native_engine, pocketlm.model.loader;"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    code = ("import sys; sys.path.insert(0, %r); import numpy, pocketlm.engine.native_engine, pocketlm.model.loader, "
+            "pocketlm.kernels.native, pocketlm.sampling; from bench_vs_llama_cpp import peak_rss; print(peak_rss())"
+            % str(ROOT / "tools"))
     return int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 

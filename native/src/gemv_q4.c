@@ -104,13 +104,16 @@ PLM_AVX2_FN float plm_vec_dot_q4_1_avx2(int64_t k, const void *vw, const void *v
  * over 8 lanes [da x4, db x4] (one more 8 for the odd block), and the
  * minimum terms' factors: xsm41 = [0, sa, 0, sb] (Q4_1: m * d_x * sum(q_x),
  * lanes meeting [d, m] of two blocks) and xsm40 = [-8 sa, 0, -8 sb, 0]
- * (Q4_0's offset of 8 as a minimum of -8 d), sa = d_x * sum(q_x) of a. */
-void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41) {
+ * (Q4_0's offset of 8 as a minimum of -8 d), sa = d_x * sum(q_x) of a; for
+ * the tile kernel, the same spread over 8 lanes: xs841 = [sa/4 x4, sb/4 x4]
+ * (meeting [m_a x4, m_b x4]) and xs840 = [-2 sa x4, -2 sb x4] (meeting d). */
+void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41,
+                          float *xs840, float *xs841) {
     const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;
     const int64_t nb = k / PLM_QK;
     float s[2], d[2];
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2, out += 64, dxs += 8, xsm40 += 4, xsm41 += 4) {
+    for (; b + 1 < nb; b += 2, out += 64, dxs += 8, xsm40 += 4, xsm41 += 4, xs840 += 8, xs841 += 8) {
         memcpy(out, x[b].qs, 16);
         memcpy(out + 16, x[b + 1].qs, 16);
         memcpy(out + 32, x[b].qs + 16, 16);
@@ -120,7 +123,11 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
             for (int j = 0; j < PLM_QK; j++) sum += x[b + u].qs[j];
             d[u] = plm_h2f(x[b + u].d);
             s[u] = d[u] * (float)sum;
-            for (int l = 0; l < 4; l++) dxs[4 * u + l] = d[u];
+            for (int l = 0; l < 4; l++) {
+                dxs[4 * u + l] = d[u];
+                xs841[4 * u + l] = 0.25f * s[u]; /* four lanes of m * s / 4: exact, a power of two */
+                xs840[4 * u + l] = -2.0f * s[u]; /* four lanes of d * (-8 s) / 4 */
+            }
         }
         xsm41[0] = 0.0f, xsm41[1] = s[0], xsm41[2] = 0.0f, xsm41[3] = s[1];
         xsm40[0] = -8.0f * s[0], xsm40[1] = 0.0f, xsm40[2] = -8.0f * s[1], xsm40[3] = 0.0f;
@@ -130,7 +137,11 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
         int32_t sum = 0;
         for (int j = 0; j < PLM_QK; j++) sum += x[b].qs[j];
         const float dd = plm_h2f(x[b].d);
-        for (int l = 0; l < 8; l++) dxs[l] = dd;
+        for (int l = 0; l < 8; l++) {
+            dxs[l] = dd;
+            xs841[l] = l < 4 ? 0.25f * dd * (float)sum : 0.0f;
+            xs840[l] = l < 4 ? -2.0f * dd * (float)sum : 0.0f;
+        }
         xsm41[0] = 0.0f, xsm41[1] = dd * (float)sum, xsm41[2] = xsm41[3] = 0.0f;
         xsm40[0] = -8.0f * dd * (float)sum, xsm40[1] = xsm40[2] = xsm40[3] = 0.0f;
     }
@@ -204,5 +215,64 @@ void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t
     int64_t j = 0;
     for (; j + 4 <= n_rows; j += 4) q4_rows4(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
     for (; j < n_rows; j++) q4_rows1(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+}
+/* The prefill's tile: R weight rows x C activation rows, two blocks a step.
+ * A weight row's nibbles are unpacked and its scales spread once for the C
+ * activation rows, an activation row's blocks loaded once for the R weight
+ * rows; the minimum term rides in the same accumulator (xs8 lanes hold a
+ * quarter of it each). y[c * ldy + r]. Even block counts only. */
+#define PLM_Q4_TILE(R, C)                                                                                           \
+    PLM_AVX2_FN static void q4_tile##R##x##C(int is41, int64_t nb, const uint8_t *w, int64_t rb,                   \
+                                             const plm_acts *a, int64_t i0, float *y, int64_t ldy) {               \
+        const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2, np = a->n_pairs;                                    \
+        const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
+        const __m256i dsel = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), msel = _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3); \
+        const __m128i keep_d = is41 ? _mm_set1_epi32(-1) : _mm_setr_epi16(-1, 0, -1, 0, 0, 0, 0, 0);              \
+        const float *xs8 = is41 ? a->xs841 : a->xs840;                                                              \
+        __m256 acc[R][C];                                                                                           \
+        for (int r = 0; r < R; r++)                                                                                 \
+            for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();                                            \
+        for (int64_t b = 0; b < nb; b += 2) {                                                                       \
+            const int64_t pi = b / 2;                                                                               \
+            for (int r = 0; r < R; r++) {                                                                           \
+                const uint8_t *blk = w + r * rb + b * bb;                                                           \
+                const __m256i raw = _mm256_loadu2_m128i((const __m128i *)(blk + bb + qoff),                       \
+                                                        (const __m128i *)(blk + qoff));                            \
+                const __m256i lo = _mm256_and_si256(raw, m4);                                                       \
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);                                \
+                uint32_t ha, hb;                                                                                    \
+                memcpy(&ha, blk, 4);                                                                                \
+                memcpy(&hb, blk + bb, 4);                                                                           \
+                const __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_and_si128(                                \
+                    _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)ha), _mm_cvtsi32_si128((int)hb)), keep_d)));         \
+                const __m256 d8 = _mm256_permutevar8x32_ps(f, dsel);                                                \
+                const __m256 m8 = is41 ? _mm256_permutevar8x32_ps(f, msel) : d8;                                    \
+                for (int c = 0; c < C; c++) {                                                                       \
+                    const int64_t i = i0 + c;                                                                       \
+                    const uint8_t *xp = a->p4 + i * a->p4_rb + pi * 64;                                             \
+                    const __m256i s16 = _mm256_add_epi16(                                                           \
+                        _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),                          \
+                        _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));                  \
+                    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));                             \
+                    const __m256 d = _mm256_mul_ps(d8, _mm256_loadu_ps(a->dxs + (i * np + pi) * 8));               \
+                    acc[r][c] = _mm256_fmadd_ps(d, p, acc[r][c]);                                                   \
+                    acc[r][c] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(xs8 + (i * np + pi) * 8), acc[r][c]);          \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (int r = 0; r < R; r++)                                                                                 \
+            for (int c = 0; c < C; c++) y[c * ldy + r] = plm_hsum8(acc[r][c]);                                     \
+    }
+PLM_Q4_TILE(2, 4)
+PLM_Q4_TILE(1, 4)
+
+int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const plm_acts *a,
+                     int64_t i0, int64_t n_act, float *y, int64_t ldy) {
+    const int64_t nb = k / PLM_QK;
+    if (nb % 2 != 0 || n_act != 4) return 0;
+    int64_t j = 0;
+    for (; j + 2 <= n_rows; j += 2) q4_tile2x4(is41, nb, w + j * rb, rb, a, i0, y + j, ldy);
+    for (; j < n_rows; j++) q4_tile1x4(is41, nb, w + j * rb, rb, a, i0, y + j, ldy);
+    return 1;
 }
 #endif

@@ -87,7 +87,7 @@ size_t plm_acts_size(int need, int64_t m, int64_t k) {
     size_t n = 0;
     if (need & (PLM_ACTS_Q8 | PLM_ACTS_P4 | PLM_ACTS_SUM))
         n += align64((size_t)(m * plm_row_bytes(PLM_TYPE_Q8_0, k))) + 2 * align64((size_t)(m * nb) * sizeof(float));
-    if (need & PLM_ACTS_P4) n += align64((size_t)(m * np * 64)) + align64((size_t)(m * np * 16) * sizeof(float));
+    if (need & PLM_ACTS_P4) n += align64((size_t)(m * np * 64)) + align64((size_t)(m * np * 32) * sizeof(float));
     return n + 64;
 }
 
@@ -116,6 +116,8 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k) {
         a->dxs = (float *)p;
         a->xsm40 = a->dxs + m * a->n_pairs * 8;
         a->xsm41 = a->xsm40 + m * a->n_pairs * 4;
+        a->xs840 = a->xsm41 + m * a->n_pairs * 4;
+        a->xs841 = a->xs840 + m * a->n_pairs * 8;
     }
 }
 
@@ -140,7 +142,7 @@ void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t
         }
         if (a->p4)
             plm_pair_q8_0_for_q4(q, k, a->p4 + i * a->p4_rb, a->dxs + i * np * 8, a->xsm40 + i * np * 4,
-                                 a->xsm41 + i * np * 4);
+                                 a->xsm41 + i * np * 4, a->xs840 + i * np * 8, a->xs841 + i * np * 8);
     }
 }
 
@@ -156,7 +158,15 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
     const int64_t k = a->k, nb = a->n_blocks, np = a->n_pairs;
     for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
         const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
-        for (int64_t i = 0; i < a->m; i++) {
+        int64_t i = 0;
+#if PLM_X86
+        if (simd && (w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1) && a->p4)
+            for (; i + 4 <= a->m; i += 4)
+                if (!plm_q4_tile_avx2(w_type == PLM_TYPE_Q4_1, k, wb + t0 * w_rb, w_rb, t1 - t0, a, i, 4,
+                                      y + i * ldy + t0, ldy))
+                    break;
+#endif
+        for (; i < a->m; i++) {
             float *yr = y + i * ldy;
 #if PLM_X86
             if (simd && (w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1) && a->p4) {

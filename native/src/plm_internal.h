@@ -69,7 +69,8 @@ const plm_type_traits *plm_traits(int type);
 /* Q8_0 activation blocks rearranged for the SIMD Q4 kernels (see gemv_q4.c):
  * 64 bytes and 8 + 4 + 4 floats per pair of blocks, 32 bytes and 16 floats
  * for an odd last block. */
-void plm_pair_q8_0_for_q4(const void *x, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41);
+void plm_pair_q8_0_for_q4(const void *x, int64_t k, uint8_t *out, float *dxs, float *xsm40, float *xsm41,
+                          float *xs840, float *xs841);
 void plm_quantize_row_q8_0(const float *x, void *y, int64_t k);
 void plm_quantize_row_q4_0(const float *x, void *y, int64_t k);
 void plm_quantize_row_q4_1(const float *x, void *y, int64_t k);
@@ -133,6 +134,7 @@ typedef struct {
     uint8_t *p4;        /* paired blocks, p4_rb bytes a row */
     int64_t p4_rb, n_pairs;
     float *dxs, *xsm40, *xsm41; /* per row: 8 * n_pairs, 4 * n_pairs, 4 * n_pairs floats */
+    float *xs840, *xs841;       /* per row: 8 * n_pairs floats each */
 } plm_acts;
 /* the forms a weight type reads (0 for an unknown type) */
 int plm_act_need(int w_type, int simd);
@@ -143,6 +145,12 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k);
 void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t r1, int simd);
 void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
                  int64_t ldy, int simd);
+#if PLM_X86
+/* Q4 rows j < n_rows against activation rows i0 .. i0 + n_act - 1 of a, a
+ * register tile at a time (gemv_q4.c); 0 when the shape is not one it takes. */
+int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const plm_acts *a,
+                     int64_t i0, int64_t n_act, float *y, int64_t ldy);
+#endif
 
 /* 1 when the SIMD kernels are to be used now (CPU has them and not disabled). */
 int plm_use_avx2(void);
