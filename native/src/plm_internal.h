@@ -148,6 +148,9 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
 #if PLM_X86
 /* Q4 rows j < n_rows against activation rows i0 .. i0 + n_act - 1 of a, a
  * register tile at a time (gemv_q4.c); 0 when the shape is not one it takes. */
+/* Q8_0 rows against 4 activation rows (Q8_0 blocks xrb bytes apart, block scales xd, nb floats a row). */
+void plm_q8_tile_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq, int64_t xrb,
+                      const float *xd, float *y, int64_t ldy);
 int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const plm_acts *a,
                      int64_t i0, int64_t n_act, float *y, int64_t ldy);
 #endif
