@@ -119,29 +119,30 @@ def models() -> dict[str, Path]:
 
 
 def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
-    """Best prefill / decode tok/s of `repeats` runs, and what a decode step read (one process)."""
+    """Best prefill / decode tok/s of `repeats` runs, and what a decode step read (one process: the C
+    engine maps the file itself; the Python loader, tokenizer included, is not involved)."""
     import numpy as np
 
-    from pocketlm.engine.native_engine import NativeModel, NativeTokens
+    from pocketlm.engine.native_engine import NativeModel, NativeTokens, _lib
     from pocketlm.kernels import native
-    from pocketlm.model.loader import load_model
     from pocketlm.sampling import Sampler
 
     native.set_num_threads(threads)
-    py, _, _ = load_model(model)
-    nm = NativeModel.open(*py.source, cfg=py.cfg)
-    ids = np.random.default_rng(0).integers(0, py.cfg.vocab_size, PROMPT).astype(np.int32)
+    nm = NativeModel.open(model)
+    cfg = _lib()[1].plm_model_get_config(nm.handle)
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, PROMPT).astype(np.int32)
     best_pp = best_tg = 0.0
+    t = None
     for _ in range(repeats):
+        t = None  # one session at a time
         t = NativeTokens(nm, PROMPT + DECODE + 1, "F16", Sampler(top_k=1))
         t.add(ids)
         s = t.generate()
         best_pp = max(best_pp, s.prefill_tokens / s.prefill_s)
         best_tg = max(best_tg, s.decode_tokens / s.decode_s)
         step_bytes = (s.decode.weight_bytes + s.decode.kv_bytes) / max(1, s.decode.tokens)
-    kv = (PROMPT + DECODE + 1) * 2 * py.cfg.n_layers * py.cfg.n_kv_heads * py.cfg.head_dim * 2
-    return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv,
-            "peak_rss": peak_rss()}
+    kv = (PROMPT + DECODE + 1) * 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 2
+    return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv, "peak_rss": peak_rss()}
 
 
 def peak_rss() -> int:
@@ -161,7 +162,7 @@ def pocketlm_speeds(model: Path, threads: int, repeats: int) -> dict:
 
 def python_baseline_rss() -> int:
     """Peak RSS of a process that imports numpy and pocketlm and does nothing: the interpreter's share."""
-    code = ("import sys; sys.path.insert(0, %r); import numpy, pocketlm.engine.native_engine, pocketlm.model.loader, "
+    code = ("import sys; sys.path.insert(0, %r); import numpy, pocketlm.engine.native_engine, "
             "pocketlm.kernels.native, pocketlm.sampling; from bench_vs_llama_cpp import peak_rss; print(peak_rss())"
             % str(ROOT / "tools"))
     return int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)

@@ -161,6 +161,10 @@ class NativeModel:
         return cls(out[0], model.cfg, keep=(model, arrays))
 
     @property
+    def vocab_size(self) -> int:
+        return _lib()[1].plm_model_get_config(self.handle).vocab_size
+
+    @property
     def weight_bytes(self) -> int:
         return _lib()[1].plm_model_weight_bytes(self.handle)
 
@@ -220,7 +224,7 @@ class NativeTokens:
         ffi, lib = _lib()
         ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
         self.add(ids)
-        V = self.model.cfg.vocab_size
+        V = self.model.vocab_size
         out = np.empty((ids.size if all_logits else 1, V), dtype=np.float32)
         err = ffi.new("char **")
         _check(lib.plm_session_eval(self.handle, ffi.cast("float *", ffi.from_buffer(out)), int(all_logits), err), err,
