@@ -24,6 +24,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* the most query heads that share one KV head (model.c refuses more) */
+#define PLM_MAX_GROUP 256
+
 /* up to this many tokens, inputs are prepared privately by every thread */
 #define PLM_PRIVATE_ROWS 4
 
@@ -50,7 +53,8 @@ typedef struct {
 
 typedef struct {
     float *hn;            /* normed input rows */
-    float *scores;        /* attention scores, max_tokens */
+    float *scores;        /* attention scores, max_tokens for each head of a GQA group */
+    float *kvrow;         /* one cached key or value row as F32 */
     plm_acts acts[N_SLOTS];
 } fwd_thread;
 
@@ -109,7 +113,9 @@ static size_t shared_bytes(const plm_model *m, int64_t B, int64_t max_tokens, co
 
 static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int need[N_SLOTS], const int64_t k[N_SLOTS]) {
     const int64_t P = PLM_PRIVATE_ROWS;
-    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)max_tokens * 4);
+    const int64_t group = m->cfg.n_heads / m->cfg.n_kv_heads;
+    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(group * max_tokens) * 4) +
+               al((size_t)m->cfg.head_dim * 4);
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], P, k[i]));
     return n;
 }
@@ -234,34 +240,6 @@ static float dot_f32(const float *a, const float *b, int64_t n, int simd) {
     return plm_vec_dot_f32_scalar(n, a, b, NULL);
 }
 
-#if PLM_X86
-/* An F16 key against an F32 query, summed in plm_vec_dot_f32_avx2's order:
- * an F16 cache gives exactly what an F32 cache holding the same rounded
- * values gives (the Python engine's F16 cache, read back as F32). */
-PLM_AVX2_FN static float dot_f16_avx2(const uint16_t *w, const float *x, int64_t k) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-#define H(i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + (i))))
-    int64_t i = 0;
-    for (; i + 32 <= k; i += 32) {
-        a0 = _mm256_fmadd_ps(H(i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(H(i + 8), _mm256_loadu_ps(x + i + 8), a1);
-        a2 = _mm256_fmadd_ps(H(i + 16), _mm256_loadu_ps(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(H(i + 24), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(H(i), _mm256_loadu_ps(x + i), a0);
-#undef H
-    float sum = plm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < k; i++) sum += _cvtsh_ss(w[i]) * x[i];
-    return sum;
-}
-#endif
-
-static float dot_f16(const uint16_t *a, const float *b, int64_t n, int simd) {
-#if PLM_X86
-    if (simd) return dot_f16_avx2(a, b, n);
-#endif
-    return plm_vec_dot_f16_scalar(n, a, b, NULL);
-}
 
 #if PLM_X86
 PLM_AVX2_FN static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
@@ -270,70 +248,88 @@ PLM_AVX2_FN static void axpy_avx2(float a, const float *x, float *y, int64_t n) 
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
 }
-PLM_AVX2_FN static void axpy_f16_avx2(float a, const uint16_t *x, float *y, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
+
+/* F16 cache row -> F32 (exact either way) */
+PLM_AVX2_FN static void f16_row_avx2(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-                                                _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * _cvtsh_ss(x[i]);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
 }
 #endif
 
-static void axpy(float a, const void *x, int kv_type, float *y, int64_t n, int simd) {
+/* y += a * x (the attention kernel's order) */
+static void axpy(float a, const float *x, float *y, int64_t n, int simd) {
 #if PLM_X86
     if (simd) {
-        if (kv_type == PLM_TYPE_F32) axpy_avx2(a, (const float *)x, y, n);
-        else axpy_f16_avx2(a, (const uint16_t *)x, y, n);
+        axpy_avx2(a, x, y, n);
         return;
     }
 #endif
-    if (kv_type == PLM_TYPE_F32) {
-        const float *xf = (const float *)x;
-        for (int64_t i = 0; i < n; i++) y[i] += a * xf[i];
-    } else {
-        const uint16_t *xh = (const uint16_t *)x;
-        for (int64_t i = 0; i < n; i++) y[i] += a * plm_h2f(xh[i]);
-    }
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-/* plm_attention's maths (see pocketlm.h) for the (token, head) pairs [p0, p1) */
+/* one cached row as F32: in place for an F32 cache, converted into buf for F16 */
+static const float *kv_row(const uint8_t *row, int f16, float *buf, int64_t n, int simd) {
+    if (!f16) return (const float *)row;
+#if PLM_X86
+    if (simd) {
+        f16_row_avx2((const uint16_t *)row, buf, n);
+        return buf;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) buf[i] = plm_h2f(((const uint16_t *)row)[i]);
+    return buf;
+}
+
+/* plm_attention's maths (see pocketlm.h) for the (token, head) pairs [p0, p1).
+ * Consecutive heads that read the same KV head (a GQA group, or the part of
+ * one this thread has) go together: each cached key and value row is
+ * converted to F32 once for all of them. Per head the arithmetic is the
+ * F32 kernel's, in its order, whatever the cache type. */
 static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, int64_t p1) {
     const plm_model_config *c = &f->m->cfg;
     const plm_session *s = f->s;
     const int64_t hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads, kvd = c->n_kv_heads * hd;
-    const int64_t es = s->p.kv_type == PLM_TYPE_F32 ? 4 : 2;
-    const uint8_t *kc = s->k_cache + layer * s->p.max_tokens * kvd * es;
-    const uint8_t *vc = s->v_cache + layer * s->p.max_tokens * kvd * es;
+    const int f16 = s->p.kv_type == PLM_TYPE_F16;
+    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens;
+    const uint8_t *kc = s->k_cache + layer * T * kvd * es;
+    const uint8_t *vc = s->v_cache + layer * T * kvd * es;
     const int64_t window = c->sliding_window_layer[layer] ? c->sliding_window : 0;
     const float scale = (float)c->query_scale, softcap = (float)c->attn_softcap;
-    float *scores = t->scores;
-    for (int64_t idx = p0; idx < p1; idx++) {
-        const int64_t i = idx / nh, h = idx % nh, kvh = h / group;
+    for (int64_t idx = p0; idx < p1;) {
+        const int64_t i = idx / nh, h0 = idx % nh, kvh = h0 / group;
+        int64_t run = (kvh + 1) * group - h0; /* heads of this KV head from h0 on, within [p0, p1) */
+        if (run > p1 - idx) run = p1 - idx;
         const int64_t pos = f->pos0 + i;
         const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-        const float *qv = f->q + i * nh * hd + h * hd;
-        float *o = f->att + i * nh * hd + h * hd;
-        float max = -INFINITY;
+        float max[PLM_MAX_GROUP], inv[PLM_MAX_GROUP];
+        for (int64_t r = 0; r < run; r++) max[r] = -INFINITY;
         for (int64_t j = j0; j <= pos; j++) {
-            const uint8_t *kj = kc + (j * kvd + kvh * hd) * es;
-            float sc = s->p.kv_type == PLM_TYPE_F32 ? dot_f32((const float *)kj, qv, hd, f->simd)
-                                                     : dot_f16((const uint16_t *)kj, qv, hd, f->simd);
-            sc *= scale;
-            if (softcap > 0.0f) sc = softcap * tanhf(sc / softcap);
-            if (f->m->alibi) sc += f->m->alibi[h] * (float)(j - pos);
-            scores[j] = sc;
-            max = sc > max ? sc : max;
+            const float *k32 = kv_row(kc + (j * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+            for (int64_t r = 0; r < run; r++) {
+                const int64_t h = h0 + r;
+                float sc = dot_f32(k32, f->q + i * nh * hd + h * hd, hd, f->simd) * scale;
+                if (softcap > 0.0f) sc = softcap * tanhf(sc / softcap);
+                if (f->m->alibi) sc += f->m->alibi[h] * (float)(j - pos);
+                t->scores[r * T + j] = sc;
+                max[r] = sc > max[r] ? sc : max[r];
+            }
         }
-        float sum = 0.0f;
+        for (int64_t r = 0; r < run; r++) {
+            float *sc = t->scores + r * T, sum = 0.0f;
+            for (int64_t j = j0; j <= pos; j++) {
+                sc[j] = expf(sc[j] - max[r]);
+                sum += sc[j];
+            }
+            inv[r] = 1.0f / sum;
+            memset(f->att + i * nh * hd + (h0 + r) * hd, 0, (size_t)hd * sizeof(float));
+        }
         for (int64_t j = j0; j <= pos; j++) {
-            scores[j] = expf(scores[j] - max);
-            sum += scores[j];
+            const float *v32 = kv_row(vc + (j * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+            for (int64_t r = 0; r < run; r++)
+                axpy(t->scores[r * T + j] * inv[r], v32, f->att + i * nh * hd + (h0 + r) * hd, hd, f->simd);
         }
-        const float inv = 1.0f / sum;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int64_t j = j0; j <= pos; j++)
-            axpy(scores[j] * inv, vc + (j * kvd + kvh * hd) * es, s->p.kv_type, o, hd, f->simd);
+        idx += run;
     }
 }
 
@@ -547,7 +543,8 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
         fwd_thread *t = (fwd_thread *)q;
         q += al(sizeof(fwd_thread));
         t->hn = (float *)take(&q, (size_t)(PLM_PRIVATE_ROWS * h) * 4);
-        t->scores = (float *)take(&q, (size_t)s->p.max_tokens * 4);
+        t->scores = (float *)take(&q, (size_t)(c->n_heads / c->n_kv_heads * s->p.max_tokens) * 4);
+        t->kvrow = (float *)take(&q, (size_t)c->head_dim * 4);
         for (int i = 0; i < N_SLOTS; i++) {
             const size_t sz = plm_acts_size(need_all[i], PLM_PRIVATE_ROWS, f.slot_k[i]);
             plm_acts_init(&t->acts[i], f.need[i], take(&q, sz), PLM_PRIVATE_ROWS, f.slot_k[i]);

@@ -333,6 +333,9 @@ static int check_config(plm_model *m, char **error) {
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
         c->head_dim <= 0 || c->intermediate_size <= 0 || c->n_heads % c->n_kv_heads != 0)
         return plm_errorf(error, PLM_ERR_FORMAT, "%s: the model config's sizes do not fit together", m->what);
+    if (c->n_heads / c->n_kv_heads > 256)
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: %lld query heads share one KV head; pocketlm runs at most 256",
+                          m->what, (long long)(c->n_heads / c->n_kv_heads));
     if (c->rot_dim < 0 || c->rot_dim > c->head_dim || c->rot_dim % 2)
         return plm_errorf(error, PLM_ERR_FORMAT, "%s: rot_dim %lld does not fit head_dim %lld", m->what,
                           (long long)c->rot_dim, (long long)c->head_dim);
