@@ -153,8 +153,8 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
  * the nibbles are used unsigned (so maddubs needs no sign trick), and the
  * scale and minimum of a row's two blocks come from one 4-lane fp16
  * conversion of [d_a, m_a, d_b, m_b] (Q4_1) or [d_a, 0, d_b, 0] (Q4_0). */
-#define PLM_Q4_ROWS(R)                                                                                              \
-    PLM_AVX2_FN static void q4_rows##R(int is41, int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xp,      \
+#define PLM_Q4_ROWS(R, is41, NAME)                                                                                  \
+    PLM_AVX2_FN static void NAME(int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xp,      \
                                        const float *dxs, const float *xsm, float *y) {                              \
         const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2;                                                     \
         const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
@@ -206,23 +206,31 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
             y[r] = sum;                                                                                             \
         }                                                                                                           \
     }
-PLM_Q4_ROWS(1)
-PLM_Q4_ROWS(4)
+/* one function per type, so the type's block size and header layout are constants */
+PLM_Q4_ROWS(1, 0, q4_0_rows1)
+PLM_Q4_ROWS(4, 0, q4_0_rows4)
+PLM_Q4_ROWS(1, 1, q4_1_rows1)
+PLM_Q4_ROWS(4, 1, q4_1_rows4)
 
 void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xp,
                       const float *dxs, const float *xsm, float *y) {
     const int64_t nb = k / PLM_QK;
     int64_t j = 0;
-    for (; j + 4 <= n_rows; j += 4) q4_rows4(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
-    for (; j < n_rows; j++) q4_rows1(is41, nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+    if (is41) {
+        for (; j + 4 <= n_rows; j += 4) q4_1_rows4(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+        for (; j < n_rows; j++) q4_1_rows1(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+    } else {
+        for (; j + 4 <= n_rows; j += 4) q4_0_rows4(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+        for (; j < n_rows; j++) q4_0_rows1(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+    }
 }
 /* The prefill's tile: R weight rows x C activation rows, two blocks a step.
  * A weight row's nibbles are unpacked and its scales spread once for the C
  * activation rows, an activation row's blocks loaded once for the R weight
  * rows; the minimum term rides in the same accumulator (xs8 lanes hold a
  * quarter of it each). y[c * ldy + r]. Even block counts only. */
-#define PLM_Q4_TILE(R, C)                                                                                           \
-    PLM_AVX2_FN static void q4_tile##R##x##C(int is41, int64_t nb, const uint8_t *w, int64_t rb,                   \
+#define PLM_Q4_TILE(R, C, is41, NAME)                                                                                \
+    PLM_AVX2_FN static void NAME(int64_t nb, const uint8_t *w, int64_t rb,                   \
                                              const plm_acts *a, int64_t i0, float *y, int64_t ldy) {               \
         const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2, np = a->n_pairs;                                    \
         const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
@@ -263,16 +271,23 @@ void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t
         for (int r = 0; r < R; r++)                                                                                 \
             for (int c = 0; c < C; c++) y[c * ldy + r] = plm_hsum8(acc[r][c]);                                     \
     }
-PLM_Q4_TILE(2, 4)
-PLM_Q4_TILE(1, 4)
+PLM_Q4_TILE(2, 4, 0, q4_0_tile2x4)
+PLM_Q4_TILE(1, 4, 0, q4_0_tile1x4)
+PLM_Q4_TILE(2, 4, 1, q4_1_tile2x4)
+PLM_Q4_TILE(1, 4, 1, q4_1_tile1x4)
 
 int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const plm_acts *a,
                      int64_t i0, int64_t n_act, float *y, int64_t ldy) {
     const int64_t nb = k / PLM_QK;
     if (nb % 2 != 0 || n_act != 4) return 0;
     int64_t j = 0;
-    for (; j + 2 <= n_rows; j += 2) q4_tile2x4(is41, nb, w + j * rb, rb, a, i0, y + j, ldy);
-    for (; j < n_rows; j++) q4_tile1x4(is41, nb, w + j * rb, rb, a, i0, y + j, ldy);
+    if (is41) {
+        for (; j + 2 <= n_rows; j += 2) q4_1_tile2x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
+        for (; j < n_rows; j++) q4_1_tile1x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
+    } else {
+        for (; j + 2 <= n_rows; j += 2) q4_0_tile2x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
+        for (; j < n_rows; j++) q4_0_tile1x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
+    }
     return 1;
 }
 #endif
