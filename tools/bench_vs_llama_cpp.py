@@ -5,9 +5,10 @@
 llama.cpp runs as `llama-bench -p 128 -n 64` (found on PATH, in $LLAMA_BENCH,
 or built once from the llama.cpp that PyPI's llama-cpp-python sdist vendors,
 into ~/.cache/pocketlm/). pocketlm runs the same work through its C engine:
-a 128-token prompt prefilled in one batch, then 64 tokens decoded by the C
-generate loop (no stop tokens, as llama-bench's tg64), each figure the best
-of --repeats runs. The models: the built-in SmolLM2-135M-Instruct (Q4_1, as
+a 128-token prompt prefilled in one batch, and 64 tokens decoded by the C
+generate loop (no stop tokens); as llama-bench counts them, prefill is 128
+tokens into an empty cache in one batch and decode is 64 one-token steps from
+an empty cache, each figure the best of --repeats runs. The models: the built-in SmolLM2-135M-Instruct (Q4_1, as
 llama.cpp's converter and quantizer wrote it) and an ~86M-parameter Llama
 (hidden 768, 12 layers, vocab 512, random weights) converted by pocketlm to
 Q8_0 and to Q4_0.
@@ -134,12 +135,19 @@ def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
     best_pp = best_tg = 0.0
     t = None
     for _ in range(repeats):
+        # llama-bench's pp128: 128 tokens into an empty cache, one batch
         t = None  # one session at a time
-        t = NativeTokens(nm, PROMPT + DECODE + 1, "F16", Sampler(top_k=1))
+        t = NativeTokens(nm, PROMPT, "F16", Sampler(top_k=1))
         t.add(ids)
         s = t.generate()
         best_pp = max(best_pp, s.prefill_tokens / s.prefill_s)
-        best_tg = max(best_tg, s.decode_tokens / s.decode_s)
+        # llama-bench's tg64: 64 one-token steps from an empty cache (here after a first token, the
+        # prefill of one, as llama-bench's warm-up); the C loop samples 65 tokens and runs 64 of them
+        t = None
+        t = NativeTokens(nm, 1 + DECODE + 1, "F16", Sampler(top_k=1))
+        t.add(ids[:1])
+        s = t.generate()
+        best_tg = max(best_tg, (s.decode_tokens - 1) / s.decode_s)
         step_bytes = (s.decode.weight_bytes + s.decode.kv_bytes) / max(1, s.decode.tokens)
     kv = (PROMPT + DECODE + 1) * 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 2
     return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv, "peak_rss": peak_rss()}
