@@ -66,13 +66,12 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
         for (int64_t b = 0; b < nb; b++) {                                                                         \
             const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                       \
             const __m256i ax = _mm256_sign_epi8(xq, xq);                                                           \
-            const __m256 dx = _mm256_broadcast_ss(xd + b);                                                         \
             for (int r = 0; r < R; r++) {                                                                          \
                 const plm_block_q8_0 *wb = (const plm_block_q8_0 *)(w + r * rb) + b;                               \
                 _mm_prefetch((const char *)wb + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                              \
                 const __m256i sw = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)wb->qs), xq);             \
                 const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));       \
-                const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)wb->d)), dx);               \
+                const __m256 d = _mm256_set1_ps(_cvtsh_ss(wb->d) * xd[b]);                                         \
                 acc[r] = _mm256_fmadd_ps(d, p, acc[r]);                                                            \
             }                                                                                                      \
         }                                                                                                          \
