@@ -21,20 +21,6 @@ typedef struct {
     int simd;
 } plm_attn_ctx;
 
-/* y += a * x over n values */
-static void axpy_scalar(float a, const float *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-#if PLM_X86
-PLM_AVX2_FN static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-#endif
-
 static void attn_task(void *vctx, int64_t begin, int64_t end, int tid) {
     const plm_attn_ctx *c = (const plm_attn_ctx *)vctx;
     const int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
@@ -42,10 +28,10 @@ static void attn_task(void *vctx, int64_t begin, int64_t end, int tid) {
     float *scores = c->scores + (int64_t)tid * c->n_kv;
 #if PLM_X86
     const plm_vec_dot_fn dot = c->simd ? plm_vec_dot_f32_avx2 : plm_vec_dot_f32_scalar;
-    void (*axpy)(float, const float *, float *, int64_t) = c->simd ? axpy_avx2 : axpy_scalar;
+    void (*axpy)(float, const float *, float *, int64_t) = c->simd ? plm_axpy_avx2 : plm_axpy_scalar;
 #else
     const plm_vec_dot_fn dot = plm_vec_dot_f32_scalar;
-    void (*axpy)(float, const float *, float *, int64_t) = axpy_scalar;
+    void (*axpy)(float, const float *, float *, int64_t) = plm_axpy_scalar;
 #endif
     for (int64_t idx = begin; idx < end; idx++) {
         const int64_t i = idx / c->n_heads, h = idx % c->n_heads, kvh = h / group;

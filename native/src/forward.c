@@ -176,17 +176,6 @@ static const plm_acts *input(fwd *f, fwd_thread *t, int ith, int nth, int slot, 
     return a;
 }
 
-static void rope_apply(float *v, const float *cs, int64_t half, int mode) {
-    for (int64_t i = 0; i < half; i++) {
-        const int64_t a = mode == PLM_ROPE_NEOX ? i : 2 * i;
-        const int64_t b = mode == PLM_ROPE_NEOX ? i + half : 2 * i + 1;
-        const float c = cs[2 * i], s = cs[2 * i + 1];
-        const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * c - x1 * s;
-        v[b] = x1 * c + x0 * s;
-    }
-}
-
 static void store_kv(uint8_t *dst, const float *src, int64_t n, int kv_type) {
     if (kv_type == PLM_TYPE_F32) {
         memcpy(dst, src, (size_t)n * 4);
@@ -220,7 +209,7 @@ static void qkv_units(fwd *f, const plm_layer *L, int64_t layer, const plm_acts 
             float *yh = y + i * ld + j0;
             if (bias)
                 for (int64_t j = 0; j < hd; j++) yh[j] += bias[j0 + j];
-            if (kind < 2 && half > 0) rope_apply(yh, f->cs + i * half * 2, half, c->rope_mode);
+            if (kind < 2 && half > 0) plm_rope_head(yh, f->cs + i * half * 2, half, c->rope_mode);
             if (kind > 0) {
                 uint8_t *cache = kind == 1 ? s->k_cache : s->v_cache;
                 const int64_t es = s->p.kv_type == PLM_TYPE_F32 ? 4 : 2;
@@ -242,13 +231,6 @@ static float dot_f32(const float *a, const float *b, int64_t n, int simd) {
 
 
 #if PLM_X86
-PLM_AVX2_FN static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
 /* F16 cache row -> F32 (exact either way) */
 PLM_AVX2_FN static void f16_row_avx2(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
@@ -261,11 +243,11 @@ PLM_AVX2_FN static void f16_row_avx2(const uint16_t *x, float *y, int64_t n) {
 static void axpy(float a, const float *x, float *y, int64_t n, int simd) {
 #if PLM_X86
     if (simd) {
-        axpy_avx2(a, x, y, n);
+        plm_axpy_avx2(a, x, y, n);
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+    plm_axpy_scalar(a, x, y, n);
 }
 
 /* one cached row as F32: in place for an F32 cache, converted into buf for F16 */
@@ -371,13 +353,10 @@ static void forward_thread(void *vctx, int ith, int nth) {
             for (int64_t j = 0; j < h; j++) xi[j] *= sc;
         }
         if (m->pos_embd) plm_add(xi, m->pos_embd + (f->pos0 + i) * h, xi, h);
-        const double pos = (double)(f->pos0 + i) * c->rope_freq_scale;
-        for (int64_t k = 0; k < half; k++) {
-            double ang = pos * pow(c->rope_theta, -2.0 * (double)k / (double)c->rot_dim);
-            if (c->n_rope_freq_factors) ang /= (double)c->rope_freq_factors[k];
-            f->cs[(i * half + k) * 2] = (float)cos(ang);
-            f->cs[(i * half + k) * 2 + 1] = (float)sin(ang);
-        }
+        /* theta and the scale as floats, as plm_rope takes them: the same angles as the Python engine's */
+        if (half > 0)
+            plm_rope_angles(f->cs + i * half * 2, f->pos0 + i, half, c->rot_dim, (float)c->rope_theta,
+                            (float)c->rope_freq_scale, c->n_rope_freq_factors ? c->rope_freq_factors : NULL);
     }
     plm_barrier_wait(&f->bar, nth);
 

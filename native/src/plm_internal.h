@@ -111,6 +111,34 @@ PLM_AVX2_FN static inline float plm_hsum8(__m256 v) {
 }
 #endif
 
+/* RoPE, shared by plm_rope and the engine: the cos/sin pairs of one position
+ * (rot_dim / 2 of them, computed in double) and their rotation of one head. */
+void plm_rope_angles(float *cs, int64_t pos, int64_t half, int64_t rot_dim, float theta, float freq_scale,
+                     const float *freq_factors);
+static inline void plm_rope_head(float *v, const float *cs, int64_t half, int mode) {
+    for (int64_t i = 0; i < half; i++) {
+        const int64_t a = mode == PLM_ROPE_NEOX ? i : 2 * i;
+        const int64_t b = mode == PLM_ROPE_NEOX ? i + half : 2 * i + 1;
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x1 * c + x0 * s;
+    }
+}
+
+/* y += a * x over n values: attention's weighted sum of values. */
+static inline void plm_axpy_scalar(float a, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+#if PLM_X86
+PLM_AVX2_FN static inline void plm_axpy_avx2(float a, const float *x, float *y, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif
+
 /* fp16 <-> fp32, scalar (bit exact with F16C's round-to-nearest-even). */
 static inline float plm_h2f(uint16_t h) { return plm_fp16_to_fp32(h); }
 static inline uint16_t plm_f2h(float f) { return plm_fp32_to_fp16(f); }

@@ -10,6 +10,17 @@
 #include <math.h>
 #include <stdlib.h>
 
+void plm_rope_angles(float *cs, int64_t pos, int64_t half, int64_t rot_dim, float theta, float freq_scale,
+                     const float *freq_factors) {
+    const double p = (double)pos * (double)freq_scale;
+    for (int64_t i = 0; i < half; i++) {
+        double ang = p * pow((double)theta, -2.0 * (double)i / (double)rot_dim);
+        if (freq_factors) ang /= (double)freq_factors[i];
+        cs[2 * i] = (float)cos(ang);
+        cs[2 * i + 1] = (float)sin(ang);
+    }
+}
+
 int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
              const int32_t *positions, float theta, float freq_scale, const float *freq_factors, int mode) {
     PLM_CHECK(n_tokens >= 0 && n_heads >= 0 && head_dim >= 0, PLM_ERR_INVALID_ARG);
@@ -23,24 +34,8 @@ int plm_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int6
     float *cs = (float *)malloc((size_t)half * 2 * sizeof(float));
     PLM_CHECK(cs != NULL, PLM_ERR_NOMEM);
     for (int64_t t = 0; t < n_tokens; t++) {
-        const double pos = (double)positions[t] * (double)freq_scale;
-        for (int64_t i = 0; i < half; i++) {
-            double ang = pos * pow((double)theta, -2.0 * (double)i / (double)rot_dim);
-            if (freq_factors) ang /= (double)freq_factors[i];
-            cs[2 * i] = (float)cos(ang);
-            cs[2 * i + 1] = (float)sin(ang);
-        }
-        for (int64_t h = 0; h < n_heads; h++) {
-            float *v = x + (t * n_heads + h) * head_dim;
-            for (int64_t i = 0; i < half; i++) {
-                const int64_t a = mode == PLM_ROPE_NEOX ? i : 2 * i;
-                const int64_t b = mode == PLM_ROPE_NEOX ? i + half : 2 * i + 1;
-                const float c = cs[2 * i], s = cs[2 * i + 1];
-                const float x0 = v[a], x1 = v[b];
-                v[a] = x0 * c - x1 * s;
-                v[b] = x1 * c + x0 * s;
-            }
-        }
+        plm_rope_angles(cs, positions[t], half, rot_dim, theta, freq_scale, freq_factors);
+        for (int64_t h = 0; h < n_heads; h++) plm_rope_head(x + (t * n_heads + h) * head_dim, cs, half, mode);
     }
     free(cs);
     return PLM_OK;

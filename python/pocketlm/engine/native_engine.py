@@ -69,13 +69,9 @@ def engine_kind(requested: str | None = None) -> str:
 
 
 def _check(status: int, err, what: str, exc=ValueError) -> None:
-    ffi, lib = _lib()
-    if status != 0:
-        msg = f"{what}: status {status}"
-        if err[0] != ffi.NULL:
-            msg = ffi.string(err[0]).decode("utf-8", "replace")
-            lib.plm_free(err[0])
-        raise exc(msg)
+    from ..kernels.native import raise_status
+
+    raise_status(status, err, what, exc)
 
 
 _ENUMS = {"norm": {"rms": 0, "layer": 1}, "act": {"silu": 0, "gelu": 1, "gelu_tanh": 2},
@@ -327,14 +323,7 @@ def make_session_class(base):
 
         def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
             ffi, lib = _lib()
-            if not self.in_user_turn:
-                raise ValueError("add a query chunk before generating a response")
-            t = self.templates
-            closing = self._encode(t.user_suffix + t.model_prefix) if t is not None and not self.formatted else []
-            self._check_fits(closing)
-            self.pending += closing
-            self.in_user_turn = self.formatted = False
-            todo, self.pending = np.asarray(self.pending, dtype=np.int32), []
+            todo = np.asarray(self._close_turn(), dtype=np.int32)
             err = ffi.new("char **")
             _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(todo)), todo.size,
                                               err), err, "add tokens")

@@ -252,10 +252,9 @@ class Session:
         self.tokens += ids
         return logits[-1]
 
-    def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
-        """Prefills what is pending, then samples until a stop token, maxTokens
-        or cancellation; on_text gets each new piece of text as it is decoded.
-        Returns the whole response."""
+    def _close_turn(self) -> list[int]:
+        """Ends the user's turn (the template's user suffix and model prefix) and
+        takes the tokens to prefill: all that is pending."""
         if not self.in_user_turn:
             raise ValueError("add a query chunk before generating a response")
         t = self.templates
@@ -263,10 +262,17 @@ class Session:
         self._check_fits(closing)
         self.pending += closing
         self.in_user_turn = self.formatted = False
+        todo, self.pending = self.pending, []
+        return todo
+
+    def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
+        """Prefills what is pending, then samples until a stop token, maxTokens
+        or cancellation; on_text gets each new piece of text as it is decoded.
+        Returns the whole response."""
+        todo = self._close_turn()
         stats = self.last_stats = GenerationStats()
         t0 = time.perf_counter()
         # prefill: only the tokens the cache does not hold yet
-        todo, self.pending = self.pending, []
         stats.prefill_tokens = len(todo)
         counters = self.engine.model.counters
         c0 = counters.snapshot()

@@ -1,6 +1,7 @@
 """The native backend: libpocketlm's kernels through cffi (ABI mode).
 
-The only module that touches ``ffi`` / ``lib``. Its C declarations are read
+The module that loads ``ffi`` / ``lib`` (engine/native_engine.py borrows them
+for the C engine). Its C declarations are read
 from pocketlm.h itself (the PLM_CDEF_BEGIN..END section), so they cannot
 drift from the library; a status other than PLM_OK becomes a ValueError.
 Importing it raises NativeUnavailable, with the reason, when the library
@@ -270,16 +271,22 @@ def bench_read(buf: np.ndarray, n_threads: int | None = None) -> float:
 # ---- GGUF files through the engine's C reader -------------------------------------------
 
 
-def _raise_gguf(path, status: int, err) -> None:
-    """A non-zero status of the C reader as GGUFError with its malloc'd message (freed here)."""
-    from ..model.gguf_reader import GGUFError
-
+def raise_status(status: int, err, what, exc=ValueError) -> None:
+    """A non-zero status of a libpocketlm call with a char **error out-param
+    as exc, carrying the malloc'd message (freed here), or `what` and the status."""
     if status != 0:
-        msg = f"{path}: status {status}"
+        msg = f"{what}: status {status}"
         if err[0] != ffi.NULL:
             msg = ffi.string(err[0]).decode("utf-8", "replace")
             lib.plm_free(err[0])
-        raise GGUFError(msg)
+        raise exc(msg)
+
+
+def _raise_gguf(path, status: int, err) -> None:
+    """A non-zero status of the C reader as GGUFError."""
+    from ..model.gguf_reader import GGUFError
+
+    raise_status(status, err, path, GGUFError)
 
 
 def _gguf_open(path, offset: int, length: int):
