@@ -134,6 +134,9 @@ int plm_cpu_features(void) {
     /* F16C is CPUID leaf 1 ECX bit 29 (not every compiler's __builtin_cpu_supports names it) */
     const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) f |= PLM_CPU_AVX2;
+    if ((f & PLM_CPU_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        f |= PLM_CPU_AVX512VNNI;
 #endif
 #if defined(__ARM_NEON)
     f |= PLM_CPU_NEON;
@@ -142,11 +145,12 @@ int plm_cpu_features(void) {
     return f;
 }
 
+/* the SIMD level in force: 0 scalar, 1 AVX2 (or NEON) only, 2 everything the CPU has */
 static int simd_enabled(void) {
     int e = __atomic_load_n(&g_simd_enabled, __ATOMIC_RELAXED);
-    if (e < 0) { /* POCKETLM_SIMD=0 in the environment starts with the scalar kernels */
+    if (e < 0) { /* POCKETLM_SIMD=0 starts with the scalar kernels, =1 with AVX2 without its extensions */
         const char *env = getenv("POCKETLM_SIMD");
-        e = !(env && env[0] == '0');
+        e = env && env[0] == '0' ? 0 : env && env[0] == '1' ? 1 : 2;
         __atomic_store_n(&g_simd_enabled, e, __ATOMIC_RELAXED);
     }
     return e;
@@ -154,8 +158,9 @@ static int simd_enabled(void) {
 
 int plm_set_simd(int enable) {
     const int prev = simd_enabled();
-    __atomic_store_n(&g_simd_enabled, enable ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_simd_enabled, enable < 0 ? 0 : enable > 2 ? 2 : enable, __ATOMIC_RELAXED);
     return prev;
 }
 
-int plm_use_avx2(void) { return PLM_X86 && simd_enabled() && (plm_cpu_features() & PLM_CPU_AVX2); }
+int plm_use_avx2(void) { return PLM_X86 && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_AVX2); }
+int plm_use_vnni(void) { return PLM_X86 && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_AVX512VNNI); }

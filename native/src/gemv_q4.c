@@ -153,8 +153,8 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
  * the nibbles are used unsigned (so maddubs needs no sign trick), and the
  * scale and minimum of a row's two blocks come from one 4-lane fp16
  * conversion of [d_a, m_a, d_b, m_b] (Q4_1) or [d_a, 0, d_b, 0] (Q4_0). */
-#define PLM_Q4_ROWS(R, is41, NAME)                                                                                  \
-    PLM_AVX2_FN static void NAME(int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xp,      \
+#define PLM_Q4_ROWS(R, is41, NAME, I)                                                                               \
+    PLM_FN_##I static void NAME##_##I(int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xp,      \
                                        const float *dxs, const float *xsm, float *y) {                              \
         const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2;                                                     \
         const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
@@ -176,8 +176,7 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
                                                         (const __m128i *)(blk + qoff));                            \
                 const __m256i lo = _mm256_and_si256(raw, m4);                                                       \
                 const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);                                \
-                const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)); \
-                const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));                                 \
+                const __m256 p = _mm256_cvtepi32_ps(PLM_IDOT2_##I(lo, xl, hi, xh, ones));                        \
                 uint32_t ha, hb;                                                                                    \
                 memcpy(&ha, blk, 4);                                                                                \
                 memcpy(&hb, blk + bb, 4);                                                                           \
@@ -207,30 +206,40 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
         }                                                                                                           \
     }
 /* one function per type, so the type's block size and header layout are constants */
-PLM_Q4_ROWS(1, 0, q4_0_rows1)
-PLM_Q4_ROWS(4, 0, q4_0_rows4)
-PLM_Q4_ROWS(1, 1, q4_1_rows1)
-PLM_Q4_ROWS(4, 1, q4_1_rows4)
+#define PLM_Q4_ROWS_ALL(I)         \
+    PLM_Q4_ROWS(1, 0, q4_0_rows1, I) \
+    PLM_Q4_ROWS(4, 0, q4_0_rows4, I) \
+    PLM_Q4_ROWS(1, 1, q4_1_rows1, I) \
+    PLM_Q4_ROWS(4, 1, q4_1_rows4, I)
+PLM_Q4_ROWS_ALL(avx2)
+PLM_Q4_ROWS_ALL(vnni)
 
 void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xp,
                       const float *dxs, const float *xsm, float *y) {
     const int64_t nb = k / PLM_QK;
     int64_t j = 0;
-    if (is41) {
-        for (; j + 4 <= n_rows; j += 4) q4_1_rows4(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
-        for (; j < n_rows; j++) q4_1_rows1(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
-    } else {
-        for (; j + 4 <= n_rows; j += 4) q4_0_rows4(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
-        for (; j < n_rows; j++) q4_0_rows1(nb, w + j * rb, rb, xp, dxs, xsm, y + j);
+#define PLM_Q4_RUN(I)                                                                         \
+    if (is41) {                                                                                \
+        for (; j + 4 <= n_rows; j += 4) q4_1_rows4_##I(nb, w + j * rb, rb, xp, dxs, xsm, y + j); \
+        for (; j < n_rows; j++) q4_1_rows1_##I(nb, w + j * rb, rb, xp, dxs, xsm, y + j);        \
+    } else {                                                                                   \
+        for (; j + 4 <= n_rows; j += 4) q4_0_rows4_##I(nb, w + j * rb, rb, xp, dxs, xsm, y + j); \
+        for (; j < n_rows; j++) q4_0_rows1_##I(nb, w + j * rb, rb, xp, dxs, xsm, y + j);        \
     }
+    if (plm_use_vnni()) {
+        PLM_Q4_RUN(vnni)
+    } else {
+        PLM_Q4_RUN(avx2)
+    }
+#undef PLM_Q4_RUN
 }
 /* The prefill's tile: R weight rows x C activation rows, two blocks a step.
  * A weight row's nibbles are unpacked and its scales spread once for the C
  * activation rows, an activation row's blocks loaded once for the R weight
  * rows; the minimum term rides in the same accumulator (xs8 lanes hold a
  * quarter of it each). y[c * ldy + r]. Even block counts only. */
-#define PLM_Q4_TILE(R, C, is41, NAME)                                                                                \
-    PLM_AVX2_FN static void NAME(int64_t nb, const uint8_t *w, int64_t rb,                   \
+#define PLM_Q4_TILE(R, C, is41, NAME, I)                                                                             \
+    PLM_FN_##I static void NAME##_##I(int64_t nb, const uint8_t *w, int64_t rb,                   \
                                              const plm_acts *a, int64_t i0, float *y, int64_t ldy) {               \
         const int64_t bb = is41 ? 20 : 18, qoff = is41 ? 4 : 2, np = a->n_pairs;                                    \
         const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                     \
@@ -258,10 +267,8 @@ void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t
                 for (int c = 0; c < C; c++) {                                                                       \
                     const int64_t i = i0 + c;                                                                       \
                     const uint8_t *xp = a->p4 + i * a->p4_rb + pi * 64;                                             \
-                    const __m256i s16 = _mm256_add_epi16(                                                           \
-                        _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),                          \
-                        _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));                  \
-                    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));                             \
+                    const __m256 p = _mm256_cvtepi32_ps(PLM_IDOT2_##I(lo, _mm256_loadu_si256((const __m256i *)xp), hi, \
+                                                                      _mm256_loadu_si256((const __m256i *)(xp + 32)), ones)); \
                     const __m256 d = _mm256_mul_ps(d8, _mm256_loadu_ps(a->dxs + (i * np + pi) * 8));               \
                     acc[r][c] = _mm256_fmadd_ps(d, p, acc[r][c]);                                                   \
                     acc[r][c] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(xs8 + (i * np + pi) * 8), acc[r][c]);          \
@@ -271,23 +278,33 @@ void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t
         for (int r = 0; r < R; r++)                                                                                 \
             for (int c = 0; c < C; c++) y[c * ldy + r] = plm_hsum8(acc[r][c]);                                     \
     }
-PLM_Q4_TILE(2, 4, 0, q4_0_tile2x4)
-PLM_Q4_TILE(1, 4, 0, q4_0_tile1x4)
-PLM_Q4_TILE(2, 4, 1, q4_1_tile2x4)
-PLM_Q4_TILE(1, 4, 1, q4_1_tile1x4)
+#define PLM_Q4_TILE_ALL(I)                \
+    PLM_Q4_TILE(2, 4, 0, q4_0_tile2x4, I) \
+    PLM_Q4_TILE(1, 4, 0, q4_0_tile1x4, I) \
+    PLM_Q4_TILE(2, 4, 1, q4_1_tile2x4, I) \
+    PLM_Q4_TILE(1, 4, 1, q4_1_tile1x4, I)
+PLM_Q4_TILE_ALL(avx2)
+PLM_Q4_TILE_ALL(vnni)
 
 int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const plm_acts *a,
                      int64_t i0, int64_t n_act, float *y, int64_t ldy) {
     const int64_t nb = k / PLM_QK;
     if (nb % 2 != 0 || n_act != 4) return 0;
     int64_t j = 0;
-    if (is41) {
-        for (; j + 2 <= n_rows; j += 2) q4_1_tile2x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
-        for (; j < n_rows; j++) q4_1_tile1x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
-    } else {
-        for (; j + 2 <= n_rows; j += 2) q4_0_tile2x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
-        for (; j < n_rows; j++) q4_0_tile1x4(nb, w + j * rb, rb, a, i0, y + j, ldy);
+#define PLM_Q4_RUN(I)                                                                           \
+    if (is41) {                                                                                  \
+        for (; j + 2 <= n_rows; j += 2) q4_1_tile2x4_##I(nb, w + j * rb, rb, a, i0, y + j, ldy); \
+        for (; j < n_rows; j++) q4_1_tile1x4_##I(nb, w + j * rb, rb, a, i0, y + j, ldy);         \
+    } else {                                                                                     \
+        for (; j + 2 <= n_rows; j += 2) q4_0_tile2x4_##I(nb, w + j * rb, rb, a, i0, y + j, ldy); \
+        for (; j < n_rows; j++) q4_0_tile1x4_##I(nb, w + j * rb, rb, a, i0, y + j, ldy);         \
     }
+    if (plm_use_vnni()) {
+        PLM_Q4_RUN(vnni)
+    } else {
+        PLM_Q4_RUN(avx2)
+    }
+#undef PLM_Q4_RUN
     return 1;
 }
 #endif

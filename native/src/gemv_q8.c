@@ -57,8 +57,8 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
 /* R Q8_0 weight rows (rb bytes apart) against one Q8_0 activation row whose
  * block scales are given as floats (xd): the rows share each activation
  * block's load and its absolute value. */
-#define PLM_Q8_ROWS(R)                                                                                             \
-    PLM_AVX2_FN static void q8_rows##R(int64_t nb, const uint8_t *w, int64_t rb, const plm_block_q8_0 *x,         \
+#define PLM_Q8_ROWS(R, I)                                                                                          \
+    PLM_FN_##I static void q8_rows##R##_##I(int64_t nb, const uint8_t *w, int64_t rb, const plm_block_q8_0 *x,         \
                                        const float *xd, float *y) {                                                \
         const __m256i ones = _mm256_set1_epi16(1);                                                                 \
         __m256 acc[R];                                                                                             \
@@ -70,30 +70,37 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
                 const plm_block_q8_0 *wb = (const plm_block_q8_0 *)(w + r * rb) + b;                               \
                 _mm_prefetch((const char *)wb + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                              \
                 const __m256i sw = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)wb->qs), xq);             \
-                const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));       \
+                const __m256 p = _mm256_cvtepi32_ps(PLM_IDOT_##I(ax, sw, ones));                                  \
                 const __m256 d = _mm256_set1_ps(_cvtsh_ss(wb->d) * xd[b]);                                         \
                 acc[r] = _mm256_fmadd_ps(d, p, acc[r]);                                                            \
             }                                                                                                      \
         }                                                                                                          \
         for (int r = 0; r < R; r++) y[r] = plm_hsum8(acc[r]);                                                      \
     }
-PLM_Q8_ROWS(1)
-PLM_Q8_ROWS(4)
+PLM_Q8_ROWS(1, avx2)
+PLM_Q8_ROWS(4, avx2)
+PLM_Q8_ROWS(1, vnni)
+PLM_Q8_ROWS(4, vnni)
 
 void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const void *x, const float *xd,
                       float *y) {
     const int64_t nb = k / PLM_QK;
     const plm_block_q8_0 *xb = (const plm_block_q8_0 *)x;
     int64_t j = 0;
-    for (; j + 4 <= n_rows; j += 4) q8_rows4(nb, w + j * rb, rb, xb, xd, y + j);
-    for (; j < n_rows; j++) q8_rows1(nb, w + j * rb, rb, xb, xd, y + j);
+    if (plm_use_vnni()) {
+        for (; j + 4 <= n_rows; j += 4) q8_rows4_vnni(nb, w + j * rb, rb, xb, xd, y + j);
+        for (; j < n_rows; j++) q8_rows1_vnni(nb, w + j * rb, rb, xb, xd, y + j);
+    } else {
+        for (; j + 4 <= n_rows; j += 4) q8_rows4_avx2(nb, w + j * rb, rb, xb, xd, y + j);
+        for (; j < n_rows; j++) q8_rows1_avx2(nb, w + j * rb, rb, xb, xd, y + j);
+    }
 }
 
 /* The prefill's tile: R Q8_0 weight rows x C activation rows. |w| and the
  * row's scale are taken once for the C activation rows; sign(x, w) moves
  * the weight's sign onto the activation, so maddubs sees |w| unsigned. */
-#define PLM_Q8_TILE(R, C)                                                                                          \
-    PLM_AVX2_FN static void q8_tile##R##x##C(int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xq,        \
+#define PLM_Q8_TILE(R, C, I)                                                                                       \
+    PLM_FN_##I static void q8_tile##R##x##C##_##I(int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xq,        \
                                              int64_t xrb, const float *xd, int64_t ldxd, float *y, int64_t ldy) {  \
         const __m256i ones = _mm256_set1_epi16(1);                                                                 \
         __m256 acc[R][C];                                                                                          \
@@ -108,7 +115,7 @@ void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, c
                 for (int c = 0; c < C; c++) {                                                                      \
                     const plm_block_q8_0 *xb = (const plm_block_q8_0 *)(xq + c * xrb) + b;                        \
                     const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xb->qs), wq);         \
-                    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));   \
+                    const __m256 p = _mm256_cvtepi32_ps(PLM_IDOT_##I(aw, sx, ones));                              \
                     const __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + c * ldxd + b));                   \
                     acc[r][c] = _mm256_fmadd_ps(d, p, acc[r][c]);                                                  \
                 }                                                                                                  \
@@ -117,15 +124,22 @@ void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, c
         for (int r = 0; r < R; r++)                                                                                \
             for (int c = 0; c < C; c++) y[c * ldy + r] = plm_hsum8(acc[r][c]);                                    \
     }
-PLM_Q8_TILE(2, 4)
-PLM_Q8_TILE(1, 4)
+PLM_Q8_TILE(2, 4, avx2)
+PLM_Q8_TILE(1, 4, avx2)
+PLM_Q8_TILE(2, 4, vnni)
+PLM_Q8_TILE(1, 4, vnni)
 
 void plm_q8_tile_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq, int64_t xrb,
                       const float *xd, float *y, int64_t ldy) {
     const int64_t nb = k / PLM_QK;
     int64_t j = 0;
-    for (; j + 2 <= n_rows; j += 2) q8_tile2x4(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
-    for (; j < n_rows; j++) q8_tile1x4(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
+    if (plm_use_vnni()) {
+        for (; j + 2 <= n_rows; j += 2) q8_tile2x4_vnni(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
+        for (; j < n_rows; j++) q8_tile1x4_vnni(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
+    } else {
+        for (; j + 2 <= n_rows; j += 2) q8_tile2x4_avx2(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
+        for (; j < n_rows; j++) q8_tile1x4_avx2(nb, w + j * rb, rb, xq, xrb, xd, nb, y + j, ldy);
+    }
 }
 #endif
 

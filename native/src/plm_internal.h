@@ -17,6 +17,21 @@
 /* SIMD functions are compiled for AVX2+FMA+F16C whatever the build flags,
  * and only called after plm_cpu_features() said the CPU has them. */
 #define PLM_AVX2_FN __attribute__((target("avx2,fma,f16c")))
+/* The same kernels with AVX512-VNNI's vpdpbusd (on 256-bit registers, AVX512VL)
+ * taking the place of maddubs + madd: u8 x s8 products summed straight into
+ * int32, bit for bit what the AVX2 pair gives. */
+#define PLM_VNNI_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define PLM_FN_avx2 PLM_AVX2_FN
+#define PLM_FN_vnni PLM_VNNI_FN
+/* int32 sums of u8 x s8 products, 4 lanes of products to one int32 lane (ones: int16 1s) */
+#define PLM_IDOT_avx2(u, s, ones) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones)
+#define PLM_IDOT_vnni(u, s, ones) ((void)(ones), _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s))
+/* the same over two pairs (u1.s1 + u2.s2) */
+#define PLM_IDOT2_avx2(u1, s1, u2, s2, ones) \
+    _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2)), ones)
+#define PLM_IDOT2_vnni(u1, s1, u2, s2, ones) \
+    ((void)(ones), _mm256_add_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), \
+                                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), u2, s2)))
 #else
 #define PLM_X86 0
 #endif
@@ -185,6 +200,8 @@ int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t 
 
 /* 1 when the SIMD kernels are to be used now (CPU has them and not disabled). */
 int plm_use_avx2(void);
+/* 1 when the AVX512-VNNI variants are to be used (CPU has them, SIMD level 2). */
+int plm_use_vnni(void);
 
 /* ---- thread pool ------------------------------------------------------ */
 /* fn runs on [begin, end) of [0, n); thread 0 is the caller. */

@@ -44,7 +44,7 @@ static void test_simd_matches_scalar(void) {
         EXPECT(plm_quantize(types[t], w, wq, n, k) == PLM_OK, "quantize type %d", types[t]);
         const int prev = plm_set_simd(0);
         EXPECT(plm_matmul(types[t], wq, x, y0, m, n, k, 2) == PLM_OK, "scalar matmul");
-        plm_set_simd(1);
+        plm_set_simd(2);
         EXPECT(plm_matmul(types[t], wq, x, y1, m, n, k, 2) == PLM_OK, "simd matmul");
         plm_set_simd(prev);
         for (int64_t i = 0; i < m * n; i++)
@@ -52,6 +52,35 @@ static void test_simd_matches_scalar(void) {
                    types[t], (long)i, y0[i], y1[i]);
     }
     free(w); free(x); free(y0); free(y1); free(wq);
+}
+
+/* Level 2 (AVX512-VNNI where the CPU has it) gives level 1's (AVX2) products bit
+ * for bit: decode rows (m = 1) and prefill tiles (m = 9), odd and even block counts. */
+static void test_vnni_matches_avx2(void) {
+    const int types[] = {PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
+    const int64_t ms[] = {1, 9}, ks[] = {96, 576};
+    const int64_t n = 45;
+    printf("AVX512-VNNI kernels %s\n", (plm_cpu_features() & PLM_CPU_AVX512VNNI) ? "in use" : "not on this CPU");
+    for (size_t ki = 0; ki < 2; ki++)
+        for (size_t mi = 0; mi < 2; mi++) {
+            const int64_t m = ms[mi], k = ks[ki];
+            float *w = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
+            float *y1 = malloc(sizeof(float) * m * n), *y2 = malloc(sizeof(float) * m * n);
+            void *wq = malloc((size_t)n * k * 4);
+            for (int64_t i = 0; i < n * k; i++) w[i] = frand();
+            for (int64_t i = 0; i < m * k; i++) x[i] = frand();
+            for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+                plm_quantize(types[t], w, wq, n, k);
+                const int prev = plm_set_simd(1);
+                plm_matmul(types[t], wq, x, y1, m, n, k, 2);
+                plm_set_simd(2);
+                plm_matmul(types[t], wq, x, y2, m, n, k, 2);
+                plm_set_simd(prev);
+                EXPECT(memcmp(y1, y2, sizeof(float) * (size_t)(m * n)) == 0, "type %d m %ld k %ld: VNNI differs",
+                       types[t], (long)m, (long)k);
+            }
+            free(w); free(x); free(y1); free(y2); free(wq);
+        }
 }
 
 static void test_errors(void) {
@@ -90,6 +119,7 @@ static void test_thread_cap(void) {
 int main(void) {
     test_fp16_roundtrip();
     test_simd_matches_scalar();
+    test_vnni_matches_avx2();
     test_errors();
     test_thread_cap();
     printf("%s (features 0x%x)\n", g_failures ? "FAILED" : "all C kernel tests passed", plm_cpu_features());

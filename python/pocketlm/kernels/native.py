@@ -90,12 +90,15 @@ def _call(status: int, what: str) -> None:
 
 def cpu_features() -> dict[str, bool]:
     f = lib.plm_cpu_features()
-    return {"avx2": bool(f & lib.PLM_CPU_AVX2), "neon": bool(f & lib.PLM_CPU_NEON)}
+    return {"avx2": bool(f & lib.PLM_CPU_AVX2), "neon": bool(f & lib.PLM_CPU_NEON),
+            "avx512vnni": bool(f & lib.PLM_CPU_AVX512VNNI)}
 
 
-def set_simd(enable: bool) -> bool:
-    """False forces the scalar reference twins of the SIMD kernels; returns the previous setting."""
-    return bool(lib.plm_set_simd(1 if enable else 0))
+def set_simd(enable: bool | int) -> int:
+    """False (0) forces the scalar reference twins of the SIMD kernels, 1 AVX2 (or NEON)
+    without its extensions, True (2) everything the CPU has; returns the previous level."""
+    level = 2 if enable is True else 0 if enable is False else int(enable)
+    return lib.plm_set_simd(level)
 
 
 # ---- quantization ------------------------------------------------------------
