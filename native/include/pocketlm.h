@@ -321,7 +321,9 @@ uint64_t plm_model_owned_bytes(const plm_model *m);
 typedef struct {
     int64_t max_tokens;   /* KV cache positions: input + output tokens (MediaPipe's max_num_tokens); > 0 */
     int kv_type;          /* PLM_TYPE_F16 (the default, as llama.cpp's) or PLM_TYPE_F32 */
-    int n_threads;        /* <= 0: plm_get_num_threads(); capped by plm_set_max_threads */
+    int n_threads;        /* <= 0: plm_get_num_threads(); capped by plm_set_max_threads. A session's
+                           * buffers are laid out for the count in force when it is created, and it
+                           * never runs on more threads than that */
     int64_t n_batch;      /* prompt tokens per forward pass (<= 0: 512, llama.cpp's n_batch) */
     int64_t top_k;        /* sampling: see plm_sample; 1 is greedy */
     double top_p, temperature;

@@ -168,7 +168,7 @@ def _fit(a) -> None:
 
     session.generate(count, stop)
     stats = session.last_stats
-    need = memory_needed(engine.model, a.max_tokens)
+    need = memory_needed(engine.model, a.max_tokens, engine.kv_type, engine.native)
     print(f"{engine.model_path.name}: needs {need.total / 2**30:.2f} GB with maxTokens {a.max_tokens} "
           f"({need.breakdown()}); speed measured over a {stats.prefill_tokens}-token prefill")
     print(f"{'profile':18} {'fits':5} {'needed':>9} {'allowed':>9} {'prefill tok/s':>14} {'decode tok/s':>13} "
