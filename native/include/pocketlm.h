@@ -392,6 +392,43 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
 /* counters since the session was made (clones start at zero) */
 void plm_session_traffic(const plm_session *s, plm_traffic *out);
 
+/* ---- .task bundles -------------------------------------------------------
+ * A .task is a zip file (MediaPipe's bundler and pocketlm's write one).
+ * plm_task_open maps it read-only and reads its directory (zip64 too),
+ * checking every record and each entry's local header against the file;
+ * a stored entry's bytes are at `offset` in the file (plm_model_open maps
+ * the model entry from there). plm_task_metadata reads the METADATA entry,
+ * MediaPipe's LlmParameters protobuf (schema: python/pocketlm/genai/
+ * llm_params.py); strings point into the map, are valid UTF-8 and are not
+ * NUL-terminated. PLM_ERR_NOT_FOUND when the bundle has no METADATA. */
+typedef struct plm_task plm_task;
+typedef struct {
+    const char *ptr;
+    uint64_t len;
+} plm_str;
+typedef struct {
+    int64_t vocab_size;                 /* 0: not set */
+    int has_start_token, has_start_token_id;
+    plm_str start_token;                /* the start (BOS) token's text */
+    int64_t start_token_id;             /* or its id; -1: not set */
+    int64_t n_stop_tokens;
+    plm_str stop_tokens[256];
+    int bytes_to_unicode;               /* input_output_normalizations holds BYTES_TO_UNICODE */
+    int unknown_normalization;          /* ... or a value pocketlm does not know */
+    plm_str system_prompt, prompt_prefix, prompt_suffix; /* prompt_template's session_prefix, prompt_prefix, prompt_suffix */
+    int has_role_token[4];
+    plm_str role_tokens[4];             /* user, system, model, end */
+} plm_llm_params;
+int plm_task_open(const char *path, plm_task **out, char **error);
+void plm_task_close(plm_task *t);
+int64_t plm_task_n_entries(const plm_task *t);
+/* index of the entry of that name, or -1 */
+int64_t plm_task_find(const plm_task *t, const char *name);
+int plm_task_entry(const plm_task *t, int64_t i, const char **name, uint64_t *offset, uint64_t *size, int *stored);
+int plm_task_metadata(const plm_task *t, plm_llm_params *out, char **error);
+/* the LlmParameters wire format alone: 0, or -1 for bytes that are not one */
+int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus

@@ -405,3 +405,65 @@ def gguf_model_config(path, offset: int = 0, length: int = 0) -> dict:
         post_norms=bool(c.post_norms), parallel_residual=bool(c.parallel_residual), positions=_POSITIONS[c.positions],
         output_bias=bool(c.output_bias), bos_token_id=None if c.bos_token_id < 0 else c.bos_token_id,
         eos_token_ids=tuple(c.eos_token_ids[i] for i in range(c.n_eos)))
+
+
+# ---- .task bundles through the engine's C reader ------------------------------------------------
+
+_ROLE_KEYS = ("user_role_token", "system_role_token", "model_role_token", "end_role_token")
+
+
+def _s(v) -> str:
+    return ffi.unpack(v.ptr, v.len).decode("utf-8") if v.len else ""
+
+
+def llm_params_dict(p) -> dict:
+    """A plm_llm_params as genai.llm_params.parse_metadata's dict."""
+    meta: dict = {"stop_tokens": [_s(p.stop_tokens[i]) for i in range(p.n_stop_tokens)]}
+    if p.has_start_token:
+        meta["start_token"] = _s(p.start_token)
+    elif p.has_start_token_id:
+        meta["start_token_id"] = p.start_token_id
+    for key, value in (("system_prompt", p.system_prompt), ("prompt_prefix", p.prompt_prefix),
+                       ("prompt_suffix", p.prompt_suffix)):
+        if value.len:
+            meta[key] = _s(value)
+    if p.bytes_to_unicode:
+        meta["enable_bytes_to_unicode_mapping"] = True
+    for i, key in enumerate(_ROLE_KEYS):
+        if p.has_role_token[i]:
+            meta[key] = _s(p.role_tokens[i])
+    if p.vocab_size:
+        meta["vocab_size"] = p.vocab_size
+    return meta
+
+
+def llm_params_parse(raw: bytes) -> dict | None:
+    """LlmParameters bytes through the C wire reader: the dict, or None when refused."""
+    p = ffi.new("plm_llm_params *")
+    buf = ffi.from_buffer(raw)
+    if lib.plm_llm_params_parse(buf, len(raw), p) != 0 or p.unknown_normalization:
+        return None
+    return llm_params_dict(p)
+
+
+def task_read(path) -> tuple[list[tuple[str, int, int, bool]], dict | None]:
+    """A .task through libpocketlm's reader (native/src/task_bundle.c): its
+    entries as (name, data offset, size, stored) and its METADATA as
+    parse_metadata's dict (None without one). A refusal raises ModelFileError
+    with the C message."""
+    from ..errors import ModelFileError
+
+    out, err = ffi.new("plm_task **"), ffi.new("char **")
+    raise_status(lib.plm_task_open(str(path).encode(), out, err), err, path, ModelFileError)
+    t = ffi.gc(out[0], lib.plm_task_close)
+    name, off, size, stored = ffi.new("const char **"), ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("int *")
+    entries = []
+    for i in range(lib.plm_task_n_entries(t)):
+        lib.plm_task_entry(t, i, name, off, size, stored)
+        entries.append((ffi.string(name[0]).decode("utf-8", "replace"), off[0], size[0], bool(stored[0])))
+    p = ffi.new("plm_llm_params *")
+    st = lib.plm_task_metadata(t, p, err)
+    if st == lib.PLM_ERR_NOT_FOUND:
+        return entries, None
+    raise_status(st, err, path, ModelFileError)
+    return entries, llm_params_dict(p)
