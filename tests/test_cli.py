@@ -1,4 +1,12 @@
-"""The command line's convert and bundle."""
+"""The command line's convert, bundle and config."""
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+
+import pytest
 
 from pocketlm.cli import main
 from pocketlm.model.loader import load_model
@@ -51,3 +59,24 @@ def test_generate_chat_and_info_on_a_model(tmp_path, capsys, monkeypatch):
 def test_generation_errors_are_one_line(tmp_path, capsys):
     assert main(["generate", "--model", str(tmp_path / "missing.gguf"), "x"]) == 2
     assert "modelPath" in capsys.readouterr().err
+
+
+def test_config_flags_build_a_c_program_that_runs_without_ld_library_path(tmp_path):
+    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["config", "--cflags", "--libs"]) == 0
+    flags = buf.getvalue().split()
+    src = tmp_path / "v.c"
+    src.write_text('#include "pocketlm.h"\n#include <stdio.h>\n'
+                   'int main(void) { printf("%s %d\\n", plm_version(), (int)plm_type_block_size(PLM_TYPE_Q8_0)); '
+                   'return 0; }\n')
+    exe = tmp_path / "v"
+    subprocess.run([cc, str(src), "-o", str(exe), *flags], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    out = subprocess.run([str(exe)], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out[1] == "32" and out[0]
+    assert main(["config"]) == 2  # nothing asked for

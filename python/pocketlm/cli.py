@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .tasks._generation import IllegalStateError
 
@@ -278,7 +279,38 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--prompt-suffix", default=None)
     b.add_argument("--bytes-to-unicode", action="store_true", help="enable_bytes_to_unicode_mapping")
     b.set_defaults(run=_bundle)
+
+    cf = sub.add_parser("config", help="flags to build a C program against the installed libpocketlm "
+                                       "(as pkg-config / llvm-config print them)")
+    for flag, what in (("--cflags", "the include flag for pocketlm.h"),
+                       ("--libs", "the link flags, with an rpath so the program runs without LD_LIBRARY_PATH"),
+                       ("--includedir", "the folder holding pocketlm.h"), ("--libdir", "the folder holding libpocketlm.so")):
+        cf.add_argument(flag, action="store_true", help=what)
+    cf.set_defaults(run=_config)
     return p
+
+
+def _config(a) -> None:
+    from .kernels.native import NativeUnavailable
+
+    try:
+        from .kernels import native
+    except NativeUnavailable as e:
+        raise OSError(f"libpocketlm is not built: {e}") from None
+    header, lib = native.header_path(), Path(native.LIBRARY).resolve()
+    inc, libdir = str(Path(header).resolve().parent), str(lib.parent)
+    out = []
+    if a.cflags:
+        out.append(f"-I{inc}")
+    if a.libs:
+        out += [f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lpocketlm"]
+    if a.includedir:
+        out.append(inc)
+    if a.libdir:
+        out.append(libdir)
+    if not out:
+        raise ValueError("say what to print: --cflags, --libs, --includedir or --libdir")
+    print(" ".join(out))
 
 
 def main(argv: list[str] | None = None) -> int:
