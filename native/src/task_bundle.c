@@ -266,6 +266,20 @@ static int take_str(const wire *sub, plm_str *out) {
     return 0;
 }
 
+/* a nested message: every field must parse; string fields 1, 2 and 3 go to s1, s2, s3 where given */
+static int message(wire *m, plm_str *s1, plm_str *s2, plm_str *s3) {
+    while (m->p < m->end) {
+        uint32_t num;
+        int wt;
+        wire sub = {0, 0};
+        uint64_t v;
+        if (field(m, &num, &wt, &sub, &v)) return -1;
+        plm_str *dst = num == 1 ? s1 : num == 2 ? s2 : num == 3 ? s3 : NULL;
+        if (dst && wt == 2 && take_str(&sub, dst)) return -1;
+    }
+    return 0;
+}
+
 int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
     memset(out, 0, sizeof(*out));
     out->start_token_id = -1;
@@ -313,17 +327,7 @@ int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
             }
             break;
         case 8: /* prompt_template: session_prefix 1, prompt_prefix 2, prompt_suffix 3 */
-            if (!is_len) break;
-            while (sub.p < sub.end) {
-                uint32_t n2;
-                int wt2;
-                wire s2 = {0, 0};
-                uint64_t v2;
-                if (field(&sub, &n2, &wt2, &s2, &v2)) return -1;
-                plm_str *dst = n2 == 1 ? &out->system_prompt : n2 == 2 ? &out->prompt_prefix
-                               : n2 == 3 ? &out->prompt_suffix : NULL;
-                if (dst && wt2 == 2 && take_str(&s2, dst)) return -1;
-            }
+            if (is_len && message(&sub, &out->system_prompt, &out->prompt_prefix, &out->prompt_suffix)) return -1;
             break;
         case 11: case 12: case 13: case 14: /* user, system, model, end role tokens */
             if (!is_len) break;
@@ -331,14 +335,7 @@ int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
             out->has_role_token[num - 11] = 1;
             break;
         case 1: case 16: /* transformer parameters: not used, but a message whose fields must parse */
-            if (!is_len) break;
-            while (sub.p < sub.end) {
-                uint32_t n2;
-                int wt2;
-                wire s2 = {0, 0};
-                uint64_t v2;
-                if (field(&sub, &n2, &wt2, &s2, &v2)) return -1;
-            }
+            if (is_len && message(&sub, NULL, NULL, NULL)) return -1;
             break;
         default: break;
         }
