@@ -333,7 +333,8 @@ typedef struct {
  * temperature 0.8, seed 0: LlmInferenceOptions' defaults */
 void plm_session_params_default(plm_session_params *p);
 /* bytes plm_session_create allocates for these params (KV cache, scratch,
- * token lists): what a memory budget is checked against before creating */
+ * token lists): what a memory budget is checked against before creating;
+ * 0 for params plm_session_create refuses */
 uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p);
 
 int plm_session_create(plm_model *m, const plm_session_params *p, plm_session **out, char **error);

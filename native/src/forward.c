@@ -120,13 +120,18 @@ static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int nee
     return n;
 }
 
-size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads) {
-    int need[N_SLOTS], need2[N_SLOTS];
-    int64_t k[N_SLOTS];
-    /* the larger of the SIMD and scalar layouts, so plm_set_simd never needs a bigger buffer */
+/* the forms of every SIMD level together: buffers laid out for these fit whatever plm_set_simd says */
+static void slot_layout_any(const plm_model *m, int need[N_SLOTS], int64_t k[N_SLOTS]) {
+    int need0[N_SLOTS];
     slot_layout(m, 1, need, k);
-    slot_layout(m, 0, need2, k);
-    for (int i = 0; i < N_SLOTS; i++) need[i] |= need2[i];
+    slot_layout(m, 0, need0, k);
+    for (int i = 0; i < N_SLOTS; i++) need[i] |= need0[i];
+}
+
+size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads) {
+    int need[N_SLOTS];
+    int64_t k[N_SLOTS];
+    slot_layout_any(m, need, k);
     return shared_bytes(m, n_batch, max_tokens, need, k) + (size_t)n_threads * thread_bytes(m, max_tokens, need, k) + 64;
 }
 
@@ -491,11 +496,9 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
 
     int nt = plm_effective_threads(s->p.n_threads);
     if (nt > s->scratch_threads) nt = s->scratch_threads; /* the session's buffers were sized for this many */
-    int need_all[N_SLOTS], need0[N_SLOTS];
+    int need_all[N_SLOTS];
     int64_t kk[N_SLOTS];
-    slot_layout(m, 1, need_all, kk);
-    slot_layout(m, 0, need0, kk);
-    for (int i = 0; i < N_SLOTS; i++) need_all[i] |= need0[i];
+    slot_layout_any(m, need_all, kk);
 
     const int64_t B = s->p.n_batch, h = c->hidden_size, qd = c->n_heads * c->head_dim,
                   kvd = c->n_kv_heads * c->head_dim, F = c->intermediate_size;

@@ -6,6 +6,7 @@
 #include "engine.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -38,8 +39,10 @@ static uint64_t kv_bytes(const plm_model *m, const plm_session_params *p) {
            (uint64_t)es;
 }
 
+static int check_params(const plm_model *m, const plm_session_params *p, char **error);
+
 uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p) {
-    if (!m || !p || p->max_tokens <= 0) return 0;
+    if (!m || !p || check_params(m, p, NULL) != PLM_OK) return 0;
     return sizeof(plm_session) + kv_bytes(m, p) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
            (uint64_t)m->cfg.vocab_size * sizeof(float) +
            plm_forward_scratch_bytes(m, batch_of(p), p->max_tokens, threads_of(p));
@@ -55,7 +58,12 @@ static int check_params(const plm_model *m, const plm_session_params *p, char **
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "temperature must be a finite number >= 0");
     if (!(p->top_p > 0.0 && p->top_p <= 1.0))
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "top_p must be in (0, 1]");
-    (void)m;
+    /* positions are int32 token ids' places, and every buffer size below must fit size_t */
+    const uint64_t per_token = 2 * (uint64_t)m->cfg.n_layers * (uint64_t)(m->cfg.n_kv_heads * m->cfg.head_dim) * 4 +
+                               (uint64_t)(m->cfg.n_heads / m->cfg.n_kv_heads) * 4 * 256;
+    if (p->max_tokens > INT32_MAX || (uint64_t)p->max_tokens > (SIZE_MAX / 4) / per_token)
+        return plm_errorf(error, PLM_ERR_INVALID_ARG, "max_tokens %lld is more than a session can hold",
+                          (long long)p->max_tokens);
     return PLM_OK;
 }
 
@@ -172,7 +180,7 @@ int plm_session_add_tokens(plm_session *s, const int32_t *ids, int64_t n, char *
         if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab_size)
             return plm_errorf(error, PLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary (%lld tokens)", ids[i],
                               (long long)s->m->cfg.vocab_size);
-    if (s->n_past + s->n_pending + n > s->p.max_tokens)
+    if (n > s->p.max_tokens - s->n_past - s->n_pending)
         return plm_errorf(error, PLM_ERR_SHAPE, "%lld tokens do not fit the session's %lld (it holds %lld)",
                           (long long)n, (long long)s->p.max_tokens, (long long)(s->n_past + s->n_pending));
     memcpy(s->pending + s->n_pending, ids, (size_t)n * sizeof(int32_t));

@@ -281,6 +281,7 @@ static int message(wire *m, plm_str *s1, plm_str *s2, plm_str *s3) {
 }
 
 int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
+    if (!out || (!data && size)) return -1;
     memset(out, 0, sizeof(*out));
     out->start_token_id = -1;
     wire w = {(const uint8_t *)data, (const uint8_t *)data + size};

@@ -164,6 +164,10 @@ def test_a_full_context_and_bad_tokens_are_refused(tmp_path):
     assert t.size == 8
     with pytest.raises(ValueError, match="do not fit"):
         t.add([1])
+    # sizes that would overflow the session's buffers are refused, and sized as nothing
+    with pytest.raises(ValueError, match="more than a session can hold"):
+        NativeTokens(native, 2**40, "F16")
+    assert native.session_bytes(2**40, "F16") == 0 < native.session_bytes(8, "F16")
 
 
 def test_weights_stay_mapped(tmp_path):

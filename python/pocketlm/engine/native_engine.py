@@ -191,6 +191,32 @@ def new_c_session(model: NativeModel, params):
     return out[0]
 
 
+def add_c_tokens(handle, ids) -> np.ndarray:
+    """Hands ids to a C session (pending there until run); returns them as int32."""
+    ffi, lib = _lib()
+    ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+    err = ffi.new("char **")
+    _check(lib.plm_session_add_tokens(handle, ffi.cast("int32_t *", ffi.from_buffer(ids)), ids.size, err), err,
+           "add tokens")
+    return ids
+
+
+def clone_c_session(handle):
+    ffi, lib = _lib()
+    out, err = ffi.new("plm_session **"), ffi.new("char **")
+    _check(lib.plm_session_clone(handle, out, err), err, "clone")
+    return out[0]
+
+
+def generate_c(handle, stop_ids, cb):
+    """plm_session_generate: (status, stats, error out-param) for the caller to check."""
+    ffi, lib = _lib()
+    stops = np.ascontiguousarray(stop_ids, dtype=np.int32)
+    stats, err = ffi.new("plm_generate_stats *"), ffi.new("char **")
+    ptr = ffi.cast("int32_t *", ffi.from_buffer(stops)) if stops.size else ffi.NULL
+    return lib.plm_session_generate(handle, ptr, stops.size, cb, ffi.NULL, stats, err), stats, err
+
+
 def _traffic(t) -> TrafficCounters:
     return TrafficCounters(t.tokens, t.weight_bytes, t.kv_bytes, t.flops)
 
@@ -209,17 +235,12 @@ class NativeTokens:
                              lib.plm_session_free)
 
     def add(self, ids) -> None:
-        ffi, lib = _lib()
-        ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
-        err = ffi.new("char **")
-        _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(ids)), ids.size, err),
-               err, "add tokens")
+        add_c_tokens(self.handle, ids)
 
     def eval(self, ids, all_logits: bool = False) -> np.ndarray:
         """Runs ids and returns the logits of the last ([vocab]) or of each ([n, vocab])."""
         ffi, lib = _lib()
-        ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
-        self.add(ids)
+        ids = add_c_tokens(self.handle, ids)
         V = self.model.vocab_size
         out = np.empty((ids.size if all_logits else 1, V), dtype=np.float32)
         err = ffi.new("char **")
@@ -236,21 +257,17 @@ class NativeTokens:
     def generate(self, stop_ids=(), on_token: Callable[[int], object] | None = None):
         """The C generate loop over what is pending (see plm_session_generate);
         returns its plm_generate_stats. on_token(id) returning true stops it."""
-        ffi, lib = _lib()
-        stops = np.ascontiguousarray(stop_ids, dtype=np.int32)
+        ffi = _lib()[0]
         cb = ffi.callback("int(void *, int32_t)", lambda _u, t: 1 if on_token(t) else 0) if on_token else ffi.NULL
-        stats, err = ffi.new("plm_generate_stats *"), ffi.new("char **")
-        _check(lib.plm_session_generate(self.handle, ffi.cast("int32_t *", ffi.from_buffer(stops)) if stops.size else
-                                        ffi.NULL, stops.size, cb, ffi.NULL, stats, err), err, "generate")
+        st, stats, err = generate_c(self.handle, stop_ids, cb)
+        _check(st, err, "generate")
         return stats
 
     def clone(self) -> "NativeTokens":
         ffi, lib = _lib()
         other = NativeTokens.__new__(NativeTokens)
         other.model = self.model
-        out, err = ffi.new("plm_session **"), ffi.new("char **")
-        _check(lib.plm_session_clone(self.handle, out, err), err, "clone")
-        other.handle = ffi.gc(out[0], lib.plm_session_free)
+        other.handle = ffi.gc(clone_c_session(self.handle), lib.plm_session_free)
         return other
 
     @property
@@ -323,10 +340,7 @@ def make_session_class(base):
 
         def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
             ffi, lib = _lib()
-            todo = np.asarray(self._close_turn(), dtype=np.int32)
-            err = ffi.new("char **")
-            _check(lib.plm_session_add_tokens(self.handle, ffi.cast("int32_t *", ffi.from_buffer(todo)), todo.size,
-                                              err), err, "add tokens")
+            todo = add_c_tokens(self.handle, self._close_turn())
             self.tokens += todo.tolist()
             self._push_sampler()
             stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
@@ -346,11 +360,8 @@ def make_session_class(base):
                     return 1
 
             cb = ffi.callback("int(void *, int32_t)", on_token)
-            stops = np.asarray(sorted(self.engine.stop_ids), dtype=np.int32)
-            stats = ffi.new("plm_generate_stats *")
             with _CancelWatcher(self.handle, cancelled):
-                st = lib.plm_session_generate(self.handle, ffi.cast("int32_t *", ffi.from_buffer(stops)), stops.size,
-                                              cb, ffi.NULL, stats, err)
+                st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb)
             if errors:
                 if err[0] != ffi.NULL:
                     lib.plm_free(err[0])
@@ -373,7 +384,6 @@ def make_session_class(base):
         def clone(self):
             """A fork: the C session is copied (the filled KV cache, pending tokens
             and the sampler's random state), nothing is run again."""
-            ffi, lib = _lib()
             other = object.__new__(type(self))
             other.engine, other.templates = self.engine, self.templates
             other.sampler = Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
@@ -381,12 +391,7 @@ def make_session_class(base):
             other._native, other._params = self._native, self._params
             other.last_stats = type(self.last_stats)()
 
-            def make():
-                out, err = ffi.new("plm_session **"), ffi.new("char **")
-                _check(lib.plm_session_clone(self.handle, out, err), err, "clone")
-                return out[0]
-
-            other._open(make)
+            other._open(lambda: clone_c_session(self.handle))
             other._pushed = (self._pushed[0] if self._pushed[0] is self.sampler else None, self._pushed[1])
             other.tokens, other.pending = list(self.tokens), list(self.pending)
             other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
