@@ -156,6 +156,7 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
     const plm_vec_dot_fn dot = simd && t->vec_dot_simd ? t->vec_dot_simd : t->vec_dot_scalar;
     const uint8_t *wb = (const uint8_t *)w;
     const int64_t k = a->k, nb = a->n_blocks, np = a->n_pairs;
+    (void)np; /* read by the x86 paths only */
     for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
         const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
         int64_t i = 0;

@@ -127,6 +127,21 @@ static int bind_mat(plm_model *m, const plm_tensor_ref *r, const char *name, int
                           m->what, r->name, (unsigned long long)r->nbytes);
     out->type = r->type;
     out->data = (const uint8_t *)r->data + row0 * rb;
+    /* A file written with general.alignment 1 or 2 (or a GGUF at an odd offset
+     * inside a .task) can place a tensor where its F32 values or F16 block
+     * scales are not naturally aligned; the kernels load those as typed values,
+     * so such a matrix is copied once into aligned memory instead of mapped. */
+    const uintptr_t need = r->type == PLM_TYPE_F32 ? 4 : 2;
+    if ((uintptr_t)out->data % need) {
+        const size_t bytes = (size_t)(rows * rb);
+        void *copy = malloc(bytes > 0 ? bytes : 1); /* 16-byte aligned */
+        if (!copy || keep(m, copy, bytes) != PLM_OK) {
+            free(copy);
+            return plm_errorf(error, PLM_ERR_NOMEM, "%s: out of memory copying %s", m->what, r->name);
+        }
+        memcpy(copy, out->data, bytes);
+        out->data = (const uint8_t *)copy;
+    }
     out->rows = rows;
     out->cols = cols;
     out->row_bytes = rb;
