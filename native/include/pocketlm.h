@@ -430,6 +430,42 @@ int plm_task_metadata(const plm_task *t, plm_llm_params *out, char **error);
 /* the LlmParameters wire format alone: 0, or -1 for bytes that are not one */
 int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out);
 
+/* ---- tokenizers ------------------------------------------------------------
+ * python/pocketlm/tokenizer.py's tokenizers in C, id for id: byte-level BPE
+ * (a GGUF "gpt2" vocabulary with its pre-tokenizer, or a tokenizer.json),
+ * SentencePiece models (BPE and unigram, identity normalization) and
+ * llama.cpp's "llama" vocabulary of scored pieces. A tokenizer is read-only
+ * once made and may be used from several threads at once. */
+typedef struct plm_tokenizer plm_tokenizer;
+/* From a GGUF's tokenizer.ggml.* keys (and pocketlm.tokenizer.*); `what`
+ * names the file in messages. PLM_ERR_NOT_FOUND: the file has no tokenizer. */
+int plm_tokenizer_from_gguf(const plm_gguf *g, const char *what, plm_tokenizer **out, char **error);
+/* From a .task's TOKENIZER_MODEL entry: a SentencePiece model, or a
+ * tokenizer.json (bytes starting with '{'); BOS and EOS ids come from the
+ * model (bos_id -1: the SentencePiece model's <s>, or none). */
+int plm_tokenizer_from_bytes(const void *data, uint64_t size, int64_t bos_id, const int64_t *eos_ids, int64_t n_eos,
+                             const char *what, plm_tokenizer **out, char **error);
+void plm_tokenizer_free(plm_tokenizer *t);
+int64_t plm_tokenizer_vocab_size(const plm_tokenizer *t);
+int64_t plm_tokenizer_bos_id(const plm_tokenizer *t); /* -1: none */
+int plm_tokenizer_add_bos(const plm_tokenizer *t);    /* whether sequences start with BOS (the file's setting) */
+int64_t plm_tokenizer_eos_ids(const plm_tokenizer *t, const int32_t **ids);
+const char *plm_tokenizer_chat_template(const plm_tokenizer *t); /* NUL-terminated, or NULL */
+/* Token ids of len bytes of UTF-8 text (BOS first when add_bos): up to cap
+ * of them into ids; *n_ids gets how many there are (call with cap 0 to size). */
+int plm_tokenizer_encode(const plm_tokenizer *t, const char *text, uint64_t len, int add_bos, int32_t *ids,
+                         int64_t cap, int64_t *n_ids, char **error);
+/* The text of ids as Tokenizer.decode gives it (invalid UTF-8 becomes U+FFFD):
+ * up to cap bytes into text, not NUL-terminated; *len gets its length. */
+int plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, char *text, uint64_t cap,
+                         uint64_t *len, char **error);
+/* The raw bytes one token adds to a stream (up to cap into buf; *len: how
+ * many), and whether the first piece of a decoded text loses a leading space. */
+int plm_tokenizer_token_bytes(const plm_tokenizer *t, int32_t id, char *buf, size_t cap, size_t *len);
+int plm_tokenizer_strips_leading_space(const plm_tokenizer *t);
+/* The id of text when it is one special (control or added) token, else -1. */
+int64_t plm_tokenizer_special_id(const plm_tokenizer *t, const char *text, uint64_t len);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus

@@ -5,10 +5,11 @@
  * against the mapped bytes before use, stored entries located where they
  * lie (the model is then mapped from there by plm_model_open). And the
  * METADATA entry: MediaPipe's LlmParameters protobuf, read by a small
- * bounds-checked wire reader (python/pocketlm/genai/llm_params.py holds
+ * bounds-checked wire-format reader (python/pocketlm/genai/llm_params.py holds
  * the schema: field numbers and meanings are MediaPipe's).
  */
 #include "engine.h"
+#include "plm_text.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -193,13 +194,9 @@ int plm_task_entry(const plm_task *t, int64_t i, const char **name, uint64_t *of
     return PLM_OK;
 }
 
-/* ---- METADATA: LlmParameters on the wire ----------------------------------- */
+/* ---- METADATA: LlmParameters in the protobuf wire format ------------------- */
 
-typedef struct {
-    const uint8_t *p, *end;
-} wire;
-
-static int varint(wire *w, uint64_t *v) {
+int plm_wire_varint(plm_wire *w, uint64_t *v) {
     uint64_t x = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (w->p >= w->end) return -1;
@@ -231,25 +228,25 @@ static int utf8_ok(const uint8_t *s, uint64_t n) {
     return 1;
 }
 
-/* one field: its number, wire type, and (LEN) its bytes or (VARINT) its value; other wire types are skipped */
-static int field(wire *w, uint32_t *num, int *wt, wire *sub, uint64_t *value) {
+int plm_wire_field(plm_wire *w, uint32_t *num, int *wt, plm_wire *sub, uint64_t *value) {
     uint64_t tag;
-    if (varint(w, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) return -1;
+    if (plm_wire_varint(w, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) return -1;
     *num = (uint32_t)(tag >> 3);
     *wt = (int)(tag & 7);
     switch (*wt) {
-    case 0: return varint(w, value);
+    case 0: return plm_wire_varint(w, value);
     case 1:
         if (w->end - w->p < 8) return -1;
         w->p += 8;
         return 0;
     case 5:
         if (w->end - w->p < 4) return -1;
+        *value = (uint64_t)w->p[0] | (uint64_t)w->p[1] << 8 | (uint64_t)w->p[2] << 16 | (uint64_t)w->p[3] << 24;
         w->p += 4;
         return 0;
     case 2: {
         uint64_t n;
-        if (varint(w, &n) || n > (uint64_t)(w->end - w->p)) return -1;
+        if (plm_wire_varint(w, &n) || n > (uint64_t)(w->end - w->p)) return -1;
         sub->p = w->p;
         sub->end = w->p + n;
         w->p += n;
@@ -259,7 +256,7 @@ static int field(wire *w, uint32_t *num, int *wt, wire *sub, uint64_t *value) {
     }
 }
 
-static int take_str(const wire *sub, plm_str *out) {
+static int take_str(const plm_wire *sub, plm_str *out) {
     if (!utf8_ok(sub->p, (uint64_t)(sub->end - sub->p))) return -1;
     out->ptr = (const char *)sub->p;
     out->len = (uint64_t)(sub->end - sub->p);
@@ -267,13 +264,13 @@ static int take_str(const wire *sub, plm_str *out) {
 }
 
 /* a nested message: every field must parse; string fields 1, 2 and 3 go to s1, s2, s3 where given */
-static int message(wire *m, plm_str *s1, plm_str *s2, plm_str *s3) {
+static int message(plm_wire *m, plm_str *s1, plm_str *s2, plm_str *s3) {
     while (m->p < m->end) {
         uint32_t num;
         int wt;
-        wire sub = {0, 0};
+        plm_wire sub = {0, 0};
         uint64_t v;
-        if (field(m, &num, &wt, &sub, &v)) return -1;
+        if (plm_wire_field(m, &num, &wt, &sub, &v)) return -1;
         plm_str *dst = num == 1 ? s1 : num == 2 ? s2 : num == 3 ? s3 : NULL;
         if (dst && wt == 2 && take_str(&sub, dst)) return -1;
     }
@@ -284,15 +281,15 @@ int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
     if (!out || (!data && size)) return -1;
     memset(out, 0, sizeof(*out));
     out->start_token_id = -1;
-    wire w = {(const uint8_t *)data, (const uint8_t *)data + size};
+    plm_wire w = {(const uint8_t *)data, (const uint8_t *)data + size};
     while (w.p < w.end) {
         uint32_t num;
         int wt;
-        wire sub = {0, 0};
+        plm_wire sub = {0, 0};
         uint64_t v = 0;
-        if (field(&w, &num, &wt, &sub, &v)) return -1;
+        if (plm_wire_field(&w, &num, &wt, &sub, &v)) return -1;
         const int is_len = wt == 2, is_var = wt == 0;
-        /* a known field with another wire type is an unknown field to protobuf: skipped, as there */
+        /* a known field with another plm_wire type is an unknown field to protobuf: skipped, as there */
         switch (num) {
         case 2: /* vocab_size */
             if (is_var) out->vocab_size = (int64_t)(int32_t)v;
@@ -321,7 +318,7 @@ int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out) {
             } else if (is_len) {
                 while (sub.p < sub.end) {
                     uint64_t x;
-                    if (varint(&sub, &x)) return -1;
+                    if (plm_wire_varint(&sub, &x)) return -1;
                     if (x > 1) out->unknown_normalization = 1;
                     if (x == 1) out->bytes_to_unicode = 1;
                 }

@@ -467,3 +467,67 @@ def task_read(path) -> tuple[list[tuple[str, int, int, bool]], dict | None]:
         return entries, None
     raise_status(st, err, path, ModelFileError)
     return entries, llm_params_dict(p)
+
+
+# ---- tokenizers in C -------------------------------------------------------------------------
+
+
+class CTokenizer:
+    """libpocketlm's tokenizer (native/src/tokenizer.c) with the interface of
+    pocketlm.tokenizer.Tokenizer: the same ids and text as the Python one for
+    the same file. Made from a GGUF (path, offset, length) or from a .task's
+    TOKENIZER_MODEL bytes."""
+
+    def __init__(self, handle):
+        self._t = ffi.gc(handle, lib.plm_tokenizer_free)
+        self.bos_id = None if lib.plm_tokenizer_bos_id(self._t) < 0 else int(lib.plm_tokenizer_bos_id(self._t))
+        ids = ffi.new("const int32_t **")
+        n = lib.plm_tokenizer_eos_ids(self._t, ids)
+        self.eos_ids = tuple(int(ids[0][i]) for i in range(n))
+        self.add_bos = bool(lib.plm_tokenizer_add_bos(self._t))
+        tpl = lib.plm_tokenizer_chat_template(self._t)
+        self.chat_template = ffi.string(tpl).decode("utf-8") if tpl != ffi.NULL else None
+
+    @classmethod
+    def from_gguf(cls, path, offset: int = 0, length: int = 0) -> CTokenizer:
+        g = _gguf_open(path, offset, length)
+        out, err = ffi.new("plm_tokenizer **"), ffi.new("char **")
+        raise_status(lib.plm_tokenizer_from_gguf(g, str(path).encode(), out, err), err, path)
+        return cls(out[0])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, bos_id=None, eos_ids=(), what: str = "tokenizer") -> CTokenizer:
+        out, err = ffi.new("plm_tokenizer **"), ffi.new("char **")
+        eos = ffi.new("int64_t[]", list(eos_ids) or [0])
+        raise_status(lib.plm_tokenizer_from_bytes(data, len(data), -1 if bos_id is None else bos_id, eos,
+                                                  len(eos_ids), what.encode(), out, err), err, what)
+        return cls(out[0])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(lib.plm_tokenizer_vocab_size(self._t))
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        b = text.encode("utf-8")
+        n, err = ffi.new("int64_t *"), ffi.new("char **")
+        cap = len(b) + 8
+        buf = ffi.new("int32_t[]", cap)
+        raise_status(lib.plm_tokenizer_encode(self._t, b, len(b), add_bos, buf, cap, n, err), err, "encode")
+        if n[0] > cap:
+            buf = ffi.new("int32_t[]", n[0])
+            raise_status(lib.plm_tokenizer_encode(self._t, b, len(b), add_bos, buf, n[0], n, err), err, "encode")
+        return list(ffi.unpack(buf, n[0]))
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        arr = ffi.new("int32_t[]", ids or [0])
+        n, err = ffi.new("uint64_t *"), ffi.new("char **")
+        raise_status(lib.plm_tokenizer_decode(self._t, arr, len(ids), ffi.NULL, 0, n, err), err, "decode")
+        buf = ffi.new("char[]", n[0] + 1)
+        raise_status(lib.plm_tokenizer_decode(self._t, arr, len(ids), buf, n[0], n, err), err, "decode")
+        return ffi.unpack(buf, n[0]).decode("utf-8")
+
+    def special_id(self, text: str) -> int | None:
+        b = text.encode("utf-8")
+        i = lib.plm_tokenizer_special_id(self._t, b, len(b))
+        return None if i < 0 else int(i)
