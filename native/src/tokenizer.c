@@ -1170,7 +1170,7 @@ static int sp_unigram(const plm_tokenizer *t, const char *text, size_t n, idbuf 
     /* best[e]: the best score of a segmentation of text[0..e) (e at a character
      * boundary); from[e], id[e]: its last piece. Pieces are tried by start,
      * then by length; a later candidate replaces an earlier only when better. */
-    double *best = (double *)malloc((n + 1) * sizeof(double));
+    float *best = (float *)malloc((n + 1) * sizeof(float));
     int64_t *from = (int64_t *)malloc((n + 1) * sizeof(int64_t));
     int64_t *pid = (int64_t *)malloc((n + 1) * sizeof(int64_t));
     seg *sg = (seg *)malloc((n + 1) * sizeof(seg));
@@ -1181,7 +1181,10 @@ static int sp_unigram(const plm_tokenizer *t, const char *text, size_t n, idbuf 
     for (size_t i = 0; i <= n; i++) from[i] = -1;
     best[0] = 0;
     from[0] = 0;
-    const double unk_score = (double)t->min_score - 10.0;
+    /* the arithmetic below follows SentencePiece's own search, float and
+     * double where it has them: its rounding decides between segmentations
+     * of equal score */
+    const float unk_score = t->min_score - 10.0f;
     for (size_t s = 0; s < n;) {
         size_t k1;
         plm_utf8_next((const uint8_t *)text + s, n - s, &k1);
@@ -1199,14 +1202,14 @@ static int sp_unigram(const plm_tokenizer *t, const char *text, size_t n, idbuf 
             if (e - s > t->max_piece_len) break;
             const int64_t id = sp_lookup(t, text + s, e - s);
             if (id < 0 || !is_pieces_type(t->type[id]) || t->type[id] == T_UNUSED) continue;
-            const double sc = t->type[id] == T_USER ? (double)chars * t->max_score - 0.1 : (double)t->score[id];
+            const float sc = t->type[id] == T_USER ? (float)((double)((float)chars * t->max_score) - 0.1) : t->score[id];
             if (e == s + k1) has_single = 1;
-            const double cand = best[s] + sc;
+            const float cand = sc + best[s];
             if (from[e] < 0 || cand > best[e]) best[e] = cand, from[e] = (int64_t)s, pid[e] = id;
         }
         if (!has_single) {
             const size_t e1 = s + k1;
-            const double cand = best[s] + unk_score;
+            const float cand = unk_score + best[s];
             if (from[e1] < 0 || cand > best[e1]) best[e1] = cand, from[e1] = (int64_t)s, pid[e1] = -1;
         }
         s += k1;
@@ -1305,18 +1308,81 @@ int plm_tokenizer_strips_leading_space(const plm_tokenizer *t) {
     return t && t->kind != TK_BPE && (t->add_dummy_prefix || (t->kind == TK_SP && t->remove_extra_ws));
 }
 
+/* SentencePiece's Decode: byte pieces gathered and decoded together (each
+ * invalid byte a U+FFFD), control pieces invisible, the unknown piece as its
+ * surface, and the leading U+2581 of the first piece dropped when the
+ * normalizer added one (with remove_extra_whitespaces: of every piece while
+ * no text has come out yet). */
+static int sp_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, strbuf *o) {
+    uint8_t bytes[64];
+    int nb = 0, is_bos_ws = 1, bos_ws_seen = 0;
+    for (int64_t i = 0; i <= n; i++) {
+        const int ty = i < n ? t->type[ids[i]] : 0;
+        if (i < n && ty == T_BYTE) {
+            size_t l;
+            char b;
+            plm_tokenizer_token_bytes(t, ids[i], &b, 1, &l);
+            if (nb == (int)sizeof bytes) { /* flush a long run in pieces, at a character boundary */
+                int keep = 0;
+                while (keep < 3 && keep < nb && (bytes[nb - 1 - keep] & 0xC0) == 0x80) keep++;
+                if (keep < nb && bytes[nb - 1 - keep] >= 0xC0) keep++;
+                else keep = 0;
+                for (int k = 0; k < nb - keep;) {
+                    const int cl = plm_utf8_char_len(bytes + k, (size_t)(nb - keep - k));
+                    if (cl > 0 ? sb_add(o, bytes + k, (size_t)cl) : sb_add(o, "\xef\xbf\xbd", 3)) return -1;
+                    k += cl > 0 ? cl : 1;
+                }
+                memmove(bytes, bytes + nb - keep, (size_t)keep);
+                nb = keep;
+            }
+            bytes[nb++] = (uint8_t)b;
+            continue;
+        }
+        for (int k = 0; k < nb;) {
+            const int cl = plm_utf8_char_len(bytes + k, (size_t)(nb - k));
+            if (cl > 0 ? sb_add(o, bytes + k, (size_t)cl) : sb_add(o, "\xef\xbf\xbd", 3)) return -1;
+            k += cl > 0 ? cl : 1;
+        }
+        nb = 0;
+        if (i == n) break;
+        if (bos_ws_seen || o->n) is_bos_ws = 0;
+        bos_ws_seen = 0;
+        if (ty == T_CONTROL) continue;
+        const char *p = ty == T_UNKNOWN ? t->unk_surface : t->piece[ids[i]];
+        size_t pl = ty == T_UNKNOWN ? strlen(p) : t->piece_len[ids[i]];
+        if (ty != T_UNKNOWN && is_bos_ws && (t->add_dummy_prefix || t->remove_extra_ws) && pl >= 3 &&
+            memcmp(p, WS, 3) == 0) {
+            p += 3, pl -= 3;
+            bos_ws_seen = !t->remove_extra_ws;
+        }
+        for (size_t k = 0; k < pl;) {
+            if (ty != T_UNKNOWN && pl - k >= 3 && memcmp(p + k, WS, 3) == 0) {
+                if (sb_add(o, " ", 1)) return -1;
+                k += 3;
+            } else {
+                if (sb_add(o, p + k, 1)) return -1;
+                k++;
+            }
+        }
+    }
+    return 0;
+}
+
 int plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, char *text, uint64_t cap,
                          uint64_t *len, char **error) {
     if (!t || (!ids && n) || !len || (cap && !text))
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "plm_tokenizer_decode: bad argument");
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= t->vocab_size || !t->piece[ids[i]])
+            return plm_errorf(error, PLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary", ids[i]);
     strbuf raw = {0}, o = {0};
     char tmp[512];
-    int st = PLM_OK, started = 0;
+    int st = PLM_OK;
+    if (t->kind == TK_SP) {
+        if (sp_decode(t, ids, n, &o)) st = PLM_ERR_NOMEM;
+        goto out;
+    }
     for (int64_t i = 0; i < n && !st; i++) {
-        if (ids[i] < 0 || ids[i] >= t->vocab_size || !t->piece[ids[i]]) {
-            st = plm_errorf(error, PLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary", ids[i]);
-            break;
-        }
         size_t l;
         plm_tokenizer_token_bytes(t, ids[i], tmp, sizeof tmp, &l);
         const char *src = tmp;
@@ -1338,16 +1404,9 @@ int plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, 
                 st = PLM_ERR_NOMEM;
             free(clean);
             raw.n = 0;
-        } else if (t->kind == TK_SP && !started && l) {
-            /* SentencePiece drops the leading space of the first piece with text */
-            const int ty = t->type[ids[i]];
-            const size_t skip = (ty == T_NORMAL || ty == T_USER || ty == T_UNUSED) && src[0] == ' ' &&
-                                plm_tokenizer_strips_leading_space(t) ? 1 : 0;
-            if (sb_add(&raw, src + skip, l - skip)) st = PLM_ERR_NOMEM;
         } else if (l && sb_add(&raw, src, l)) {
             st = PLM_ERR_NOMEM;
         }
-        if (l) started = 1;
         free(big);
     }
     if (!st) {
@@ -1359,6 +1418,7 @@ int plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, 
         memmove(o.p, o.p + 1, o.n - 1);
         o.n--;
     }
+out:
     if (st == PLM_ERR_NOMEM) plm_errorf(error, st, "out of memory decoding");
     *len = o.n;
     if (!st && cap) memcpy(text, o.p ? o.p : "", o.n < cap ? o.n : cap);
