@@ -41,7 +41,8 @@ def build_native(dest: Path) -> None:
         return
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(build_dir / "native" / "libpocketlm.so", dest / "libpocketlm.so")
-    shutil.copy2(ROOT / "native" / "include" / "pocketlm.h", dest / "pocketlm.h")
+    for header in ("pocketlm.h", "llm_inference_engine.h"):
+        shutil.copy2(ROOT / "native" / "include" / header, dest / header)
 
 
 class BuildPyWithNative(build_py):

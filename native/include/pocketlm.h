@@ -466,6 +466,22 @@ int plm_tokenizer_strips_leading_space(const plm_tokenizer *t);
 /* The id of text when it is one special (control or added) token, else -1. */
 int64_t plm_tokenizer_special_id(const plm_tokenizer *t, const char *text, uint64_t len);
 
+/* ---- turn templates ----------------------------------------------------------
+ * MediaPipe's PromptTemplates for a chat template, recognised by family from
+ * its text as llama.cpp does: ChatML (<|im_start|>, with a default system
+ * message the template writes as the preamble), Gemma (<start_of_turn>),
+ * Llama-3 (<|start_header_id|>), Phi-3 (<|assistant|> with <|end|>) and
+ * Zephyr (<|user|> closed by the EOS token). strip_bos: the tokenizer adds
+ * BOS itself, so a bos_token the template writes first is left out. */
+typedef struct {
+    char user_prefix[256], user_suffix[256], model_prefix[256], model_suffix[256];
+    char system_prefix[256], system_suffix[256];
+    char preamble[2048]; /* text before the first turn only */
+} plm_turn_templates;
+/* The family's name and *out filled, or NULL (out cleared) when not recognised. */
+const char *plm_chat_template_detect(const char *tmpl, const char *bos_text, const char *eos_text, int strip_bos,
+                                     plm_turn_templates *out);
+
 /* PLM_CDEF_END */
 
 #ifdef __cplusplus
