@@ -1,0 +1,85 @@
+"""The C tokenizers (native/src/tokenizer.c) against the Python ones, id for
+id and text for text, on a few thousand lines of awkward text: llama.cpp's
+GGUF vocabularies, the built-in SmolLM2, tokenizer.json in both pre-tokenizer
+styles, and SentencePiece models (BPE and unigram, with and without the
+dummy prefix and extra-whitespace removal)."""
+
+import io
+
+import pytest
+
+from pocketlm.model.loader import load_model
+from pocketlm.tokenizer import SentencePieceTokenizer, load_tokenizer
+from tests.fixtures.llama_cpp import FIXTURES
+from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece
+
+native = pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+LINES = corpus(2500, seed=7) + ["<|endoftext|>hi<|im_start|> x", "a<|im_start|>", "  <|endoftext|>  ", "\u2581x",
+                                "<s>a</s>", "<unk>", "x" * 3000, " " * 500 + "\n" * 40, "\u00e9\u0301\u200d\U0001F600"]
+
+
+def same(py, c):
+    assert (c.bos_id, c.eos_ids, c.vocab_size) == (py.bos_id, py.eos_ids, py.vocab_size)
+    for s in LINES:
+        ids = py.encode(s, True)
+        assert c.encode(s, True) == ids, s
+        assert c.decode(ids) == py.decode(ids), s
+    for text in ["<|endoftext|>", "<|im_start|>", "<s>", "</s>", "<unk>", "hello", "a"]:
+        assert c.special_id(text) == py.special_id(text), text
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.gguf")), ids=lambda p: p.stem)
+def test_llama_cpp_vocabularies(path):
+    _, tok, _ = load_model(path)
+    c = native.CTokenizer.from_gguf(path)
+    same(tok, c)
+    assert c.add_bos == tok.add_bos
+
+
+def test_the_built_in_model():
+    from pocketlm.builtin import default_model_path
+
+    _, tok, _ = load_model(default_model_path())
+    same(tok, native.CTokenizer.from_gguf(default_model_path()))
+
+
+@pytest.mark.parametrize("style", ["gpt2", "split"])
+def test_tokenizer_json(tmp_path, style):
+    folder = train_byte_level_bpe(tmp_path, style)
+    py = load_tokenizer(folder)
+    same(py, native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes(), py.bos_id, py.eos_ids))
+
+
+@pytest.mark.parametrize("dummy_prefix", [True, False])
+def test_sentencepiece_as_llama_and_gemma_train_it(tmp_path, dummy_prefix):
+    folder = train_sentencepiece(tmp_path, add_dummy_prefix=dummy_prefix)
+    py = load_tokenizer(folder)
+    same(py, native.CTokenizer.from_bytes((folder / "tokenizer.model").read_bytes(), py.bos_id, py.eos_ids))
+
+
+@pytest.mark.parametrize("model_type,extra_ws", [("unigram", False), ("unigram", True), ("bpe", True)])
+def test_sentencepiece_unigram_and_whitespace_removal(model_type, extra_ws):
+    import sentencepiece as spm
+
+    m = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus(800, seed=3)), model_writer=m,
+                                   vocab_size=250 if model_type == "unigram" else 400, model_type=model_type,
+                                   byte_fallback=model_type == "bpe",
+                                   character_coverage=0.98 if model_type == "unigram" else 1.0,
+                                   normalization_rule_name="identity", remove_extra_whitespaces=extra_ws,
+                                   minloglevel=2)
+    same(SentencePieceTokenizer(m.getvalue()), native.CTokenizer.from_bytes(m.getvalue()))
+
+
+def test_what_the_c_tokenizer_cannot_run_is_refused_by_name(tmp_path):
+    import sentencepiece as spm
+
+    m = io.BytesIO()  # the trainer's default normalizer: nmt_nfkc, a precompiled character map
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus(300, seed=3)), model_writer=m, vocab_size=150,
+                                   minloglevel=2)
+    with pytest.raises(ValueError, match="nmt_nfkc"):
+        native.CTokenizer.from_bytes(m.getvalue(), what=str(tmp_path / "tok.model"))
+    spec = b'{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": ' \
+           b'{"type": "Split", "pattern": {"Regex": "(?<=a)b"}, "behavior": "Isolated"}}'
+    with pytest.raises(ValueError, match="lookbehind"):
+        native.CTokenizer.from_bytes(spec)
