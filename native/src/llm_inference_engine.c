@@ -211,21 +211,28 @@ static char *str_of(plm_str s) {
     return o;
 }
 
+/* The id of a METADATA token text (start_token, stop_tokens), which must be
+ * one token of the model's tokenizer. */
+static int meta_token(const engine *e, plm_str text, const char *field, int32_t *id, char **error_msg) {
+    char *s = str_of(text);
+    const int64_t i = s ? single_token(e, s) : -1;
+    int st = PLM_OK;
+    if (i < 0)
+        st = err(error_msg, PLM_ERR_FORMAT, "%s: %s '%s' is not a single token of the model's tokenizer", e->path,
+                 field, s ? s : "");
+    free(s);
+    *id = (int32_t)i;
+    return st;
+}
+
 /* what the bundle or the model file says about BOS, stops and templates */
 static int configure(engine *e, const plm_llm_params *meta, char **error_msg) {
     e->bos = (int32_t)plm_tokenizer_bos_id(e->tok);
     e->add_bos = plm_tokenizer_add_bos(e->tok);
     if (meta && meta->has_start_token && meta->start_token.len) {
-        char *s = str_of(meta->start_token);
-        const int64_t id = s ? single_token(e, s) : -1;
-        if (id < 0) {
-            int st = err(error_msg, PLM_ERR_FORMAT, "%s: start_token '%s' is not a single token of the model's "
-                         "tokenizer", e->path, s ? s : "");
-            free(s);
-            return st;
-        }
-        free(s);
-        e->bos = (int32_t)id, e->add_bos = 1;
+        const int st = meta_token(e, meta->start_token, "start_token", &e->bos, error_msg);
+        if (st) return st;
+        e->add_bos = 1;
     } else if (meta && meta->has_start_token_id) {
         if (meta->start_token_id < 0 || meta->start_token_id >= plm_tokenizer_vocab_size(e->tok))
             return err(error_msg, PLM_ERR_FORMAT, "%s: METADATA start_token_id %lld is outside the vocabulary",
@@ -252,15 +259,9 @@ static int configure(engine *e, const plm_llm_params *meta, char **error_msg) {
     const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
     for (int64_t i = 0; i < n_eos; i++) add_stop(e, eos[i]);
     for (int64_t i = 0; meta && i < meta->n_stop_tokens; i++) {
-        char *s = str_of(meta->stop_tokens[i]);
-        const int64_t id = s ? single_token(e, s) : -1;
-        if (id < 0) {
-            int st = err(error_msg, PLM_ERR_FORMAT, "%s: stop_tokens '%s' is not a single token of the model's "
-                         "tokenizer", e->path, s ? s : "");
-            free(s);
-            return st;
-        }
-        free(s);
+        int32_t id;
+        const int st = meta_token(e, meta->stop_tokens[i], "stop_tokens", &id, error_msg);
+        if (st) return st;
         add_stop(e, id);
     }
     static const char *const end_of_turn[] = {"<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>",
