@@ -45,6 +45,22 @@ static void chatml_preamble(const char *tmpl, char *out, size_t cap) {
     }
 }
 
+/* Whether the template's source holds needle, where a '\n' of needle may be
+ * written as a newline or as the two characters backslash, n. */
+static int tmpl_has(const char *tmpl, const char *needle) {
+    for (const char *p = tmpl; *p; p++) {
+        const char *q = p, *n = needle;
+        while (*n) {
+            if (*n == '\n' && q[0] == '\\' && q[1] == 'n') q += 2;
+            else if (*q == *n) q++;
+            else break;
+            n++;
+        }
+        if (!*n) return 1;
+    }
+    return 0;
+}
+
 const char *plm_chat_template_detect(const char *tmpl, const char *bos, const char *eos, int strip_bos,
                                      plm_turn_templates *t) {
     if (!t) return NULL;
@@ -54,7 +70,10 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos, const ch
     eos = eos ? eos : "";
     const int writes_bos = strstr(tmpl, "bos_token") != NULL && !strip_bos;
     const char *family = NULL;
-    if (strstr(tmpl, "<|im_start|>")) {
+    /* a family is taken when the template writes its turn end and its
+     * generation prompt literally; a look-alike (other separators or turn
+     * ends) is not recognised, so it is not wrapped in the wrong markers */
+    if (tmpl_has(tmpl, "<|im_end|>") && tmpl_has(tmpl, "<|im_start|>assistant\n")) {
         family = "chatml";
         put_str(t->user_prefix, sizeof t->user_prefix, "<|im_start|>user\n", NULL);
         put_str(t->user_suffix, sizeof t->user_suffix, "<|im_end|>\n", NULL);
@@ -63,13 +82,13 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos, const ch
         put_str(t->system_prefix, sizeof t->system_prefix, "<|im_start|>system\n", NULL);
         put_str(t->system_suffix, sizeof t->system_suffix, "<|im_end|>\n", NULL);
         chatml_preamble(tmpl, t->preamble, sizeof t->preamble);
-    } else if (strstr(tmpl, "<start_of_turn>")) {
+    } else if (tmpl_has(tmpl, "<end_of_turn>") && tmpl_has(tmpl, "<start_of_turn>model\n")) {
         family = "gemma";
         put_str(t->user_prefix, sizeof t->user_prefix, "<start_of_turn>user\n", NULL);
         put_str(t->user_suffix, sizeof t->user_suffix, "<end_of_turn>\n", NULL);
         put_str(t->model_prefix, sizeof t->model_prefix, "<start_of_turn>model\n", NULL);
         put_str(t->model_suffix, sizeof t->model_suffix, "<end_of_turn>\n", NULL);
-    } else if (strstr(tmpl, "<|start_header_id|>")) {
+    } else if (tmpl_has(tmpl, "<|eot_id|>") && tmpl_has(tmpl, "assistant<|end_header_id|>\n\n")) {
         family = "llama3";
         put_str(t->user_prefix, sizeof t->user_prefix, "<|start_header_id|>user<|end_header_id|>\n\n", NULL);
         put_str(t->user_suffix, sizeof t->user_suffix, "<|eot_id|>", NULL);
@@ -77,7 +96,7 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos, const ch
         put_str(t->model_suffix, sizeof t->model_suffix, "<|eot_id|>", NULL);
         put_str(t->system_prefix, sizeof t->system_prefix, "<|start_header_id|>system<|end_header_id|>\n\n", NULL);
         put_str(t->system_suffix, sizeof t->system_suffix, "<|eot_id|>", NULL);
-    } else if (strstr(tmpl, "<|assistant|>") && strstr(tmpl, "<|end|>")) {
+    } else if (tmpl_has(tmpl, "<|end|>") && tmpl_has(tmpl, "<|assistant|>\n")) {
         family = "phi3";
         put_str(t->user_prefix, sizeof t->user_prefix, "<|user|>\n", NULL);
         put_str(t->user_suffix, sizeof t->user_suffix, "<|end|>\n", NULL);
@@ -85,7 +104,8 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos, const ch
         put_str(t->model_suffix, sizeof t->model_suffix, "<|end|>\n", NULL);
         put_str(t->system_prefix, sizeof t->system_prefix, "<|system|>\n", NULL);
         put_str(t->system_suffix, sizeof t->system_suffix, "<|end|>\n", NULL);
-    } else if (strstr(tmpl, "<|user|>") && strstr(tmpl, "eos_token") && *eos) {
+    } else if (tmpl_has(tmpl, "<|user|>\n") && tmpl_has(tmpl, "<|assistant|>\n") && strstr(tmpl, "eos_token") &&
+               *eos) {
         family = "zephyr";
         put_str(t->user_prefix, sizeof t->user_prefix, "<|user|>\n", NULL);
         put_str(t->user_suffix, sizeof t->user_suffix, eos, "\n");

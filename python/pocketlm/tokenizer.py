@@ -41,6 +41,9 @@ class Tokenizer(ABC):
     eos_ids: tuple[int, ...] = ()
     add_bos: bool = False  # whether a sequence starts with bos_id (the tokenizer's own setting)
     chat_template: str | None = None  # the checkpoint's Jinja chat template, when it has one
+    # where the vocabulary was read, for libpocketlm to read the same: ("gguf", path, offset, length)
+    # or ("bytes", a tokenizer.json / SentencePiece model); None when it no longer exists
+    origin: tuple | None = None
 
     @abstractmethod
     def encode(self, text: str, add_bos: bool = False) -> list[int]:
@@ -357,10 +360,12 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
     eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
     if spec is not None and (spec.get("model") or {}).get("type") == "BPE":
         tok = BPETokenizer(spec, bos, eos_ids)
+        tok.origin = ("bytes", tj.read_bytes())
         # tokenizer.json's post-processor is where a BPE tokenizer says it prepends BOS (Llama 3 style)
         default_bos = bos is not None and tok.id_to_token.get(bos, "\0") in json.dumps(spec.get("post_processor"))
     elif (folder / "tokenizer.model").is_file():
         tok = SentencePieceTokenizer(folder / "tokenizer.model", bos, eos_ids)
+        tok.origin = ("bytes", (folder / "tokenizer.model").read_bytes())
         default_bos = True  # SentencePiece (Llama, Gemma) checkpoints start every sequence with BOS
     else:
         raise FileNotFoundError(f"{folder}: no tokenizer.json (byte-level BPE) or tokenizer.model")

@@ -60,3 +60,24 @@ def test_native_asked_for_but_missing_is_an_error(monkeypatch):
         engine_kind()
     monkeypatch.delenv("POCKETLM_ENGINE")
     assert engine_kind() == "python"  # unasked, the Python engine is the fallback
+
+
+def test_native_engine_takes_the_c_text_path(model_dir, bundle, tmp_path):
+    """A native engine encodes and decodes with libpocketlm's tokenizer for a
+    checkpoint folder, a GGUF and a .task (its TOKENIZER_MODEL entry), and
+    its ids equal the Python tokenizer's."""
+    from pocketlm.engine.python_engine import Engine
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.kernels.native import CTokenizer
+
+    path, _, _ = bundle
+    gguf = convert_checkpoint(ConversionConfig(str(model_dir), "safetensors", None, "cpu", str(tmp_path),
+                                               is_quantized=False))
+    text = PROMPT + " — ünïcode 日本語 \t\n  spaces <|endoftext|>"
+    for source in (model_dir, path, gguf):
+        native, python = Engine(source, 32, engine="native"), Engine(source, 32, engine="python")
+        assert isinstance(native.tokenizer, CTokenizer), native.text_path_note
+        assert native.tokenizer.encode(text) == python.tokenizer.encode(text)
+        assert native.tokenizer.decode(python.tokenizer.encode(text)) == python.tokenizer.decode(
+            python.tokenizer.encode(text))
+        assert (native.bos_id, native.add_bos, native.stop_ids) == (python.bos_id, python.add_bos, python.stop_ids)

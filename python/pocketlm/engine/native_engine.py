@@ -2,10 +2,15 @@
 generate loop (native/src/model.c, forward.c, session.c) under the same
 Engine / Session interface as the Python engine.
 
-The Python side keeps what issue-by-issue still lives in Python (tokenizer,
-turn templates, stop tokens, device accounting); per response it makes one
-call, plm_session_generate, which prefills, samples and decodes in C and
-calls back once per token with the id, which Python turns into text.
+Text goes through libpocketlm too (the C text path, c_text_path): the
+tokenizer is libpocketlm's, read from the same GGUF keys, tokenizer.json or
+SentencePiece model as the Python one, so the ids the Python task API sends
+are the ids MediaPipe's C API (include/llm_inference_engine.h) sends for the
+same text. What Python still does: stop tokens, device accounting, and
+rendering chat templates with Jinja (templates.py says where that and C's
+family detection meet). Per response it makes one call,
+plm_session_generate, which prefills, samples and decodes in C and calls
+back once per token with the id, which the C tokenizer turns into text.
 
 Where the weights come from: a GGUF file (or a .task whose model entry is
 stored, not compressed) is opened by the C engine itself, which maps it and
@@ -66,6 +71,30 @@ def engine_kind(requested: str | None = None) -> str:
     if want == "native" and not ok:
         raise NativeEngineUnavailable(f"{ENGINE_ENV}=native, but the native engine cannot load: {why}")
     return "native" if ok else "python"
+
+
+def c_text_path(tok):
+    """(libpocketlm's tokenizer for the vocabulary tok was read from, None), or
+    (None, why not): a vocabulary that no longer exists as a file (a
+    compressed bundle entry) or one the C tokenizer refuses by name. The C
+    tokenizer takes the Python one's BOS/EOS, add_bos and chat template."""
+    from ..kernels.native import CTokenizer
+
+    origin = getattr(tok, "origin", None)
+    if origin is None:
+        return None, "the vocabulary was read from an inflated bundle entry that is gone"
+    try:
+        if origin[0] == "gguf":
+            ctok = CTokenizer.from_gguf(*origin[1:])
+        else:
+            ctok = CTokenizer.from_bytes(origin[1], tok.bos_id, tok.eos_ids)
+    except (ValueError, ModelFileError, OSError) as e:
+        return None, str(e)
+    if ctok.vocab_size != tok.vocab_size:
+        return None, f"the C tokenizer reads {ctok.vocab_size} tokens where Python reads {tok.vocab_size}"
+    ctok.bos_id, ctok.eos_ids, ctok.add_bos = tok.bos_id, tuple(tok.eos_ids), tok.add_bos
+    ctok.chat_template = tok.chat_template
+    return ctok, None
 
 
 def _check(status: int, err, what: str, exc=ValueError) -> None:

@@ -73,6 +73,17 @@ class GenerationStats:
                 f"time to first token {self.time_to_first_token_s * 1e3:.0f} ms")
 
 
+def _c_template_family(template: str, bos: str, eos: str, strip_bos: bool):
+    """(family, turn-template fields) as libpocketlm recognises the chat template, or None."""
+    from .native_engine import native_available
+
+    if not native_available()[0]:
+        return None
+    from ..kernels.native import chat_template_family
+
+    return chat_template_family(template, bos, eos, strip_bos)
+
+
 class Engine:
     """One loaded model, shared by the sessions made from it."""
 
@@ -84,7 +95,7 @@ class Engine:
         native when libpocketlm loads (see native_engine.engine_kind). A kernel
         backend given by name runs the Python engine over it. kv_type: the
         KV cache's F16 (llama.cpp's default) or F32."""
-        from .native_engine import NativeModel, engine_kind, make_session_class
+        from .native_engine import NativeModel, c_text_path, engine_kind, make_session_class
 
         if kv_type not in KV_TYPES:
             raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
@@ -99,11 +110,16 @@ class Engine:
         self.device = device
         self.native = None
         self._session_class = Session
+        self.template_family = None  # the chat template's family, when libpocketlm recognises it
+        self.text_path_note = None  # why a native engine keeps the Python tokenizer, when it does
         if self.kind == "native":
             source = getattr(self.model, "source", None)
             self.native = NativeModel.open(*source, cfg=self.model.cfg) if source else \
                 NativeModel.from_model(self.model, str(self.model_path))
             self._session_class = _native_session_class(make_session_class)
+            ctok, self.text_path_note = c_text_path(self.tokenizer)
+            if ctok is not None:
+                self.tokenizer = ctok
         if device is not None:
             # refused before any KV cache or activation exists, with what would fit
             need = device.check_fits(self.model, max_tokens, str(self.model_path.name), kv_type, self.native)
@@ -152,7 +168,15 @@ class Engine:
         tok = self.tokenizer
         bos = tok.decode([self.bos_id]) if self.bos_id is not None else ""
         eos = tok.decode([tok.eos_ids[0]]) if tok.eos_ids else ""
-        return from_chat_template(template, bos, eos, strip_bos=self.add_bos)
+        rendered = from_chat_template(template, bos, eos, strip_bos=self.add_bos)
+        family = _c_template_family(template, bos, eos, self.add_bos)
+        if family is not None:
+            self.template_family = family[0]
+        if rendered is not None:  # what the template itself writes, default system message included
+            return rendered
+        # a template Jinja cannot cut into turns (Phi-3.5's writes EOS when no reply is asked for), or
+        # no jinja2: the family's turns as libpocketlm recognises them, as MediaPipe's C API uses them
+        return TurnTemplates(**family[1]) if family is not None else None
 
     def scratch(self, n_tokens: int):
         """Counts a forward pass's activations over n_tokens against the device budget."""

@@ -4,7 +4,16 @@ conversations with marker strings and cutting the output around them.
 
 Only the template's own output is used; nothing here knows a model family.
 A template that cannot be rendered (a missing Jinja2, an unusual template)
-gives None, and prompts then go to the model as they are.
+gives None; the engine then takes the family's turns as libpocketlm
+recognises them from the template text (plm_chat_template_detect: ChatML,
+Gemma, Llama-3, Phi-3, Zephyr), as MediaPipe's C API does, and otherwise
+prompts go to the model as they are.
+
+The C API has no Jinja: for a recognised family it writes the family's
+turn markers, which equal the rendered ones (tests/model/test_chat_templates.py
+checks real templates), but not a default system message a template
+writes itself (Llama-3.1's date lines, for example), which only the Python
+API renders.
 """
 
 from __future__ import annotations

@@ -531,3 +531,18 @@ class CTokenizer:
         b = text.encode("utf-8")
         i = lib.plm_tokenizer_special_id(self._t, b, len(b))
         return None if i < 0 else int(i)
+
+
+_TEMPLATE_FIELDS = ("user_prefix", "user_suffix", "model_prefix", "model_suffix", "system_prefix", "system_suffix",
+                    "preamble")
+
+
+def chat_template_family(template: str, bos_text: str, eos_text: str, strip_bos: bool):
+    """(family name, dict of the turn-template fields) when libpocketlm
+    recognises the chat template's family (plm_chat_template_detect), else None."""
+    out = ffi.new("plm_turn_templates *")
+    name = lib.plm_chat_template_detect(template.encode("utf-8"), bos_text.encode("utf-8"),
+                                        eos_text.encode("utf-8"), int(strip_bos), out)
+    if name == ffi.NULL:
+        return None
+    return ffi.string(name).decode(), {f: ffi.string(getattr(out, f)).decode("utf-8") for f in _TEMPLATE_FIELDS}

@@ -287,6 +287,7 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
         if tok is not None:
             _check_tokenizer(tok, cfg)
             tok.chat_template = template
+            tok.origin = ("gguf", str(path), offset, length or 0)
     return cfg, weights, tok, ({"chat_template": template} if template else {})
 
 

@@ -80,6 +80,8 @@ def _load_bundle(p: Path, backend):
                         shutil.copyfileobj(src, tmp, 1 << 20)
                     tmp.flush()
                 cfg, weights, tok, file_meta = read_gguf(tmp.name)
+                if tok is not None:
+                    tok.origin = None  # the temporary file goes with the with-block
         meta = {**file_meta, **meta}
         if TOKENIZER_ENTRY in names:
             with reading(p, f"entry {TOKENIZER_ENTRY}"):
@@ -88,6 +90,7 @@ def _load_bundle(p: Path, backend):
                     tok = BPETokenizer(json.loads(raw), cfg.bos_token_id, cfg.eos_token_ids)
                 else:
                     tok = SentencePieceTokenizer(raw, cfg.bos_token_id, cfg.eos_token_ids)
+                tok.origin = ("bytes", raw)
                 tok.chat_template = file_meta.get("chat_template")
         if tok is not None and meta.get("enable_bytes_to_unicode_mapping") and isinstance(tok, SentencePieceTokenizer):
             raise ModelFileError(f"{p}: METADATA asks for the bytes-to-unicode normalization around a SentencePiece "
