@@ -142,7 +142,7 @@ static uint32_t mask_of(const char *cats) { /* "Nd Pc": their bits */
     uint32_t m = 0;
     for (int c = 0; c < plm_uc_n_categories(); c++) {
         const char *nm = plm_uc_category_name(c);
-        for (const char *p = cats; *p; p += 3)
+        for (const char *p = cats; p[0] && p[1]; p += p[2] ? 3 : 2) /* two letters, then a space or the end */
             if ((p[1] == '*' && p[0] == nm[0]) || (p[0] == nm[0] && p[1] == nm[1])) m |= 1u << c;
     }
     return m;
@@ -185,6 +185,8 @@ static int escape(parser *ps, int set, uint32_t *literal, int *is_literal) {
         if (name[0] == '^') memmove(name, name + 1, l), neg = !neg;
         uint32_t mask;
         if (category_mask(ps, name, &mask)) return -1;
+        const uint32_t cased = mask_of("Lu Ll Lt");
+        if (ps->re->sets[set].icase && (mask & cased)) mask |= cased; /* (?i)\p{Lu}: any cased letter, as regex */
         return add_item(ps, set, (item){neg ? I_NCAT : I_CAT, 0, 0, mask});
     }
     case 'n': *literal = '\n'; break;
@@ -496,7 +498,7 @@ static int in_item(const item *it, uint32_t c) {
     case I_WORD:
     case I_NWORD: {
         static uint32_t word = 0;
-        if (!word) word = mask_of("L*M*NdNlPc");
+        if (!word) word = mask_of("L* M* Nd Nl Pc");
         const int w = c == 0x200C || c == 0x200D || ((word >> plm_uc_category(c)) & 1);
         return it->kind == I_WORD ? w : !w;
     }

@@ -83,3 +83,19 @@ def test_what_the_c_tokenizer_cannot_run_is_refused_by_name(tmp_path):
            b'{"type": "Split", "pattern": {"Regex": "(?<=a)b"}, "behavior": "Isolated"}}'
     with pytest.raises(ValueError, match="lookbehind"):
         native.CTokenizer.from_bytes(spec)
+
+
+@pytest.mark.parametrize("pattern", [r"\w+|\s+|\W", r"[\w']+|\d|[^\w\s]+|\s+", r"(?i:\p{Lu}\w*)|\P{L}+|\w"])
+def test_split_patterns_with_class_escapes(tmp_path, pattern):
+    """\\w, \\d, \\s and their negations split as the regex module splits
+    (\\w: letters, marks, Nd, Nl and Pc)."""
+    import json
+
+    folder = train_byte_level_bpe(tmp_path, "split")
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = pattern
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    py = load_tokenizer(folder)
+    c = native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes(), py.bos_id, py.eos_ids)
+    for s in LINES[:400] + ["a_b ٣ Ⅷ x\u0300y ‿ - x²", "ÀÉ straße İ"]:
+        assert c.encode(s) == py.encode(s), s

@@ -1,0 +1,57 @@
+"""Seed inputs for native/tests/fuzz_tokenizer.c, written into DIR:
+
+    python tools/fuzz_tokenizer_seeds.py DIR
+
+Mode 0 (first byte 0): tokenizer.json files trained with Hugging Face
+`tokenizers` (GPT-2 and Llama-3 split styles) and a SentencePiece model
+trained with `sentencepiece`, as a .task's TOKENIZER_MODEL entry holds them.
+Mode 1: every pre-tokenizer regex pocketlm reads, NUL, awkward text.
+Mode 2: awkward text for the GGUF vocabularies named by PLM_FUZZ_VOCABS.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pocketlm.model.gguf_file import LLAMA_CPP_PRE  # noqa: E402
+from pocketlm.tokenizer import GPT2_PATTERN  # noqa: E402
+from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece  # noqa: E402
+
+
+def patterns() -> set[str]:
+    out = {GPT2_PATTERN, r"\p{N}"}
+    for spec in LLAMA_CPP_PRE.values():
+        for step in spec.get("pretokenizers", [spec]):
+            regex = (step.get("pattern") or {}).get("Regex")
+            if regex:
+                out.add(regex)
+    return out
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(corpus(40, seed=3)).encode("utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        for style in ("gpt2", "split"):
+            folder = Path(tmp) / style
+            folder.mkdir()
+            train_byte_level_bpe(folder, style, vocab_size=300)
+            (out / f"tokenizer-{style}.json").write_bytes(b"\0" + (folder / "tokenizer.json").read_bytes())
+        sp = Path(tmp) / "sp"
+        sp.mkdir()
+        train_sentencepiece(sp)
+        (out / "sentencepiece.model").write_bytes(b"\0" + next(sp.glob("*.model")).read_bytes())
+    for i, pat in enumerate(sorted(patterns())):
+        (out / f"regex-{i}").write_bytes(b"\1" + pat.encode("utf-8") + b"\0" + text[:400])
+    for i, line in enumerate(corpus(20, seed=5)):
+        (out / f"text-{i}").write_bytes(b"\2" + line.encode("utf-8"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]))
