@@ -50,6 +50,7 @@ struct plm_tokenizer {
     uint8_t *is_added;    /* per id: an added token (1), a special one (2) */
     uint32_t max_added_len;
     int add_prefix_space;
+    int ignore_merges;    /* a word that is itself a token is that token, unmerged (Llama-3's tokenizer.json) */
     plm_regex **splits;
     int n_splits;
     char byte_char[256][3]; /* GPT-2's character for each byte, UTF-8 */
@@ -484,9 +485,15 @@ int plm_tokenizer_from_gguf(const plm_gguf *g, const char *what, plm_tokenizer *
                 plm_json_free(j);
             } else if (gguf_str(g, "tokenizer.ggml.pre", &pre, &pre_len)) {
                 st = pre_by_name(t, pre, pre_len, what, error);
+                /* llama.cpp tokenizes its Llama-3 pre-tokenizer family with ignore_merges */
+                char key[80];
+                snprintf(key, sizeof key, " %.*s ", (int)(pre_len < 70 ? pre_len : 70), pre);
+                t->ignore_merges = strstr(" llama-bpe llama3 llama-v3 falcon3 ", key) != NULL;
             } else {
                 st = pre_by_name(t, "default", 7, what, error);
             }
+            int64_t im;
+            if (gguf_int(g, "pocketlm.tokenizer.ignore_merges", &im)) t->ignore_merges = im != 0; /* tokenizer.json's */
             if (st || (st = finish_bpe(t, what, error))) {
                 plm_tokenizer_free(t);
                 return st;
@@ -745,6 +752,8 @@ static int bpe_from_json(plm_tokenizer **out, const char *text, uint64_t size, c
         }
     }
     if ((st = pre_from_json(t, plm_json_get(j, "pre_tokenizer"), what, error))) goto done;
+    const plm_json *im = plm_json_get(model, "ignore_merges");
+    t->ignore_merges = im && im->type == PLM_JBOOL && im->num != 0;
     st = finish_bpe(t, what, error);
     goto done;
 nomem:
@@ -829,6 +838,14 @@ static int bpe_word(const plm_tokenizer *t, const char *w, int64_t wlen, idbuf *
     if (!p || !key) {
         free(p), free(key);
         return plm_errorf(error, PLM_ERR_NOMEM, "out of memory tokenizing");
+    }
+    if (t->ignore_merges) {
+        const int64_t id = plm_strmap_get(&t->index, w, (size_t)wlen, -1);
+        if (id >= 0) {
+            free(p), free(key);
+            put(out, (int32_t)id);
+            return PLM_OK;
+        }
     }
     for (int64_t i = 0; i < wlen;) {
         size_t k;

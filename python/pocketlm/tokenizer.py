@@ -73,6 +73,8 @@ class BPETokenizer(Tokenizer):
         self.vocab: dict[str, int] = dict(model["vocab"])
         merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
         self.ranks = {pair: i for i, pair in enumerate(merges)}
+        # a word that is itself a token is taken whole, before any merge (Llama-3's tokenizer.json)
+        self.ignore_merges = bool(model.get("ignore_merges", False))
         self.added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
         self.added_ids = set(self.added.values())
         self.special_ids = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
@@ -137,6 +139,8 @@ class BPETokenizer(Tokenizer):
     def _bpe(self, word: str) -> list[int]:
         if word in self._cache:
             return self._cache[word]
+        if self.ignore_merges and word in self.vocab:
+            return [self.vocab[word]]
         parts = list(word)
         while len(parts) > 1:
             best = min(((self.ranks.get((a, b), 1 << 62), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))))

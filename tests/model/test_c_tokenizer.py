@@ -99,3 +99,41 @@ def test_split_patterns_with_class_escapes(tmp_path, pattern):
     c = native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes(), py.bos_id, py.eos_ids)
     for s in LINES[:400] + ["a_b ٣ Ⅷ x\u0300y ‿ - x²", "ÀÉ straße İ"]:
         assert c.encode(s) == py.encode(s), s
+
+
+@pytest.mark.parametrize("ignore_merges", [True, False])
+def test_ignore_merges_as_hugging_face_tokenizers(tmp_path, ignore_merges):
+    """tokenizer.json's model.ignore_merges (Llama-3 sets it): a word that is
+    itself in the vocabulary is that one token, whatever the merges would
+    make. Python and C give Hugging Face `tokenizers`' ids, and the flag
+    survives conversion to GGUF."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from pocketlm.model.gguf_file import tokenizer_metadata
+
+    folder = train_byte_level_bpe(tmp_path, "split")
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    hf = Tokenizer.from_str(json.dumps(spec))
+    # words BPE splits into several tokens, added whole (no merge makes them)
+    words = [w for w in ("Ġphone", "Ġrunswe", "Ġcafé", "Ġtokens", "ĠPriv") if w not in vocab]
+    words = [w for w in words if len(hf.encode(w.replace("Ġ", " ")).ids) > 1][:3] or ["Ġtokensx"]
+    for w in words:
+        vocab[w] = len(vocab) + len(spec["added_tokens"])
+    spec["model"]["ignore_merges"] = ignore_merges
+    text = json.dumps(spec)
+    (folder / "tokenizer.json").write_text(text)
+    hf = Tokenizer.from_str(text)
+    py = load_tokenizer(folder)
+    c = native.CTokenizer.from_bytes(text.encode(), py.bos_id, py.eos_ids)
+    lines = LINES[:300] + [" phone runswe café tokens Priv", "x phone"]
+    for s in lines:
+        want = hf.encode(s, add_special_tokens=False).ids
+        assert py.encode(s) == want, s
+        assert c.encode(s) == want, s
+    assert tokenizer_metadata(py)["ignore_merges"] is ignore_merges
+    whole = [vocab[w] for w in words]
+    got = py.encode(" phone runswe café tokens Priv")
+    assert any(i in got for i in whole) == ignore_merges

@@ -185,6 +185,8 @@ def _write_tokenizer(w: gguf.GGUFWriter, tok: dict) -> None:
         w.add_array("pocketlm.tokenizer.eos_token_ids", list(tok["eos_ids"]))
     if tok.get("pre_tokenizer") is not None:
         w.add_string("pocketlm.tokenizer.pre_tokenizer", json.dumps(tok["pre_tokenizer"]))
+    if tok.get("ignore_merges"):
+        w.add_bool("pocketlm.tokenizer.ignore_merges", True)
     if tok.get("sp_model") is not None:  # the SentencePiece model itself, base64, so it runs exactly as trained
         w.add_string("pocketlm.tokenizer.sp_model", base64.b64encode(tok["sp_model"]).decode("ascii"))
 
@@ -206,7 +208,7 @@ def tokenizer_metadata(tok) -> dict:
                 types.append(NORMAL)
         merges = [f"{a} {b}" for (a, b), _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])]
         return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre="gpt-2",
-                    pre_tokenizer=tok.pre_spec, bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
+                    pre_tokenizer=tok.pre_spec, ignore_merges=tok.ignore_merges, bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
                     chat_template=tok.chat_template)
     if isinstance(tok, SentencePieceTokenizer):
         sp = tok.sp
@@ -464,11 +466,16 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
         types = reader.field("tokenizer.ggml.token_type")
         merges = reader.field("tokenizer.ggml.merges") or []
         pre = reader.field("pocketlm.tokenizer.pre_tokenizer")
-        pre_spec = json.loads(pre) if pre else _llama_cpp_pre_tokenizer(reader.field("tokenizer.ggml.pre", "default"))
+        pre_name = reader.field("tokenizer.ggml.pre", "default")
+        pre_spec = json.loads(pre) if pre else _llama_cpp_pre_tokenizer(pre_name)
+        # llama.cpp tokenizes its Llama-3 pre-tokenizer family with ignore_merges
+        ignore_merges = bool(reader.field("pocketlm.tokenizer.ignore_merges",
+                                          not pre and pre_name in ("llama-bpe", "llama3", "llama-v3", "falcon3")))
         added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
                  if ty in (CONTROL, USER_DEFINED)]
         vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
-        spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges}, "added_tokens": added,
+        spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges, "ignore_merges": ignore_merges},
+                "added_tokens": added,
                 "pre_tokenizer": pre_spec}
         return BPETokenizer(spec, bos, tuple(eos))
     if model == "llama":  # llama.cpp's SentencePiece vocabulary: pieces + scores
