@@ -4,7 +4,7 @@ Why setuptools with a custom step rather than scikit-build-core: the native
 library is optional. When gcc or cmake is missing or the build fails, the
 package must still install and run on the Numba fallback, which a failing
 scikit-build-core build does not allow. The step below runs CMake, copies
-libpocketlm.so and pocketlm.h into pocketlm/_lib (the source tree for
+libpocketlm.so, its headers and (with a JDK) the JVM bridge into pocketlm/_lib (the source tree for
 editable installs, the wheel otherwise), and on failure prints why and goes
 on. POCKETLM_NO_NATIVE=1 skips it on purpose.
 """
@@ -43,6 +43,12 @@ def build_native(dest: Path) -> None:
     shutil.copy2(build_dir / "native" / "libpocketlm.so", dest / "libpocketlm.so")
     for header in ("pocketlm.h", "llm_inference_engine.h"):
         shutil.copy2(ROOT / "native" / "include" / header, dest / header)
+    # the JVM side, when a JDK was found (bridge/CMakeLists.txt): the JNI library, the stub jar, its classpath
+    for name in ("libpocketlm_jni.so", "pocketlm-android.jar", "java-classpath.txt"):
+        if (build_dir / "native" / name).is_file():
+            shutil.copy2(build_dir / "native" / name, dest / name)
+        elif (dest / name).exists():
+            (dest / name).unlink()  # a stale copy of an earlier build
 
 
 class BuildPyWithNative(build_py):

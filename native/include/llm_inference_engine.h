@@ -136,6 +136,19 @@ ODML_EXPORT int LlmInferenceEngine_Session_SizeInTokens(LlmInferenceEngine_Sessi
 
 /* ---- pocketlm's extras -------------------------------------------------- */
 
+/* The engine's memory as pocketlm's device profiles count it: the weights
+ * (mapped plus what loading converted), and what one session of
+ * max_num_tokens allocates: its F16 KV cache and its other buffers (laid
+ * out for the threads in force when asked). Bytes; 0 on success. */
+ODML_EXPORT int plm_llm_engine_memory(LlmInferenceEngine_Engine* engine, int64_t* weights, int64_t* kv_cache,
+                                      int64_t* session_buffers);
+/* The session's own turn templates (MediaPipe's PromptTemplates) instead of
+ * the model's: the text around each later turn (NULL fields are empty;
+ * all empty sends text exactly as given). */
+ODML_EXPORT int plm_llm_session_set_prompt_templates(LlmInferenceEngine_Session* session, const char* user_prefix,
+                                                     const char* user_suffix, const char* model_prefix,
+                                                     const char* model_suffix, const char* system_prefix,
+                                                     const char* system_suffix, char** error_msg);
 /* Stops the session's generation in flight before its next token (from any
  * thread); the response so far is delivered with done = true. */
 ODML_EXPORT void plm_llm_session_cancel(LlmInferenceEngine_Session* session);

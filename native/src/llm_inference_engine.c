@@ -149,6 +149,8 @@ typedef struct {
     engine *e;
     plm_session *s;
     int in_user_turn, formatted;
+    int has_tpl;          /* the session's turn templates: the engine's, or its own (plm_llm_session_set_prompt_templates) */
+    plm_turn_templates tpl;
     int64_t turns;
     pthread_t thread;
     int thread_live;
@@ -468,6 +470,7 @@ int LlmInferenceEngine_CreateSession(LlmInferenceEngine_Engine *eng, const LlmSe
     }
     atomic_fetch_add(&e->refs, 1);
     s->e = e;
+    s->has_tpl = e->has_templates, s->tpl = e->tpl;
     *out = s;
     return PLM_OK;
 }
@@ -516,7 +519,7 @@ int LlmInferenceEngine_Session_AddQueryChunk(LlmInferenceEngine_Session *ss, con
     if (atomic_load(&s->busy)) return busy_error(s, error_msg);
     join(s);
     const engine *e = s->e;
-    const plm_turn_templates *t = e->has_templates ? &e->tpl : NULL;
+    const plm_turn_templates *t = s->has_tpl ? &s->tpl : NULL;
     /* the whole chunk (opening + text) is tokenized first, then checked against maxTokens, then added */
     char *opening = NULL;
     int formatted = s->formatted, bos = 0;
@@ -557,9 +560,9 @@ int LlmInferenceEngine_Session_AddImage(LlmInferenceEngine_Session *ss, const vo
 static int close_turn(session *s, char **error_msg) {
     if (!s->in_user_turn) return err(error_msg, PLM_ERR_INVALID_ARG, "add a query chunk before generating a response");
     const engine *e = s->e;
-    if (e->has_templates && !s->formatted) {
+    if (s->has_tpl && !s->formatted) {
         char *closing = NULL;
-        if (asprintf(&closing, "%s%s", e->tpl.user_suffix, e->tpl.model_prefix) < 0)
+        if (asprintf(&closing, "%s%s", s->tpl.user_suffix, s->tpl.model_prefix) < 0)
             return err(error_msg, PLM_ERR_NOMEM, "out of memory");
         int32_t *ids = NULL;
         int64_t n = 0;
@@ -736,6 +739,7 @@ int LlmInferenceEngine_Session_Clone(LlmInferenceEngine_Session *ss, LlmInferenc
     c->e = s->e;
     atomic_fetch_add(&s->e->refs, 1);
     c->in_user_turn = s->in_user_turn, c->formatted = s->formatted, c->turns = s->turns;
+    c->has_tpl = s->has_tpl, c->tpl = s->tpl;
     *out = c;
     return PLM_OK;
 }
@@ -758,6 +762,41 @@ void LlmInferenceEngine_CloseResponseContext(LlmResponseContext *rc) {
     free(rc->response_array);
     rc->response_array = NULL;
     rc->response_count = 0;
+}
+
+int plm_llm_engine_memory(LlmInferenceEngine_Engine *ee, int64_t *weights, int64_t *kv_cache, int64_t *buffers) {
+    engine *e = (engine *)ee;
+    if (!e) return PLM_ERR_INVALID_ARG;
+    const plm_model_config *c = plm_model_get_config(e->model);
+    plm_session_params p;
+    plm_session_params_default(&p); /* what CreateSession allocates: F16 KV, the threads in force now */
+    p.max_tokens = e->max_tokens;
+    if (e->n_batch > 0) p.n_batch = e->n_batch;
+    const int64_t kv = e->max_tokens * 2 * c->n_layers * c->n_kv_heads * c->head_dim * 2;
+    if (weights) *weights = (int64_t)(plm_model_weight_bytes(e->model) + plm_model_owned_bytes(e->model));
+    if (kv_cache) *kv_cache = kv;
+    if (buffers) *buffers = (int64_t)plm_session_bytes(e->model, &p) - kv;
+    return PLM_OK;
+}
+
+int plm_llm_session_set_prompt_templates(LlmInferenceEngine_Session *ss, const char *user_prefix,
+                                         const char *user_suffix, const char *model_prefix, const char *model_suffix,
+                                         const char *system_prefix, const char *system_suffix, char **error_msg) {
+    if (error_msg) *error_msg = NULL;
+    session *s = (session *)ss;
+    if (!s) return err(error_msg, PLM_ERR_INVALID_ARG, "set_prompt_templates: session is required");
+    if (atomic_load(&s->busy)) return busy_error(s, error_msg);
+    const char *f[6] = {user_prefix, user_suffix, model_prefix, model_suffix, system_prefix, system_suffix};
+    char(*dst[6])[256] = {&s->tpl.user_prefix, &s->tpl.user_suffix, &s->tpl.model_prefix, &s->tpl.model_suffix,
+                          &s->tpl.system_prefix, &s->tpl.system_suffix};
+    for (int i = 0; i < 6; i++)
+        if (f[i] && strlen(f[i]) >= sizeof *dst[i])
+            return err(error_msg, PLM_ERR_INVALID_ARG, "set_prompt_templates: a template field is longer than %zu "
+                       "bytes", sizeof *dst[i] - 1);
+    memset(&s->tpl, 0, sizeof s->tpl); /* no preamble: the session's own templates, as Python's PromptTemplates */
+    for (int i = 0; i < 6; i++) snprintf(*dst[i], sizeof *dst[i], "%s", f[i] ? f[i] : "");
+    s->has_tpl = 1;
+    return PLM_OK;
 }
 
 void plm_llm_session_cancel(LlmInferenceEngine_Session *ss) {

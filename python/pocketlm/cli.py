@@ -284,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(as pkg-config / llvm-config print them)")
     for flag, what in (("--cflags", "the include flag for pocketlm.h"),
                        ("--libs", "the link flags, with an rpath so the program runs without LD_LIBRARY_PATH"),
-                       ("--includedir", "the folder holding pocketlm.h"), ("--libdir", "the folder holding libpocketlm.so")):
+                       ("--includedir", "the folder holding pocketlm.h"), ("--libdir", "the folder holding libpocketlm.so"),
+                       ("--classpath", "the JVM classpath of MediaPipe's Android classes on the host (the stub jar, Guava)"),
+                       ("--java-library-path", "the folder holding libpocketlm_jni.so, for -Djava.library.path")):
         cf.add_argument(flag, action="store_true", help=what)
     cf.set_defaults(run=_config)
     return p
@@ -308,8 +310,19 @@ def _config(a) -> None:
         out.append(inc)
     if a.libdir:
         out.append(libdir)
+    if a.classpath or a.java_library_path:
+        jar, jni = lib.parent / "pocketlm-android.jar", lib.parent / "libpocketlm_jni.so"
+        if not jar.is_file() or not jni.is_file():
+            raise OSError(f"the JVM bridge is not built in {libdir}: install a JDK and Guava (Debian: "
+                          "default-jdk-headless libguava-java), then reinstall pocketlm")
+        if a.classpath:
+            extra = (lib.parent / "java-classpath.txt").read_text().split()
+            out.append(":".join([str(jar), *extra]))
+        if a.java_library_path:
+            out.append(libdir)
     if not out:
-        raise ValueError("say what to print: --cflags, --libs, --includedir or --libdir")
+        raise ValueError("say what to print: --cflags, --libs, --includedir, --libdir, --classpath or "
+                         "--java-library-path")
     print(" ".join(out))
 
 
