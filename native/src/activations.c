@@ -86,6 +86,11 @@ int plm_add(const float *a, const float *b, float *y, int64_t n) {
         add_avx2(a, b, y, n);
         return PLM_OK;
     }
+#elif PLM_ARM
+    if (plm_use_neon()) {
+        plm_add_neon(a, b, y, n);
+        return PLM_OK;
+    }
 #endif
     for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
     return PLM_OK;

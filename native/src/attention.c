@@ -29,6 +29,9 @@ static void attn_task(void *vctx, int64_t begin, int64_t end, int tid) {
 #if PLM_X86
     const plm_vec_dot_fn dot = c->simd ? plm_vec_dot_f32_avx2 : plm_vec_dot_f32_scalar;
     void (*axpy)(float, const float *, float *, int64_t) = c->simd ? plm_axpy_avx2 : plm_axpy_scalar;
+#elif PLM_ARM
+    const plm_vec_dot_fn dot = c->simd ? plm_vec_dot_f32_neon : plm_vec_dot_f32_scalar;
+    void (*axpy)(float, const float *, float *, int64_t) = c->simd ? plm_axpy_neon : plm_axpy_scalar;
 #else
     const plm_vec_dot_fn dot = plm_vec_dot_f32_scalar;
     void (*axpy)(float, const float *, float *, int64_t) = plm_axpy_scalar;
@@ -70,7 +73,7 @@ int plm_attention(const float *q, const float *k_cache, const float *v_cache, fl
     PLM_CHECK(q != NULL && k_cache != NULL && v_cache != NULL && out != NULL, PLM_ERR_INVALID_ARG);
 
     plm_attn_ctx c = {q, k_cache, v_cache, out, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim,
-                      scale, softcap, window, alibi_slopes, NULL, plm_use_avx2()};
+                      scale, softcap, window, alibi_slopes, NULL, plm_use_simd()};
     const int nt = plm_effective_threads(n_threads);
     c.scores = (float *)malloc((size_t)nt * (size_t)n_kv * sizeof(float));
     PLM_CHECK(c.scores != NULL, PLM_ERR_NOMEM);

@@ -8,6 +8,12 @@
 #if PLM_X86
 #include <cpuid.h>
 #endif
+#if PLM_ARM
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 #include <math.h>
 #include <stdlib.h>
@@ -80,6 +86,13 @@ static void f16_from_float(const float *x, void *y, int64_t k) {
 
 #if PLM_X86
 #define SIMD(fn) fn
+#elif PLM_ARM /* plm_vec_dot_X_avx2 -> plm_vec_dot_X_neon */
+#define SIMD(fn) fn##_neon_twin
+#define plm_vec_dot_f32_avx2_neon_twin plm_vec_dot_f32_neon
+#define plm_vec_dot_f16_avx2_neon_twin plm_vec_dot_f16_neon
+#define plm_vec_dot_q4_0_avx2_neon_twin plm_vec_dot_q4_0_neon
+#define plm_vec_dot_q4_1_avx2_neon_twin plm_vec_dot_q4_1_neon
+#define plm_vec_dot_q8_0_avx2_neon_twin plm_vec_dot_q8_0_neon
 #else
 #define SIMD(fn) NULL
 #endif
@@ -141,6 +154,9 @@ int plm_cpu_features(void) {
 #if defined(__ARM_NEON)
     f |= PLM_CPU_NEON;
 #endif
+#if PLM_ARM
+    if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) f |= PLM_CPU_DOTPROD; /* sdot / udot */
+#endif
     __atomic_store_n(&g_features, f, __ATOMIC_RELAXED);
     return f;
 }
@@ -164,3 +180,6 @@ int plm_set_simd(int enable) {
 
 int plm_use_avx2(void) { return PLM_X86 && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_AVX2); }
 int plm_use_vnni(void) { return PLM_X86 && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_AVX512VNNI); }
+int plm_use_neon(void) { return PLM_ARM && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_NEON); }
+int plm_use_sdot(void) { return PLM_ARM && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_DOTPROD); }
+int plm_use_simd(void) { return plm_use_avx2() || plm_use_neon(); }

@@ -230,6 +230,8 @@ static void qkv_units(fwd *f, const plm_layer *L, int64_t layer, const plm_acts 
 static float dot_f32(const float *a, const float *b, int64_t n, int simd) {
 #if PLM_X86
     if (simd) return plm_vec_dot_f32_avx2(n, a, b, NULL);
+#elif PLM_ARM
+    if (simd) return plm_vec_dot_f32_neon(n, a, b, NULL);
 #endif
     return plm_vec_dot_f32_scalar(n, a, b, NULL);
 }
@@ -251,6 +253,11 @@ static void axpy(float a, const float *x, float *y, int64_t n, int simd) {
         plm_axpy_avx2(a, x, y, n);
         return;
     }
+#elif PLM_ARM
+    if (simd) {
+        plm_axpy_neon(a, x, y, n);
+        return;
+    }
 #endif
     plm_axpy_scalar(a, x, y, n);
 }
@@ -261,6 +268,11 @@ static const float *kv_row(const uint8_t *row, int f16, float *buf, int64_t n, i
 #if PLM_X86
     if (simd) {
         f16_row_avx2((const uint16_t *)row, buf, n);
+        return buf;
+    }
+#elif PLM_ARM
+    if (simd) {
+        plm_f16_row_neon((const uint16_t *)row, buf, n);
         return buf;
     }
 #endif
@@ -490,7 +502,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     f.pos0 = s->n_past;
     f.logits = logits;
     f.want = want;
-    f.simd = plm_use_avx2();
+    f.simd = plm_use_simd();
     f.private_inputs = n <= PLM_PRIVATE_ROWS;
     slot_layout(m, f.simd, f.need, f.slot_k);
 

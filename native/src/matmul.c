@@ -131,6 +131,9 @@ void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t
 #if PLM_X86
         if (simd) plm_quantize_row_q8_0_avx2(x + i * ldx, q, k);
         else
+#elif PLM_ARM
+        if (simd) plm_quantize_row_q8_0_neon(x + i * ldx, q, k);
+        else
 #endif
             plm_quantize_row_q8_0(x + i * ldx, q, k);
         const plm_block_q8_0 *blk = (const plm_block_q8_0 *)q;
@@ -221,7 +224,7 @@ int plm_matmul(int w_type, const void *w, const float *x, float *y, int64_t m, i
     if (m == 0 || n == 0) return PLM_OK;
     PLM_CHECK(w != NULL && x != NULL && y != NULL, PLM_ERR_INVALID_ARG);
 
-    const int simd = plm_use_avx2();
+    const int simd = plm_use_simd();
     const int need = plm_act_need(w_type, simd);
     void *scratch = malloc(plm_acts_size(need, m, k));
     PLM_CHECK(scratch != NULL, PLM_ERR_NOMEM);

@@ -33,12 +33,14 @@ int plm_rms_norm(const float *x, const float *w, float *y, int64_t n_rows, int64
     PLM_CHECK(n_rows >= 0 && n >= 0, PLM_ERR_INVALID_ARG);
     if (n_rows == 0 || n == 0) return PLM_OK;
     PLM_CHECK(x != NULL && y != NULL, PLM_ERR_INVALID_ARG);
-    const int simd = plm_use_avx2();
+    const int simd = plm_use_simd();
     for (int64_t r = 0; r < n_rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
 #if PLM_X86
         const float ss = simd ? sum_squares_avx2(xr, n) : sum_squares_scalar(xr, n);
+#elif PLM_ARM
+        const float ss = simd ? plm_sum_squares_neon(xr, n) : sum_squares_scalar(xr, n);
 #else
         (void)simd;
         const float ss = sum_squares_scalar(xr, n);

@@ -36,6 +36,16 @@
 #define PLM_X86 0
 #endif
 
+#if defined(__aarch64__) && !defined(PLM_NO_ARM_SIMD)
+#define PLM_ARM 1
+#include <arm_neon.h>
+/* The dot-product extension's sdot (ARMv8.2 DotProd): compiled for it whatever
+ * the build flags, called only when plm_use_sdot() says the CPU has it. */
+#define PLM_DOTPROD_FN __attribute__((target("arch=armv8.2-a+dotprod")))
+#else
+#define PLM_ARM 0
+#endif
+
 #define PLM_QK 32 /* values per quantization block, as GGUF's QK8_0 / QK4_0 / QK4_1 */
 
 /* GGUF's block layouts, byte for byte (ggml-common.h). */
@@ -117,6 +127,21 @@ void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, c
 void plm_q4_rows_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xp,
                       const float *dxs, const float *xsm, float *y);
 
+#endif
+#if PLM_ARM
+/* The NEON twins (neon.c); the Q8_0/Q4 dot products use sdot where the CPU has it. */
+float plm_vec_dot_f32_neon(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_f16_neon(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q8_0_neon(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_0_neon(int64_t k, const void *w, const void *x, const float *xsum);
+float plm_vec_dot_q4_1_neon(int64_t k, const void *w, const void *x, const float *xsum);
+void plm_quantize_row_q8_0_neon(const float *x, void *y, int64_t k);
+float plm_sum_squares_neon(const float *x, int64_t n);
+void plm_add_neon(const float *a, const float *b, float *y, int64_t n);
+void plm_axpy_neon(float a, const float *x, float *y, int64_t n);
+void plm_f16_row_neon(const uint16_t *x, float *y, int64_t n);
+#endif
+#if PLM_X86
 /* Horizontal sum of 8 floats. */
 PLM_AVX2_FN static inline float plm_hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -200,6 +225,12 @@ int plm_q4_tile_avx2(int is41, int64_t k, const uint8_t *w, int64_t rb, int64_t 
 
 /* 1 when the SIMD kernels are to be used now (CPU has them and not disabled). */
 int plm_use_avx2(void);
+/* 1 when the NEON kernels are to be used (arm64, SIMD level >= 1), and when
+ * their sdot variants are (SIMD level 2 and the CPU has DotProd). */
+int plm_use_neon(void);
+int plm_use_sdot(void);
+/* the SIMD kernels of this machine, whichever they are: AVX2 or NEON */
+int plm_use_simd(void);
 /* 1 when the AVX512-VNNI variants are to be used (CPU has them, SIMD level 2). */
 int plm_use_vnni(void);
 

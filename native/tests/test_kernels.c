@@ -50,17 +50,28 @@ static void test_simd_matches_scalar(void) {
         for (int64_t i = 0; i < m * n; i++)
             EXPECT(fabsf(y0[i] - y1[i]) <= 1e-4f * (1.0f + fabsf(y0[i])), "type %d [%ld]: %g vs %g",
                    types[t], (long)i, y0[i], y1[i]);
+#if defined(__aarch64__)
+        /* NEON's quantized products sum blocks exactly and in the scalar order: equal bit for bit */
+        if (types[t] != PLM_TYPE_F32 && types[t] != PLM_TYPE_F16)
+            EXPECT(memcmp(y0, y1, sizeof(float) * (size_t)(m * n)) == 0, "type %d: NEON differs from scalar",
+                   types[t]);
+#endif
     }
     free(w); free(x); free(y0); free(y1); free(wq);
 }
 
-/* Level 2 (AVX512-VNNI where the CPU has it) gives level 1's (AVX2) products bit
- * for bit: decode rows (m = 1) and prefill tiles (m = 9), odd and even block counts. */
-static void test_vnni_matches_avx2(void) {
+/* Level 2 (AVX512-VNNI on x86, sdot on arm64, where the CPU has it) gives level
+ * 1's (AVX2, NEON) products bit for bit: decode rows (m = 1) and prefill tiles
+ * (m = 9), odd and even block counts. */
+static void test_level2_matches_level1(void) {
     const int types[] = {PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
     const int64_t ms[] = {1, 9}, ks[] = {96, 576};
     const int64_t n = 45;
+#if defined(__aarch64__)
+    printf("sdot kernels %s\n", (plm_cpu_features() & PLM_CPU_DOTPROD) ? "in use" : "not on this CPU");
+#else
     printf("AVX512-VNNI kernels %s\n", (plm_cpu_features() & PLM_CPU_AVX512VNNI) ? "in use" : "not on this CPU");
+#endif
     for (size_t ki = 0; ki < 2; ki++)
         for (size_t mi = 0; mi < 2; mi++) {
             const int64_t m = ms[mi], k = ks[ki];
@@ -76,7 +87,7 @@ static void test_vnni_matches_avx2(void) {
                 plm_set_simd(2);
                 plm_matmul(types[t], wq, x, y2, m, n, k, 2);
                 plm_set_simd(prev);
-                EXPECT(memcmp(y1, y2, sizeof(float) * (size_t)(m * n)) == 0, "type %d m %ld k %ld: VNNI differs",
+                EXPECT(memcmp(y1, y2, sizeof(float) * (size_t)(m * n)) == 0, "type %d m %ld k %ld: level 2 differs",
                        types[t], (long)m, (long)k);
             }
             free(w); free(x); free(y1); free(y2); free(wq);
@@ -119,7 +130,7 @@ static void test_thread_cap(void) {
 int main(void) {
     test_fp16_roundtrip();
     test_simd_matches_scalar();
-    test_vnni_matches_avx2();
+    test_level2_matches_level1();
     test_errors();
     test_thread_cap();
     printf("%s (features 0x%x)\n", g_failures ? "FAILED" : "all C kernel tests passed", plm_cpu_features());
