@@ -35,6 +35,12 @@
 extern "C" {
 #endif
 
+/* Everything declared here is the library's interface: exported, while the
+ * library is built with -fvisibility=hidden so nothing else is. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* PLM_CDEF_BEGIN */
 
 /* ---- status --------------------------------------------------------- */
@@ -484,6 +490,10 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos_text, con
                                      plm_turn_templates *out);
 
 /* PLM_CDEF_END */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -280,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bytes-to-unicode", action="store_true", help="enable_bytes_to_unicode_mapping")
     b.set_defaults(run=_bundle)
 
+    pc = sub.add_parser("port-check", help="cross-build libpocketlm for a phone's CPU, test it under qemu and "
+                                            "report on the library (exits non-zero when a check fails)")
+    pc.add_argument("--target", default="aarch64", help="the CPU: aarch64 (arm64 Linux/glibc)")
+    pc.add_argument("--out", required=True, help="folder for lib/, include/, bin/ and the build")
+    pc.add_argument("--jobs", type=int, default=None, help="parallel build and test jobs (default: all cores)")
+    pc.add_argument("--model", default=None, help="model of the end-to-end generation (default: the built-in one)")
+    pc.set_defaults(run=_port_check)
+
     cf = sub.add_parser("config", help="flags to build a C program against the installed libpocketlm "
                                        "(as pkg-config / llvm-config print them)")
     for flag, what in (("--cflags", "the include flag for pocketlm.h"),
@@ -290,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         cf.add_argument(flag, action="store_true", help=what)
     cf.set_defaults(run=_config)
     return p
+
+
+def _port_check(a) -> int:
+    from .port_check import port_check
+
+    return port_check(a.target, a.out, a.jobs, a.model)
 
 
 def _config(a) -> None:
@@ -329,11 +343,11 @@ def _config(a) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        rc = args.run(args)
     except (ValueError, OSError, IllegalStateError) as e:
         print(f"pocketlm {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return rc if isinstance(rc, int) else 0  # a command may report failure by its exit status (port-check)
 
 
 if __name__ == "__main__":
