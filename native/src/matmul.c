@@ -173,6 +173,11 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
             for (; i + 4 <= a->m; i += 4)
                 plm_q8_tile_avx2(k, wb + t0 * w_rb, w_rb, t1 - t0, a->q8 + i * a->q8_rb, a->q8_rb, a->xd + i * nb,
                                  y + i * ldy + t0, ldy);
+#elif PLM_ARM
+        if (simd && (w_type == PLM_TYPE_Q8_0 || w_type == PLM_TYPE_Q4_0 || w_type == PLM_TYPE_Q4_1))
+            for (; i + 4 <= a->m; i += 4)
+                plm_quant_tile_neon(w_type, k, wb + t0 * w_rb, w_rb, t1 - t0, a->q8 + i * a->q8_rb, a->q8_rb,
+                                    a->xsum ? a->xsum + i * nb : NULL, nb, y + i * ldy + t0, ldy);
 #endif
         for (; i < a->m; i++) {
             float *yr = y + i * ldy;

@@ -131,6 +131,58 @@ float plm_vec_dot_q4_1_neon(int64_t k, const void *vw, const void *vx, const flo
     return plm_use_sdot() ? vec_dot_q4_1_sdot(k, vw, vx, xsum) : vec_dot_q4_1_neon(k, vw, vx, xsum);
 }
 
+/* ---- prefill tiles: 4 activation rows against each weight row --------------------- */
+
+/* Each weight block is loaded (and its nibbles expanded) once for the four
+ * activation rows; every row still adds its blocks in the scalar order, so
+ * the results equal plm_vec_dot_*_scalar's bit for bit. */
+#define TILE_BODY(SUM)                                                                                     \
+    const int64_t nb = k / PLM_QK;                                                                        \
+    for (int64_t j = 0; j < n_rows; j++) {                                                                \
+        const uint8_t *wr = w + j * rb;                                                                   \
+        float acc[4] = {0, 0, 0, 0};                                                                      \
+        for (int64_t b = 0; b < nb; b++) {                                                                \
+            int8x16_t lo, hi;                                                                             \
+            float dw, mw = 0;                                                                             \
+            if (w_type == PLM_TYPE_Q8_0) {                                                                \
+                const plm_block_q8_0 *blk = (const plm_block_q8_0 *)wr + b;                               \
+                lo = vld1q_s8(blk->qs), hi = vld1q_s8(blk->qs + 16), dw = plm_h2f(blk->d);                \
+            } else if (w_type == PLM_TYPE_Q4_0) {                                                         \
+                const plm_block_q4_0 *blk = (const plm_block_q4_0 *)wr + b;                               \
+                nibbles(blk->qs, &lo, &hi);                                                               \
+                lo = vsubq_s8(lo, vdupq_n_s8(8)), hi = vsubq_s8(hi, vdupq_n_s8(8)), dw = plm_h2f(blk->d); \
+            } else {                                                                                      \
+                const plm_block_q4_1 *blk = (const plm_block_q4_1 *)wr + b;                               \
+                nibbles(blk->qs, &lo, &hi);                                                               \
+                dw = plm_h2f(blk->d), mw = plm_h2f(blk->m);                                               \
+            }                                                                                             \
+            for (int i = 0; i < 4; i++) {                                                                 \
+                const plm_block_q8_0 *xb = (const plm_block_q8_0 *)(xq + i * xrb) + b;                    \
+                const int32_t sumi = SUM(lo, vld1q_s8(xb->qs), hi, vld1q_s8(xb->qs + 16));                \
+                if (w_type == PLM_TYPE_Q4_1)                                                              \
+                    acc[i] += (float)sumi * (dw * plm_h2f(xb->d)) + mw * xsum[i * xsum_ld + b];           \
+                else                                                                                      \
+                    acc[i] += (float)sumi * (dw * plm_h2f(xb->d));                                        \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int i = 0; i < 4; i++) y[i * ldy + j] = acc[i];                                              \
+    }
+
+static void quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
+                            int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
+    TILE_BODY(sum_i8x16x2)
+}
+PLM_DOTPROD_FN static void quant_tile_sdot(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows,
+                                           const uint8_t *xq, int64_t xrb, const float *xsum, int64_t xsum_ld,
+                                           float *y, int64_t ldy) {
+    TILE_BODY(sum_i8x16x2_sdot)
+}
+
+void plm_quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
+                         int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
+    (plm_use_sdot() ? quant_tile_sdot : quant_tile_neon)(w_type, k, w, rb, n_rows, xq, xrb, xsum, xsum_ld, y, ldy);
+}
+
 /* ---- activations --------------------------------------------------------------- */
 
 void plm_quantize_row_q8_0_neon(const float *x, void *vy, int64_t k) {

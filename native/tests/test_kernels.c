@@ -34,7 +34,7 @@ static void test_fp16_roundtrip(void) {
 
 static void test_simd_matches_scalar(void) {
     const int types[] = {PLM_TYPE_F32, PLM_TYPE_F16, PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
-    const int64_t m = 3, n = 37, k = 256;
+    const int64_t m = 5, n = 37, k = 256; /* 4 rows through the prefill tiles, 1 through the row kernels */
     float *w = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
     float *y0 = malloc(sizeof(float) * m * n), *y1 = malloc(sizeof(float) * m * n);
     void *wq = malloc((size_t)n * k * 4);
