@@ -325,6 +325,34 @@ const plm_model_config *plm_model_get_config(const plm_model *m);
 uint64_t plm_model_weight_bytes(const plm_model *m);
 uint64_t plm_model_owned_bytes(const plm_model *m);
 
+/* ---- LoRA adapters -----------------------------------------------------------
+ * A plm_lora holds, for the projections it adapts (attn_q/k/v/output,
+ * ffn_gate/up/down of any layer), an F32 pair A [r][in], B [out][r]; a
+ * session created with it adds s * B (A x) to each of those products
+ * (unmerged: the model's weights are untouched and shared by sessions with
+ * other adapters or none). s is llama.cpp's: alpha / r, or 1 when alpha is 0.
+ * Everything is copied in: the source may go once the adapter is made.
+ * An adapter is read-only and reference-counted: sessions take their own
+ * reference, so plm_lora_free may come before theirs. It must not outlive
+ * its model. */
+typedef struct plm_lora plm_lora;
+/* A GGUF LoRA adapter (llama.cpp's convert_lora_to_gguf.py format:
+ * general.type "adapter", adapter.type "lora", adapter.lora.alpha, tensors
+ * blk.N.NAME.weight.lora_a [in x r] / .lora_b [r x out] in GGUF order, F32,
+ * F16 or Q8_0; a fused attn_qkv is split into q, k and v), checked against
+ * the model: its architecture, every layer and shape. */
+int plm_lora_open(const plm_model *m, const char *path, uint64_t offset, uint64_t length, plm_lora **out,
+                  char **error);
+/* An adapter over the caller's tensors, named and laid out as in a GGUF
+ * adapter (no fused attn_qkv needed); alpha as adapter.lora.alpha. */
+int plm_lora_create(const plm_model *m, const plm_tensor_ref *tensors, int64_t n, double alpha, const char *what,
+                    plm_lora **out, char **error);
+void plm_lora_free(plm_lora *a);
+/* the largest rank, the bytes it holds, the weights it adapts */
+int64_t plm_lora_rank(const plm_lora *a);
+uint64_t plm_lora_bytes(const plm_lora *a);
+int64_t plm_lora_n_weights(const plm_lora *a);
+
 typedef struct {
     int64_t max_tokens;   /* KV cache positions: input + output tokens (MediaPipe's max_num_tokens); > 0 */
     int kv_type;          /* PLM_TYPE_F16 (the default, as llama.cpp's) or PLM_TYPE_F32 */
@@ -335,6 +363,7 @@ typedef struct {
     int64_t top_k;        /* sampling: see plm_sample; 1 is greedy */
     double top_p, temperature;
     uint64_t seed;
+    plm_lora *lora;       /* NULL, or the adapter every forward pass of the session applies (referenced) */
 } plm_session_params;
 /* max_tokens 512, F16 KV, default threads, n_batch 512, top_k 40, top_p 1,
  * temperature 0.8, seed 0: LlmInferenceOptions' defaults */

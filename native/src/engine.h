@@ -35,6 +35,24 @@ struct plm_model {
     uint64_t weight_bytes, owned_bytes;
 };
 
+/* LoRA (lora.c): per layer and target, A [r][k] and B [n][r] (scale folded in), F32; a NULL: not adapted */
+enum { PLM_LQ = 0, PLM_LK, PLM_LV, PLM_LO, PLM_LGATE, PLM_LUP, PLM_LDOWN, PLM_LORA_TARGETS };
+typedef struct {
+    const float *a, *b;
+    int64_t r, k, n;
+} plm_lora_mat;
+
+struct plm_lora {
+    int refs;                   /* the creator's and each session's */
+    char *what;
+    int64_t n_layers, max_rank, n_pairs;
+    plm_lora_mat *mats;         /* [n_layers][PLM_LORA_TARGETS] */
+    float **owned;
+    int64_t n_owned;
+    uint64_t bytes;
+};
+plm_lora *plm_lora_retain(plm_lora *a);
+
 struct plm_session {
     plm_model *m;
     plm_session_params p;
@@ -61,7 +79,8 @@ struct plm_session {
  * when want == 2, none when 0. */
 int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want);
 /* scratch bytes the forward pass needs for this many threads */
-size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads);
+size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads,
+                                 int64_t lora_rank);
 
 /* malloc'd printf, for error messages; NULL when out is NULL */
 int plm_errorf(char **out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -18,6 +18,11 @@
  *     which applies the activation product right away;
  *   - the output and down projections add into the residual as they go.
  * A prefill's inputs are split by rows instead, with a barrier after.
+ *
+ * LoRA (lora.c) rides on the same steps: where an input is prepared, the
+ * adapter's down halves t = A x of the products that read it are computed
+ * too (privately or by rows, as the input itself), and each thread adds
+ * B t to the outputs it just computed, before bias, RoPE or activation.
  */
 #include "engine.h"
 
@@ -42,6 +47,8 @@ typedef struct {
     int simd, private_inputs;
     int need[N_SLOTS];
     int64_t slot_k[N_SLOTS];
+    const plm_lora *lora;   /* the session's adapter, or NULL */
+    float *lt[PLM_LORA_TARGETS]; /* shared LoRA down halves, [n_batch][max rank] each */
     /* shared buffers */
     float *x, *hn, *q, *k, *v, *att, *o, *g, *u, *mo, *cs;
     plm_acts shared[N_SLOTS];
@@ -55,6 +62,7 @@ typedef struct {
     float *hn;            /* normed input rows */
     float *scores;        /* attention scores, max_tokens for each head of a GQA group */
     float *kvrow;         /* one cached key or value row as F32 */
+    float *lt[PLM_LORA_TARGETS]; /* private LoRA down halves, [PLM_PRIVATE_ROWS][max rank] each */
     plm_acts acts[N_SLOTS];
 } fwd_thread;
 
@@ -96,7 +104,7 @@ static void slot_layout(const plm_model *m, int simd, int need[N_SLOTS], int64_t
 }
 
 static size_t shared_bytes(const plm_model *m, int64_t B, int64_t max_tokens, const int need[N_SLOTS],
-                           const int64_t k[N_SLOTS]) {
+                           const int64_t k[N_SLOTS], int64_t R) {
     const plm_model_config *c = &m->cfg;
     const int64_t h = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
                   f = c->intermediate_size;
@@ -108,15 +116,18 @@ static size_t shared_bytes(const plm_model *m, int64_t B, int64_t max_tokens, co
     n += 2 * al((size_t)(B * f) * 4);               /* g, u */
     n += al((size_t)(B * (c->rot_dim / 2 + 1)) * 8); /* cos / sin */
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], B, k[i]));
+    if (R > 0) n += PLM_LORA_TARGETS * al((size_t)(B * R) * 4);
     return n;
 }
 
-static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int need[N_SLOTS], const int64_t k[N_SLOTS]) {
+static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int need[N_SLOTS], const int64_t k[N_SLOTS],
+                           int64_t R) {
     const int64_t P = PLM_PRIVATE_ROWS;
     const int64_t group = m->cfg.n_heads / m->cfg.n_kv_heads;
     size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(group * max_tokens) * 4) +
                al((size_t)m->cfg.head_dim * 4);
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], P, k[i]));
+    if (R > 0) n += PLM_LORA_TARGETS * al((size_t)(P * R) * 4);
     return n;
 }
 
@@ -128,11 +139,13 @@ static void slot_layout_any(const plm_model *m, int need[N_SLOTS], int64_t k[N_S
     for (int i = 0; i < N_SLOTS; i++) need[i] |= need0[i];
 }
 
-size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads) {
+size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads,
+                                 int64_t lora_rank) {
     int need[N_SLOTS];
     int64_t k[N_SLOTS];
     slot_layout_any(m, need, k);
-    return shared_bytes(m, n_batch, max_tokens, need, k) + (size_t)n_threads * thread_bytes(m, max_tokens, need, k) + 64;
+    return shared_bytes(m, n_batch, max_tokens, need, k, lora_rank) +
+           (size_t)n_threads * thread_bytes(m, max_tokens, need, k, lora_rank) + 64;
 }
 
 static uint8_t *take(uint8_t **p, size_t n) {
@@ -142,6 +155,38 @@ static uint8_t *take(uint8_t **p, size_t n) {
 }
 
 /* ---- steps --------------------------------------------------------------------- */
+
+static float dot_f32(const float *a, const float *b, int64_t n, int simd);
+
+/* LoRA: the adapter's pair for a target of a layer, or NULL */
+static const plm_lora_mat *lmat(const fwd *f, int64_t layer, int target) {
+    if (!f->lora) return NULL;
+    const plm_lora_mat *lm = &f->lora->mats[layer * PLM_LORA_TARGETS + target];
+    return lm->a ? lm : NULL;
+}
+
+/* where a target's down halves are: this thread's own (private inputs) or the shared ones */
+static float *lbuf(fwd *f, fwd_thread *t, int target) { return f->private_inputs ? t->lt[target] : f->lt[target]; }
+
+/* t_i = A x_i for input rows [a0, a1) (k values each) */
+static void lora_down(const plm_lora_mat *lm, const float *x, int64_t a0, int64_t a1, float *t, int simd) {
+    for (int64_t i = a0; i < a1; i++)
+        for (int64_t q = 0; q < lm->r; q++) t[i * lm->r + q] = dot_f32(lm->a + q * lm->k, x + i * lm->k, lm->k, simd);
+}
+
+/* y_i[j] += B_j . t_i for rows [0, n) and outputs [j0, j1) */
+static void lora_up(const plm_lora_mat *lm, const float *t, int64_t n, float *y, int64_t ld, int64_t j0, int64_t j1,
+                    int simd) {
+    if (!lm) return;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = j0; j < j1; j++) y[i * ld + j] += dot_f32(lm->b + j * lm->r, t + i * lm->r, lm->r, simd);
+}
+
+/* the LoRA targets that read an input, by layer */
+typedef struct {
+    int64_t layer;
+    int n, target[5];
+} lora_uses;
 
 static void norm_row(const plm_model *m, const float *x, const float *w, const float *b, float *y) {
     const plm_model_config *c = &m->cfg;
@@ -154,7 +199,7 @@ static void norm_row(const plm_model *m, const float *x, const float *w, const f
  * every row, no barrier. Shared: this thread's share of the rows, then a
  * barrier. */
 static const plm_acts *input(fwd *f, fwd_thread *t, int ith, int nth, int slot, const float *src, int64_t r0,
-                             int64_t r1, const float *w, const float *b) {
+                             int64_t r1, const float *w, const float *b, const lora_uses *uses) {
     const int64_t k = f->slot_k[slot], rows = r1 - r0;
     if (f->private_inputs) {
         plm_acts *a = &t->acts[slot];
@@ -165,6 +210,10 @@ static const plm_acts *input(fwd *f, fwd_thread *t, int ith, int nth, int slot, 
             rowsrc = t->hn;
         }
         plm_acts_fill(a, rowsrc, k, 0, rows, f->simd);
+        for (int u = 0; uses && u < uses->n; u++) {
+            const plm_lora_mat *lm = lmat(f, uses->layer, uses->target[u]);
+            if (lm) lora_down(lm, rowsrc, 0, rows, t->lt[uses->target[u]], f->simd);
+        }
         return a;
     }
     plm_acts *a = &f->shared[slot];
@@ -177,6 +226,10 @@ static const plm_acts *input(fwd *f, fwd_thread *t, int ith, int nth, int slot, 
         rowsrc = f->hn;
     }
     plm_acts_fill(a, rowsrc, k, a0, a1, f->simd);
+    for (int u = 0; uses && u < uses->n; u++) {
+        const plm_lora_mat *lm = lmat(f, uses->layer, uses->target[u]);
+        if (lm) lora_down(lm, rowsrc, a0, a1, f->lt[uses->target[u]], f->simd);
+    }
     plm_barrier_wait(&f->bar, nth);
     return a;
 }
@@ -191,7 +244,8 @@ static void store_kv(uint8_t *dst, const float *src, int64_t n, int kv_type) {
 }
 
 /* q, k and v of the head units [u0, u1): product, bias, RoPE, cache write */
-static void qkv_units(fwd *f, const plm_layer *L, int64_t layer, const plm_acts *a, int64_t u0, int64_t u1) {
+static void qkv_units(fwd *f, fwd_thread *t, const plm_layer *L, int64_t layer, const plm_acts *a, int64_t u0,
+                      int64_t u1) {
     const plm_model_config *c = &f->m->cfg;
     plm_session *s = f->s;
     const int64_t hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, qd = nh * hd, kvd = nkv * hd;
@@ -210,6 +264,9 @@ static void qkv_units(fwd *f, const plm_layer *L, int64_t layer, const plm_acts 
         }
         const int64_t j0 = head * hd;
         plm_mm_rows(w->type, w->data, w->row_bytes, a, j0, j0 + hd, y, ld, f->simd);
+        const int target = kind == 0 ? PLM_LQ : kind == 1 ? PLM_LK : PLM_LV;
+        const plm_lora_mat *lm = lmat(f, layer, target);
+        if (lm) lora_up(lm, lbuf(f, t, target), f->n, y, ld, j0, j0 + hd, f->simd);
         for (int64_t i = 0; i < f->n; i++) {
             float *yh = y + i * ld + j0;
             if (bias)
@@ -380,18 +437,22 @@ static void forward_thread(void *vctx, int ith, int nth) {
     for (int64_t l = 0; l < c->n_layers; l++) {
         const plm_layer *L = &m->layers[l];
         /* attention norm, then q, k, v per head: bias, RoPE, cache write */
-        const plm_acts *ah = input(f, t, ith, nth, SLOT_H, f->x, 0, n, L->attn_norm_w, L->attn_norm_b);
+        const int shared_mlp_input = c->parallel_residual && !L->ffn_norm_w; /* the MLP reads the attention input */
+        const lora_uses u_attn = {l, shared_mlp_input ? 5 : 3, {PLM_LQ, PLM_LK, PLM_LV, PLM_LGATE, PLM_LUP}};
+        const lora_uses u_o = {l, 1, {PLM_LO}}, u_mlp = {l, 2, {PLM_LGATE, PLM_LUP}}, u_down = {l, 1, {PLM_LDOWN}};
+        const plm_acts *ah = input(f, t, ith, nth, SLOT_H, f->x, 0, n, L->attn_norm_w, L->attn_norm_b, &u_attn);
         split(nh + 2 * nkv, ith, nth, &a, &b);
-        qkv_units(f, L, l, ah, a, b);
+        qkv_units(f, t, L, l, ah, a, b);
         plm_barrier_wait(&f->bar, nth);
         /* causal attention over the cache */
         split(n * nh, ith, nth, &a, &b);
         attention_pairs(f, t, l, a, b);
         plm_barrier_wait(&f->bar, nth);
         /* output projection; the residual joins x here unless post-norms or a parallel MLP need o alone */
-        const plm_acts *aq = input(f, t, ith, nth, SLOT_Q, f->att, 0, n, NULL, NULL);
+        const plm_acts *aq = input(f, t, ith, nth, SLOT_Q, f->att, 0, n, NULL, NULL, &u_o);
         split_rows(h, 16, ith, nth, &a, &b);
         plm_mm_rows(L->wo.type, L->wo.data, L->wo.row_bytes, aq, a, b, f->o, h, f->simd);
+        lora_up(lmat(f, l, PLM_LO), lbuf(f, t, PLM_LO), n, f->o, h, a, b, f->simd);
         add_bias_rows(f->o, h, n, L->bo, a, b);
         const int fuse_o = !c->post_norms && !c->parallel_residual;
         if (fuse_o)
@@ -408,24 +469,28 @@ static void forward_thread(void *vctx, int ith, int nth) {
         /* MLP input: the ffn norm of x (a parallel layer without one reuses the attention input) */
         const plm_acts *af = ah;
         if (!c->parallel_residual || L->ffn_norm_w)
-            af = input(f, t, ith, nth, SLOT_H, f->x, 0, n, L->ffn_norm_w, L->ffn_norm_b);
+            af = input(f, t, ith, nth, SLOT_H, f->x, 0, n, L->ffn_norm_w, L->ffn_norm_b, &u_mlp);
         split_rows(F, 16, ith, nth, &a, &b);
         if (c->gated_mlp) {
             plm_mm_rows(L->wgate.type, L->wgate.data, L->wgate.row_bytes, af, a, b, f->g, F, f->simd);
             plm_mm_rows(L->wup.type, L->wup.data, L->wup.row_bytes, af, a, b, f->u, F, f->simd);
+            lora_up(lmat(f, l, PLM_LGATE), lbuf(f, t, PLM_LGATE), n, f->g, F, a, b, f->simd);
+            lora_up(lmat(f, l, PLM_LUP), lbuf(f, t, PLM_LUP), n, f->u, F, a, b, f->simd);
             add_bias_rows(f->g, F, n, L->bgate, a, b);
             add_bias_rows(f->u, F, n, L->bup, a, b);
             for (int64_t i = 0; i < n; i++) act_mul(c, f->g + i * F + a, f->u + i * F + a, b - a);
         } else {
             plm_mm_rows(L->wup.type, L->wup.data, L->wup.row_bytes, af, a, b, f->g, F, f->simd);
+            lora_up(lmat(f, l, PLM_LUP), lbuf(f, t, PLM_LUP), n, f->g, F, a, b, f->simd);
             add_bias_rows(f->g, F, n, L->bup, a, b);
             for (int64_t i = 0; i < n; i++) act_only(c, f->g + i * F + a, b - a);
         }
         plm_barrier_wait(&f->bar, nth);
         /* down projection and the residual */
-        const plm_acts *ad = input(f, t, ith, nth, SLOT_F, f->g, 0, n, NULL, NULL);
+        const plm_acts *ad = input(f, t, ith, nth, SLOT_F, f->g, 0, n, NULL, NULL, &u_down);
         split_rows(h, 16, ith, nth, &a, &b);
         plm_mm_rows(L->wdown.type, L->wdown.data, L->wdown.row_bytes, ad, a, b, f->mo, h, f->simd);
+        lora_up(lmat(f, l, PLM_LDOWN), lbuf(f, t, PLM_LDOWN), n, f->mo, h, a, b, f->simd);
         add_bias_rows(f->mo, h, n, L->bdown, a, b);
         if (!c->post_norms) {
             for (int64_t i = 0; i < n; i++) {
@@ -450,7 +515,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
     if (!f->want) return;
     /* final norm and the classifier, for the last position or all of them */
     const int64_t r0 = f->want == 2 ? 0 : n - 1;
-    const plm_acts *ao = input(f, t, ith, nth, SLOT_H, f->x, r0, n, m->output_norm_w, m->output_norm_b);
+    const plm_acts *ao = input(f, t, ith, nth, SLOT_H, f->x, r0, n, m->output_norm_w, m->output_norm_b, NULL);
     const plm_mat *w = m->output.data ? &m->output : &m->tok_embd;
     const int64_t V = c->vocab_size;
     split_rows(V, 16, ith, nth, &a, &b);
@@ -481,6 +546,12 @@ static void count_traffic(plm_session *s, int64_t n, int want) {
         }
         t->kv_bytes += 2 * (pos0 + n) * kvd * es;
         t->flops += 4 * n * (pos0 + n) * qd;
+        for (int i = 0; s->p.lora && i < PLM_LORA_TARGETS; i++) {
+            const plm_lora_mat *lm = &s->p.lora->mats[l * PLM_LORA_TARGETS + i];
+            if (!lm->a) continue;
+            t->weight_bytes += (lm->r * lm->k + lm->n * lm->r) * 4;
+            t->flops += 2 * n * lm->r * (lm->k + lm->n);
+        }
     }
     if (want) {
         const plm_mat *w = m->output.data ? &m->output : &m->tok_embd;
@@ -504,6 +575,8 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     f.want = want;
     f.simd = plm_use_simd();
     f.private_inputs = n <= PLM_PRIVATE_ROWS;
+    f.lora = s->p.lora;
+    const int64_t R = f.lora ? f.lora->max_rank : 0;
     slot_layout(m, f.simd, f.need, f.slot_k);
 
     int nt = plm_effective_threads(s->p.n_threads);
@@ -530,8 +603,9 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
         const size_t sz = plm_acts_size(need_all[i], B, f.slot_k[i]);
         plm_acts_init(&f.shared[i], f.need[i], take(&p, sz), B, f.slot_k[i]);
     }
+    for (int i = 0; R > 0 && i < PLM_LORA_TARGETS; i++) f.lt[i] = (float *)take(&p, (size_t)(B * R) * 4);
     f.thread_base = p;
-    f.thread_bytes = thread_bytes(m, s->p.max_tokens, need_all, f.slot_k);
+    f.thread_bytes = thread_bytes(m, s->p.max_tokens, need_all, f.slot_k, R);
     for (int ti = 0; ti < nt; ti++) {
         uint8_t *q = f.thread_base + (size_t)ti * f.thread_bytes;
         fwd_thread *t = (fwd_thread *)q;
@@ -543,6 +617,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
             const size_t sz = plm_acts_size(need_all[i], PLM_PRIVATE_ROWS, f.slot_k[i]);
             plm_acts_init(&t->acts[i], f.need[i], take(&q, sz), PLM_PRIVATE_ROWS, f.slot_k[i]);
         }
+        for (int i = 0; R > 0 && i < PLM_LORA_TARGETS; i++) t->lt[i] = (float *)take(&q, (size_t)(PLM_PRIVATE_ROWS * R) * 4);
     }
     plm_parallel_region(forward_thread, &f, nt);
     count_traffic(s, n, want);

@@ -45,7 +45,7 @@ uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p) {
     if (!m || !p || check_params(m, p, NULL) != PLM_OK) return 0;
     return sizeof(plm_session) + kv_bytes(m, p) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
            (uint64_t)m->cfg.vocab_size * sizeof(float) +
-           plm_forward_scratch_bytes(m, batch_of(p), p->max_tokens, threads_of(p));
+           plm_forward_scratch_bytes(m, batch_of(p), p->max_tokens, threads_of(p), plm_lora_rank(p->lora));
 }
 
 static int check_params(const plm_model *m, const plm_session_params *p, char **error) {
@@ -64,6 +64,21 @@ static int check_params(const plm_model *m, const plm_session_params *p, char **
     if (p->max_tokens > INT32_MAX || (uint64_t)p->max_tokens > (SIZE_MAX / 4) / per_token)
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "max_tokens %lld is more than a session can hold",
                           (long long)p->max_tokens);
+    if (p->lora) { /* an adapter made for this model: every pair fits its weight */
+        const plm_lora *a = p->lora;
+        if (a->n_layers != m->cfg.n_layers)
+            return plm_errorf(error, PLM_ERR_INVALID_ARG, "LoRA adapter %s has %lld layers, the model %lld", a->what,
+                              (long long)a->n_layers, (long long)m->cfg.n_layers);
+        for (int64_t l = 0; l < a->n_layers; l++) {
+            const plm_layer *L = &m->layers[l];
+            const plm_mat *w[PLM_LORA_TARGETS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+            for (int t = 0; t < PLM_LORA_TARGETS; t++) {
+                const plm_lora_mat *lm = &a->mats[l * PLM_LORA_TARGETS + t];
+                if (lm->a && (!w[t]->data || lm->n != w[t]->rows || lm->k != w[t]->cols))
+                    return plm_errorf(error, PLM_ERR_INVALID_ARG, "LoRA adapter %s was made for another model", a->what);
+            }
+        }
+    }
     return PLM_OK;
 }
 
@@ -77,7 +92,8 @@ static int alloc_session(plm_model *m, const plm_session_params *p, plm_session 
     s->kv_row_bytes = s->kv_dim * (p->kv_type == PLM_TYPE_F32 ? 4 : 2);
     const size_t kvb = (size_t)(kv_bytes(m, p) / 2);
     s->scratch_threads = threads_of(p);
-    s->scratch_bytes = plm_forward_scratch_bytes(m, s->p.n_batch, p->max_tokens, s->scratch_threads);
+    s->scratch_bytes = plm_forward_scratch_bytes(m, s->p.n_batch, p->max_tokens, s->scratch_threads,
+                                                 plm_lora_rank(p->lora));
     s->k_cache = (uint8_t *)malloc(kvb ? kvb : 1);
     s->v_cache = (uint8_t *)malloc(kvb ? kvb : 1);
     s->tokens = (int32_t *)malloc((size_t)p->max_tokens * sizeof(int32_t));
@@ -91,6 +107,7 @@ static int alloc_session(plm_model *m, const plm_session_params *p, plm_session 
                           (long long)p->max_tokens, (double)plm_session_bytes(m, p) / 1e6);
     }
     plm_rng_seed(&s->rng, p->seed);
+    plm_lora_retain(s->p.lora); /* the session's own reference */
     *out = s;
     return PLM_OK;
 }
@@ -141,6 +158,7 @@ void plm_session_free(plm_session *s) {
     free(s->pending);
     free(s->logits);
     free(s->scratch);
+    plm_lora_free(s->p.lora);
     free(s);
 }
 

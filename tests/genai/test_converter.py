@@ -139,14 +139,15 @@ def test_bundle_round_trip_and_token_checks(tmp_path):
     ({"backend": "npu"}, "backend"),
     ({"model_type": "GPT5"}, "model_type"),
     ({"attention_quant_bits": 3}, "attention_quant_bits"),
-    ({"lora_rank": 4}, "lora_rank=4 is not supported"),
+    ({"lora_rank": 4}, "lora_ckpt and lora_rank must be either both provided"),
+    ({"lora_ckpt": "a.safetensors", "lora_rank": 0}, "lora_rank must be a positive integer"),
     ({"combine_file_only": True}, "combine_file_only=True is not supported"),
     ({"obfuscate": True}, "obfuscate"),
     ({"fp16_scale": 0.5}, "fp16_scale"),
     ({"image_encoder_file": "enc.tflite"}, "image_encoder_file"),
     ({"image_adapter_file": "a.tflite"}, "image_adapter_file"),
     ({"submodel_type": "GEMMA_2B"}, "submodel_type"),
-    ({"lora_output_tflite_file": "l.bin"}, "lora_output_tflite_file"),
+    ({"lora_output_tflite_file": "l.bin"}, "lora_output_tflite_file is the output of a LoRA conversion"),
 ])
 def test_bad_options_are_clear_errors(tmp_path, kw, match):
     args = dict(input_ckpt=str(tmp_path), ckpt_format="safetensors", model_type=None, backend="cpu",
@@ -154,14 +155,6 @@ def test_bad_options_are_clear_errors(tmp_path, kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         ConversionConfig(**args)
-
-
-def test_lora_is_refused_until_supported(tmp_path):
-    folder = with_tokenizer(checkpoints.llama(tmp_path / "ckpt"))
-    with pytest.raises(ValueError, match="LoRA conversion is not supported yet"):
-        ConversionConfig(str(folder), "safetensors", None, "gpu", str(tmp_path / "o"),
-                         lora_ckpt=str(folder / "model.safetensors"), lora_rank=4)
-    assert not list((tmp_path / "o").glob("*"))
 
 
 def test_model_type_must_match_the_checkpoint(tmp_path):

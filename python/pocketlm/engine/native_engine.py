@@ -197,13 +197,16 @@ class NativeModel:
     def owned_bytes(self) -> int:
         return _lib()[1].plm_model_owned_bytes(self.handle)
 
-    def session_params(self, max_tokens: int, kv_type: str, sampler: Sampler | None = None, n_threads: int = 0):
+    def session_params(self, max_tokens: int, kv_type: str, sampler: Sampler | None = None, n_threads: int = 0,
+                       lora: "NativeLora | None" = None):
         ffi, lib = _lib()
         p = ffi.new("plm_session_params *")
         lib.plm_session_params_default(p)
         p.max_tokens = max_tokens
         p.kv_type = quant_type(kv_type).id
         p.n_threads = n_threads
+        if lora is not None:
+            p.lora = lora.handle  # the C session takes its own reference
         if sampler is not None:
             p.top_k, p.top_p, p.temperature, p.seed = sampler.top_k, sampler.top_p, sampler.temperature, sampler.seed
         return p
@@ -211,6 +214,58 @@ class NativeModel:
     def session_bytes(self, max_tokens: int, kv_type: str) -> int:
         """What a session of max_tokens allocates in C (KV cache, buffers)."""
         return _lib()[1].plm_session_bytes(self.handle, self.session_params(max_tokens, kv_type))
+
+
+class NativeLora:
+    """A plm_lora: a LoRA adapter's pairs copied into the C engine (lora.c),
+    from a Python LoraAdapter (any source) or from a GGUF adapter file."""
+
+    def __init__(self, handle, what: str):
+        ffi, lib = _lib()
+        self.handle = ffi.gc(handle, lib.plm_lora_free)
+        self.what = what
+
+    @classmethod
+    def create(cls, model: NativeModel, adapter) -> "NativeLora":
+        """From a model.lora.LoraAdapter laid out for the model's weights (scales folded into B: alpha 0)."""
+        ffi, lib = _lib()
+        names, arrays = [], []
+        for target, pair in adapter.pairs.items():
+            for half, arr in (("lora_a", pair.a), ("lora_b", pair.b)):
+                names.append(f"{target}.{half}")
+                arrays.append(np.ascontiguousarray(arr, dtype=np.float32))
+        refs = ffi.new("plm_tensor_ref[]", max(1, len(names)))
+        cnames = [ffi.new("char[]", n.encode()) for n in names]
+        for i, arr in enumerate(arrays):
+            r = refs[i]
+            r.name, r.type, r.n_dims = cnames[i], 0, 2
+            r.dims[0], r.dims[1] = arr.shape[1], arr.shape[0]
+            r.data = ffi.cast("void *", ffi.from_buffer(arr))
+            r.nbytes = arr.nbytes
+        out, err = ffi.new("plm_lora **"), ffi.new("char **")
+        _check(lib.plm_lora_create(model.handle, refs, len(names), 0.0, str(adapter.path).encode(), out, err), err,
+               str(adapter.path), ModelFileError)
+        return cls(out[0], str(adapter.path))
+
+    @classmethod
+    def open(cls, model: NativeModel, path) -> "NativeLora":
+        """A GGUF LoRA adapter read by the C engine itself."""
+        ffi, lib = _lib()
+        out, err = ffi.new("plm_lora **"), ffi.new("char **")
+        _check(lib.plm_lora_open(model.handle, str(path).encode(), 0, 0, out, err), err, str(path), ModelFileError)
+        return cls(out[0], str(path))
+
+    @property
+    def rank(self) -> int:
+        return _lib()[1].plm_lora_rank(self.handle)
+
+    @property
+    def nbytes(self) -> int:
+        return _lib()[1].plm_lora_bytes(self.handle)
+
+    @property
+    def n_weights(self) -> int:
+        return _lib()[1].plm_lora_n_weights(self.handle)
 
 
 def new_c_session(model: NativeModel, params):
@@ -257,10 +312,10 @@ class NativeTokens:
     """Evaluation without the task layer (tests, tools): a C session and its logits."""
 
     def __init__(self, model: NativeModel, max_tokens: int, kv_type: str = "F16", sampler: Sampler | None = None,
-                 n_threads: int = 0):
+                 n_threads: int = 0, lora: NativeLora | None = None):
         ffi, lib = _lib()
         self.model = model
-        self.handle = ffi.gc(new_c_session(model, model.session_params(max_tokens, kv_type, sampler, n_threads)),
+        self.handle = ffi.gc(new_c_session(model, model.session_params(max_tokens, kv_type, sampler, n_threads, lora)),
                              lib.plm_session_free)
 
     def add(self, ids) -> None:
@@ -318,7 +373,8 @@ def make_session_class(base):
         def __post_init__(self):
             eng = self.engine
             self._native = eng.native  # the C model outlives its sessions
-            self._params = eng.native.session_params(eng.max_tokens, eng.kv_type, self.sampler)
+            self._params = eng.native.session_params(eng.max_tokens, eng.kv_type, self.sampler,
+                                                     lora=self.lora.native if self.lora is not None else None)
             self._open(lambda: new_c_session(eng.native, self._params))
 
         def _open(self, make) -> None:
@@ -414,7 +470,7 @@ def make_session_class(base):
             """A fork: the C session is copied (the filled KV cache, pending tokens
             and the sampler's random state), nothing is run again."""
             other = object.__new__(type(self))
-            other.engine, other.templates = self.engine, self.templates
+            other.engine, other.templates, other.lora = self.engine, self.templates, self.lora
             other.sampler = Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
                                     self.sampler.seed)
             other._native, other._params = self._native, self._params

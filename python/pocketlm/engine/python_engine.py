@@ -126,6 +126,8 @@ class Engine:
             device.memory.reserve("weights", need.weights)
             device.memory.reserve("runtime", need.runtime)
             self._held = need
+        self.supported_lora_ranks: tuple[int, ...] = ()  # LlmInferenceOptions.supportedLoraRanks (empty: any)
+        self._adapters: dict[str, object] = {}  # LoRA adapters by path, shared by the sessions that use them
         # one generation at a time per engine, as on Android
         self.busy = threading.Lock()
         self.running = None  # the future of the async generation in flight, if any (the task layer's)
@@ -187,19 +189,47 @@ class Engine:
         nbytes = n_tokens * activation_bytes_per_token(self.model.cfg) + 4 * self.model.cfg.vocab_size
         return self.device.memory.hold("activations", nbytes)
 
+    def load_lora(self, path: str | Path):
+        """The LoRA adapter at path (model/lora.py reads a PEFT folder or file,
+        or a GGUF adapter), checked against this engine's model and
+        supportedLoraRanks, and read once: sessions that name the same path
+        share it, as they share the base weights. Its memory is counted
+        against the device budget, like the weights."""
+        from ..model.lora import load_adapter
+
+        key = str(Path(path).resolve())
+        adapter = self._adapters.get(key)
+        if adapter is not None:
+            return adapter
+        adapter = load_adapter(path, self.model.cfg)
+        adapter.check_ranks(self.supported_lora_ranks)
+        if self.native is not None:
+            from .native_engine import NativeLora
+
+            adapter.native = NativeLora.create(self.native, adapter)
+        adapter.held = adapter.native.nbytes if self.native is not None else adapter.nbytes
+        if self.device is not None:
+            self.device.memory.reserve("LoRA adapter", adapter.held)
+        self._adapters[key] = adapter
+        return adapter
+
     def close(self) -> None:
         """Drops the weights and returns what they held to the device budget."""
         if self.device is not None and self.model is not None:
             self.device.memory.release("weights", self._held.weights)
             self.device.memory.release("runtime", self._held.runtime)
+            for adapter in self._adapters.values():
+                self.device.memory.release("LoRA adapter", adapter.held)
+        self._adapters = {}
         self.model = None
         self.native = None  # sessions still open keep the C model alive until they are released
 
     def size_in_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
-    def new_session(self, sampler: Sampler, templates: TurnTemplates | None) -> Session:
-        return self._session_class(self, sampler, templates)
+    def new_session(self, sampler: Sampler, templates: TurnTemplates | None, lora=None) -> Session:
+        """A session; lora: an adapter of load_lora (None: the base model)."""
+        return self._session_class(self, sampler, templates, lora)
 
 
 @dataclass
@@ -209,6 +239,7 @@ class Session:
     engine: Engine
     sampler: Sampler
     templates: TurnTemplates | None
+    lora: object = None  # a LoraAdapter of engine.load_lora, applied to every forward pass of this session
     cache: KVCache = field(init=False)
     tokens: list[int] = field(init=False, default_factory=list)  # ids whose keys/values the cache holds
     pending: list[int] = field(init=False, default_factory=list)  # ids added but not yet prefilled
@@ -272,7 +303,7 @@ class Session:
     # -- generation ----------------------------------------------------------------
 
     def _forward(self, ids: list[int]) -> np.ndarray:
-        logits = self.engine.model.forward(ids, self.cache, last_only=True)
+        logits = self.engine.model.forward(ids, self.cache, last_only=True, lora=self.lora)
         self.tokens += ids
         return logits[-1]
 
@@ -347,7 +378,7 @@ class Session:
         is copied (nothing is prefilled again) and the sampler's random stream
         continues from the same state in both."""
         other = type(self)(self.engine, Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
-                                             self.sampler.seed), self.templates)
+                                             self.sampler.seed), self.templates, self.lora)
         other.sampler.rng.bit_generator.state = self.sampler.rng.bit_generator.state
         n = len(self.tokens)
         other.cache.k[:, :n] = self.cache.k[:, :n]

@@ -23,8 +23,16 @@ a byte-level BPE. Norms, biases and learned positions always stay F32.
 Parameters that have no meaning here are accepted at their defaults and
 refused otherwise, by name: combine_file_only (there are no weight bins to
 combine), obfuscate, fp16_scale (activations are F32 on the CPU),
-image_encoder_file / image_adapter_file / submodel_type (no vision models),
-and lora_ckpt / lora_rank / lora_output_tflite_file (LoRA conversion).
+image_encoder_file / image_adapter_file / submodel_type (no vision models).
+
+LoRA, as MediaPipe's: lora_ckpt (a PEFT adapter: its adapter_model.safetensors,
+or the folder with adapter_config.json) and lora_rank (which every adapted
+weight's rank must equal) write a second file, lora_output_tflite_file
+(default output_dir/lora.tflite), beside the base model. It is a GGUF LoRA
+adapter in llama.cpp's format, laid out for the base model file written in
+the same call, so pocketlm's setLoraPath and llama.cpp's --lora both load
+it. MediaPipe requires backend='gpu' for LoRA (its only LoRA backend);
+pocketlm runs adapters on the CPU and takes either.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy as np
 from ..model.checkpoint import canonical_tensors
 from ..model.config import config_from_dict
 from ..model.gguf_file import to_llama_cpp_layout, tokenizer_metadata, write_gguf
+from ..model.lora import load_adapter, write_adapter_gguf
 
 # MediaPipe's model_type names, and pocketlm's own, -> config.json model_type
 MODEL_TYPES = {
@@ -95,9 +104,6 @@ class ConversionConfig:
             "image_encoder_file": (None, "vision models are not supported"),
             "image_adapter_file": (None, "vision models are not supported"),
             "submodel_type": (None, "submodels are not supported"),
-            "lora_ckpt": (None, "LoRA conversion is not supported yet"),
-            "lora_rank": (None, "LoRA conversion is not supported yet"),
-            "lora_output_tflite_file": (None, "LoRA conversion is not supported yet"),
         }
         for name, (default, why) in refused.items():
             value = getattr(self, name)
@@ -105,11 +111,19 @@ class ConversionConfig:
                 raise ValueError(f"{name}={value!r} is not supported: {why} (leave it at {default!r})")
         if (self.lora_ckpt is None) != (self.lora_rank is None):
             raise ValueError("lora_ckpt and lora_rank must be either both provided or both not provided")
+        if self.lora_rank is not None and (isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int)
+                                           or self.lora_rank < 1):
+            raise ValueError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
+        if self.lora_output_tflite_file and self.lora_ckpt is None:
+            raise ValueError("lora_output_tflite_file is the output of a LoRA conversion: give lora_ckpt and "
+                             "lora_rank with it")
         if os.path.isfile(self.output_dir):
             raise ValueError(f"output_dir {self.output_dir!r} is an existing file, not a directory")
         os.makedirs(self.output_dir, exist_ok=True)
         if not self.output_tflite_file:
             self.output_tflite_file = os.path.join(self.output_dir, "model.tflite")
+        if self.lora_ckpt is not None and not self.lora_output_tflite_file:
+            self.lora_output_tflite_file = os.path.join(self.output_dir, "lora.tflite")
 
     def tensor_type(self, name: str, arr: np.ndarray) -> str:
         """The type a canonical tensor is written in."""
@@ -195,6 +209,7 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
             raise ValueError(f"model_type {cfg.model_type} expects a {want!r} checkpoint, but config.json says "
                              f"{conf.get('model_type')!r}")
     mcfg = config_from_dict(conf)
+    adapter = _load_lora(cfg, mcfg) if cfg.lora_ckpt is not None else None  # refused before any work, if it must be
     tok = _load_tokenizer(cfg, folder, conf)
     tensors = canonical_tensors(_read_files(files, cfg.ckpt_format), mcfg)
 
@@ -216,6 +231,21 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
 
     path = Path(cfg.output_tflite_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_gguf(path, mcfg, out, tokenizer_metadata(tok),
-                      extra={"name": conf.get("_name_or_path", mcfg.arch), "backend": cfg.backend,
-                             "source_model_type": cfg.model_type or conf.get("model_type")})
+    written = write_gguf(path, mcfg, out, tokenizer_metadata(tok),
+                         extra={"name": conf.get("_name_or_path", mcfg.arch), "backend": cfg.backend,
+                                "source_model_type": cfg.model_type or conf.get("model_type")})
+    if adapter is not None:
+        lora_path = Path(cfg.lora_output_tflite_file)
+        lora_path.parent.mkdir(parents=True, exist_ok=True)
+        write_adapter_gguf(lora_path, mcfg, adapter)
+    return written
+
+
+def _load_lora(cfg: ConversionConfig, mcfg):
+    """The adapter of lora_ckpt, laid out for the file this call writes, its rank checked against lora_rank."""
+    adapter = load_adapter(cfg.lora_ckpt, mcfg, model_layout="llama.cpp")
+    for target, pair in adapter.pairs.items():
+        if pair.rank != cfg.lora_rank:
+            raise ValueError(f"lora_rank={cfg.lora_rank} contradicts the adapter {cfg.lora_ckpt}: its {target} has "
+                             f"rank {pair.rank}")
+    return adapter

@@ -179,8 +179,9 @@ NAME_MAPS = {"llama": _LLAMA_NAMES, "mistral": _LLAMA_NAMES, "gemma": _LLAMA_NAM
              "phi": _PHI_NAMES, "stablelm": _STABLELM_NAMES, "gpt2": _GPT2_NAMES, "falcon": _FALCON_NAMES}
 
 
-def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
-    """Fused q/k/v projections -> attn_q, attn_k, attn_v (rows = outputs).
+def split_fused_qkv(fused: np.ndarray, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The q, k and v rows of a fused projection as a Hugging Face checkpoint
+    stores them (rows = outputs; any number of columns).
 
     GPT-2's c_attn is [q; k; v] by rows (after the Conv1D transpose). Falcon's
     query_key_value interleaves per kv group: each group holds its
@@ -189,20 +190,24 @@ def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
     with one group, or one query head a group).
     """
     hd, nq, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
+    if cfg.arch == "gpt2":
+        q, k, v = np.split(fused, [cfg.q_dim, cfg.q_dim + cfg.kv_dim], axis=0)
+    else:
+        per_group = nq // nkv + 2
+        g = fused.reshape(nkv, per_group, hd, *fused.shape[1:])
+        q = g[:, :-2].reshape(nq * hd, *fused.shape[1:])
+        k = g[:, -2].reshape(nkv * hd, *fused.shape[1:])
+        v = g[:, -1].reshape(nkv * hd, *fused.shape[1:])
+    return np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+
+
+def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
+    """Fused q/k/v projections -> attn_q, attn_k, attn_v (see split_fused_qkv)."""
     for name in [n for n in t if ".attn_qkv." in n]:
         fused = np.asarray(t.pop(name))
         base = name.replace(".attn_qkv.", ".attn_{}.")
-        if cfg.arch == "gpt2":
-            q, k, v = np.split(fused, [cfg.q_dim, cfg.q_dim + cfg.kv_dim], axis=0)
-        else:
-            per_group = nq // nkv + 2
-            g = fused.reshape(nkv, per_group, hd, *fused.shape[1:])
-            q = g[:, :-2].reshape(nq * hd, *fused.shape[1:])
-            k = g[:, -2].reshape(nkv * hd, *fused.shape[1:])
-            v = g[:, -1].reshape(nkv * hd, *fused.shape[1:])
-        for part, arr in (("q", q), ("k", k), ("v", v)):
-            t[base.format(part)] = np.ascontiguousarray(arr)
-
+        for part, arr in zip("qkv", split_fused_qkv(fused, cfg)):
+            t[base.format(part)] = arr
 
 
 def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, np.ndarray]:

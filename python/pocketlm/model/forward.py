@@ -149,11 +149,16 @@ class Model:
         ff = self.cfg.rope_freq_factors
         return np.asarray(ff, dtype=np.float32) if ff else None
 
-    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+    def _linear(self, x: np.ndarray, name: str, lora=None) -> np.ndarray:
         w = self.w[name + ".weight"]
         y = self.k.matmul(x, w.data, w.qtype)
         self.counters.weight_bytes += w.data.nbytes
         self.counters.flops += 2 * y.size * x.shape[-1]
+        pair = lora.pairs.get(name + ".weight") if lora is not None else None
+        if pair is not None:  # unmerged LoRA: y += (x A^T) B^T, the scale folded into B
+            y = y + (x @ pair.a.T) @ pair.b.T
+            self.counters.weight_bytes += pair.a.nbytes + pair.b.nbytes
+            self.counters.flops += 2 * pair.rank * x.shape[0] * (x.shape[-1] + y.shape[-1])
         b = self.w.get(name + ".bias")
         return y + b if b is not None else y
 
@@ -170,10 +175,11 @@ class Model:
 
     # -- the forward pass ---------------------------------------------------------------
 
-    def forward(self, tokens, cache: KVCache, last_only: bool = False) -> np.ndarray:
+    def forward(self, tokens, cache: KVCache, last_only: bool = False, lora=None) -> np.ndarray:
         """Runs tokens at positions cache.n_past.. and returns their logits
         [n, vocab] (only the last position's, [1, vocab], when last_only:
-        what generation needs, without the classifier over the whole prompt)."""
+        what generation needs, without the classifier over the whole prompt).
+        lora: a LoraAdapter (model/lora.py) applied unmerged to the weights it adapts."""
         c, k = self.cfg, self.k
         tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
         n, pos0 = tokens.size, cache.n_past
@@ -199,9 +205,9 @@ class Model:
             # attention norm
             h = self._norm(x, b + "attn_norm")
             # q, k, v projections for these positions
-            q = self._linear(h, b + "attn_q").reshape(n, c.n_heads, c.head_dim)
-            kk = self._linear(h, b + "attn_k").reshape(n, c.n_kv_heads, c.head_dim)
-            v = self._linear(h, b + "attn_v").reshape(n, c.n_kv_heads, c.head_dim)
+            q = self._linear(h, b + "attn_q", lora).reshape(n, c.n_heads, c.head_dim)
+            kk = self._linear(h, b + "attn_k", lora).reshape(n, c.n_kv_heads, c.head_dim)
+            v = self._linear(h, b + "attn_v", lora).reshape(n, c.n_kv_heads, c.head_dim)
             # rotary position embedding
             if c.rot_dim:
                 k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
@@ -216,7 +222,7 @@ class Model:
             self.counters.kv_bytes += 2 * (pos0 + n) * c.n_kv_heads * c.head_dim * cache.k.itemsize
             self.counters.flops += 4 * n * (pos0 + n) * c.q_dim  # scores and weighted values (upper bound)
             # output projection
-            o = self._linear(att.reshape(n, c.q_dim), b + "attn_output")
+            o = self._linear(att.reshape(n, c.q_dim), b + "attn_output", lora)
             if c.post_norms:
                 o = self._norm(o, b + "post_attention_norm")
             if c.parallel_residual:
@@ -229,11 +235,12 @@ class Model:
                 h = self._norm(x, b + "ffn_norm")
             # MLP
             if c.gated_mlp:
-                m = self._linear(self._act_mul(self._linear(h, b + "ffn_gate"), self._linear(h, b + "ffn_up")),
-                                 b + "ffn_down")
+                gate, up = self._linear(h, b + "ffn_gate", lora), self._linear(h, b + "ffn_up", lora)
+                m = self._linear(self._act_mul(gate, up), b + "ffn_down", lora)
             else:
-                up = self._linear(h, b + "ffn_up")
-                m = self._linear(k.silu(up) if c.act == "silu" else k.gelu(up, c.act == "gelu_tanh"), b + "ffn_down")
+                up = self._linear(h, b + "ffn_up", lora)
+                m = self._linear(k.silu(up) if c.act == "silu" else k.gelu(up, c.act == "gelu_tanh"), b + "ffn_down",
+                                 lora)
             if c.post_norms:
                 m = self._norm(m, b + "post_ffw_norm")
             # residual connection

@@ -13,6 +13,10 @@ llminference.LlmInference on Android, in Python:
 
 Each generateResponse call runs in a new implicit session (no memory of
 earlier calls), as on Android; use LlmInferenceSession for conversations.
+loraPath applies a LoRA adapter to those implicit sessions; a session made
+with LlmInferenceSession takes its own options' loraPath (or none), so
+sessions of one LlmInference may run different adapters over the shared
+base weights. The adapter is read and checked when the task is created.
 This module holds the public surface only; the engine and threading live in
 pocketlm.engine and tasks._generation.
 """
@@ -56,7 +60,8 @@ class LlmInferenceOptions:
     top_k: int = 40  # also maxTopK: the largest topK a session of this engine may use
     temperature: float = 0.8  # 0 is greedy
     random_seed: int = 0
-    lora_path: str | None = None
+    lora_path: str | None = None  # a LoRA adapter for generateResponse(Async): PEFT folder/file or GGUF adapter
+    supported_lora_ranks: tuple[int, ...] = ()  # the ranks adapters may have (empty: any)
     result_listener: ProgressListener | None = None  # listener(partialResult, done) for generateResponseAsync
     error_listener: ErrorListener | None = None  # listener(exception) for errors of generateResponseAsync
     preferred_backend: Backend = Backend.DEFAULT
@@ -68,6 +73,14 @@ class LlmInferenceOptions:
         object.__setattr__(self, "temperature", check_float("temperature", self.temperature, 0.0))
         check_int("randomSeed", self.random_seed)
         object.__setattr__(self, "lora_path", check_path("loraPath", self.lora_path, required=False))
+        ranks = self.supported_lora_ranks
+        if ranks is None:
+            ranks = ()
+        if not isinstance(ranks, (list, tuple)):
+            raise ValueError(f"supportedLoraRanks must be a list of integers, got {ranks!r}")
+        for r in ranks:
+            check_int("supportedLoraRanks", r, 1)
+        object.__setattr__(self, "supported_lora_ranks", tuple(ranks))
         check_callable("resultListener", self.result_listener)
         check_callable("errorListener", self.error_listener)
         backend = self.preferred_backend
@@ -75,11 +88,6 @@ class LlmInferenceOptions:
             object.__setattr__(self, "preferred_backend", Backend(backend.lower()))
         elif not isinstance(backend, Backend):
             raise ValueError(f"preferredBackend must be one of {[b.name for b in Backend]}, got {backend!r}")
-
-
-def _refuse_lora(lora_path: str | None) -> None:
-    if lora_path:
-        raise ValueError(f"loraPath {lora_path!r}: LoRA adapters are not supported by pocketlm yet")
 
 
 class LlmInference:
@@ -92,6 +100,7 @@ class LlmInference:
         self._engine, self._options, self._context = engine, options, context
         self._closed = False
         self._last_stats = GenerationStats()
+        self._lora = None  # options.loraPath's adapter, for the implicit sessions
 
     @classmethod
     def createFromOptions(cls, context, options: LlmInferenceOptions) -> LlmInference:
@@ -105,11 +114,18 @@ class LlmInference:
             raise TypeError(f"options must be LlmInferenceOptions, not {type(options).__name__}")
         if context is not None and not isinstance(context, DeviceContext):
             raise TypeError(f"context must be a pocketlm.device.DeviceContext or None, not {type(context).__name__}")
-        _refuse_lora(options.lora_path)
         engine = Engine(options.model_path, options.max_tokens, device=context)
+        engine.supported_lora_ranks = options.supported_lora_ranks
+        try:
+            lora = engine.load_lora(options.lora_path) if options.lora_path else None
+        except BaseException:
+            engine.close()
+            raise
         if context is not None:
             context.apply_thread_cap()
-        return cls(engine, options, context)
+        self = cls(engine, options, context)
+        self._lora = lora
+        return self
 
     # -- state ---------------------------------------------------------------------
 
@@ -124,7 +140,8 @@ class LlmInference:
 
     def _implicit_session(self) -> Session:
         o = self._options
-        return self._engine.new_session(Sampler(o.top_k, 1.0, o.temperature, o.random_seed), self._engine.templates)
+        return self._engine.new_session(Sampler(o.top_k, 1.0, o.temperature, o.random_seed), self._engine.templates,
+                                        self._lora)
 
     # -- generation ----------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from ._generation import (
     generate_sync,
 )
 from ._options import check_float, check_int, check_path, with_builder
-from .llm_inference import LlmInference, _refuse_lora
+from .llm_inference import LlmInference
 
 __all__ = ["LlmInferenceSession", "LlmInferenceSessionOptions", "PromptTemplates"]
 
@@ -69,7 +69,7 @@ class LlmInferenceSessionOptions:
     top_p: float = 1.0
     temperature: float = 0.8  # 0 is greedy
     random_seed: int = 0
-    lora_path: str | None = None
+    lora_path: str | None = None  # this session's LoRA adapter (not the LlmInference's); fixed once created
     prompt_templates: PromptTemplates | None = None
 
     def __post_init__(self):
@@ -103,9 +103,9 @@ class LlmInferenceSession:
             raise TypeError(f"options must be LlmInferenceSessionOptions, not {type(options).__name__}")
         engine = llmInference.engine  # raises when the LlmInference is closed
         cls._check_top_k(llmInference, options)
-        _refuse_lora(options.lora_path)
+        lora = engine.load_lora(options.lora_path) if options.lora_path else None
         templates = options.prompt_templates._turns() if options.prompt_templates is not None else engine.templates
-        return cls(llmInference, engine.new_session(_sampler(options), templates), options)
+        return cls(llmInference, engine.new_session(_sampler(options), templates, lora), options)
 
     @staticmethod
     def _check_top_k(llm: LlmInference, options: LlmInferenceSessionOptions) -> None:
