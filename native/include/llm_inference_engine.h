@@ -19,8 +19,13 @@
  *    temperature 0 or topk <= 1 is greedy; topp <= 0 means no nucleus cut.
  *    max_top_k, when non-zero, refuses sessions asking for a larger topk.
  *    The other settings (cache_dir, GPU-only fields, vision, draft tokens)
- *    do not change the output on the CPU and are accepted as given. A LoRA
- *    path is refused by name until pocketlm runs adapters.
+ *    do not change the output on the CPU and are accepted as given.
+ *  - lora_path is a GGUF LoRA adapter (what pocketlm's converter writes for
+ *    lora_ckpt, or llama.cpp's convert_lora_to_gguf.py), applied unmerged on
+ *    the CPU, so sessions of one engine may run different adapters or none.
+ *    Its rank must be one of supported_lora_ranks when those are given. A
+ *    PEFT adapter folder is refused by name (pocketlm's Python API reads
+ *    those directly; convert it for the C API).
  *  - Every int-returning call gives 0 on success, else non-zero with a
  *    malloc'd message in *error_msg (when error_msg is not NULL) for the
  *    caller to free(). Nothing prints or aborts.
@@ -93,7 +98,7 @@ typedef struct {
     float topp;
     float temperature;
     size_t random_seed;
-    const char* lora_path;                /* refused until pocketlm runs LoRA adapters */
+    const char* lora_path;                /* a GGUF LoRA adapter, or NULL */
     bool include_token_cost_calculator;
     bool enable_vision_modality;          /* must be false */
 } LlmSessionConfig;

@@ -137,6 +137,8 @@ typedef struct {
     char *path;
     int64_t max_tokens, n_batch;
     size_t max_top_k;
+    size_t *lora_ranks;   /* supported_lora_ranks (none: any) */
+    size_t n_lora_ranks;
     int32_t bos;
     int add_bos, has_templates;
     plm_turn_templates tpl;
@@ -183,6 +185,7 @@ static void engine_unref(engine *e) {
     if (!e || atomic_fetch_sub(&e->refs, 1) != 1) return;
     plm_model_free(e->model);
     plm_tokenizer_free(e->tok);
+    free(e->lora_ranks);
     free(e->path);
     free(e);
 }
@@ -399,6 +402,15 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
     e->max_tokens = ms->max_num_tokens ? (int64_t)ms->max_num_tokens : 512;
     e->n_batch = (int64_t)ms->sequence_batch_size;
     e->max_top_k = ms->max_top_k;
+    if (ms->number_of_supported_lora_ranks && ms->supported_lora_ranks) {
+        e->lora_ranks = (size_t *)malloc(ms->number_of_supported_lora_ranks * sizeof(size_t));
+        if (!e->lora_ranks) {
+            engine_unref(e);
+            return err(error_msg, PLM_ERR_NOMEM, "out of memory");
+        }
+        memcpy(e->lora_ranks, ms->supported_lora_ranks, ms->number_of_supported_lora_ranks * sizeof(size_t));
+        e->n_lora_ranks = ms->number_of_supported_lora_ranks;
+    }
     FILE *f = fopen(e->path, "rb");
     char magic[4] = {0};
     if (!f) {
@@ -434,6 +446,40 @@ void LlmInferenceEngine_Engine_Delete(LlmInferenceEngine_Engine *eng) { engine_u
 
 /* ---- sessions ------------------------------------------------------------------ */
 
+/* A session's LoRA adapter: a GGUF LoRA adapter (pocketlm's converter's or
+ * llama.cpp's), checked against the model and supported_lora_ranks. A PEFT
+ * adapter is named as such: Python reads those; here it is converted first. */
+static int open_lora(engine *e, const char *path, plm_lora **out, char **error_msg) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    const size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    char conf[4096];
+    snprintf(conf, sizeof conf, "%s/adapter_config.json", path);
+    FILE *pc = fopen(conf, "rb");
+    if (pc) fclose(pc);
+    if (pc || (got == 4 && memcmp(magic, "GGUF", 4) != 0))
+        return err(error_msg, PLM_ERR_INVALID_ARG, "lora_path '%s' is not a GGUF LoRA adapter%s; the C API reads the "
+                   "adapter files pocketlm's converter writes (ConversionConfig(lora_ckpt=..., lora_rank=...), or "
+                   "`pocketlm convert-lora`) and llama.cpp's convert_lora_to_gguf.py writes", path,
+                   pc ? " (it is a PEFT adapter folder)" : "");
+    int st = plm_lora_open(e->model, path, 0, 0, out, error_msg);
+    if (st) return st;
+    if (e->n_lora_ranks) {
+        const int64_t r = plm_lora_rank(*out);
+        size_t i = 0;
+        while (i < e->n_lora_ranks && (int64_t)e->lora_ranks[i] != r) i++;
+        if (i == e->n_lora_ranks) {
+            plm_lora_free(*out);
+            *out = NULL;
+            return err(error_msg, PLM_ERR_INVALID_ARG, "%s: the adapter has rank %lld, which is not among the "
+                       "engine's supported_lora_ranks", path, (long long)r);
+        }
+    }
+    return PLM_OK;
+}
+
 int LlmInferenceEngine_CreateSession(LlmInferenceEngine_Engine *eng, const LlmSessionConfig *cfg,
                                      LlmInferenceEngine_Session **out, char **error_msg) {
     if (error_msg) *error_msg = NULL;
@@ -442,9 +488,6 @@ int LlmInferenceEngine_CreateSession(LlmInferenceEngine_Engine *eng, const LlmSe
         return err(error_msg, PLM_ERR_INVALID_ARG, "LlmInferenceEngine_CreateSession: engine, session_config and "
                    "session_out are required");
     *out = NULL;
-    if (cfg->lora_path && cfg->lora_path[0])
-        return err(error_msg, PLM_ERR_INVALID_ARG, "%s: lora_path '%s': LoRA adapters are not supported yet",
-                   e->path, cfg->lora_path);
     if (cfg->enable_vision_modality)
         return err(error_msg, PLM_ERR_INVALID_ARG, "%s: enable_vision_modality: pocketlm runs text models only",
                    e->path);
@@ -461,9 +504,13 @@ int LlmInferenceEngine_CreateSession(LlmInferenceEngine_Engine *eng, const LlmSe
     p.top_p = cfg->topp > 0 ? cfg->topp : 1.0;
     p.temperature = cfg->temperature;
     p.seed = (uint64_t)cfg->random_seed;
+    if (cfg->lora_path && cfg->lora_path[0]) {
+        const int lst = open_lora(e, cfg->lora_path, &p.lora, error_msg);
+        if (lst) return lst;
+    }
     session *s = (session *)calloc(1, sizeof *s);
-    if (!s) return err(error_msg, PLM_ERR_NOMEM, "out of memory");
-    const int st = plm_session_create(e->model, &p, &s->s, error_msg);
+    const int st = s ? plm_session_create(e->model, &p, &s->s, error_msg) : err(error_msg, PLM_ERR_NOMEM, "out of memory");
+    plm_lora_free(p.lora); /* the session holds its own reference */
     if (st) {
         free(s);
         return st;

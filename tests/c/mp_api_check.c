@@ -5,7 +5,9 @@
  * PredictSync (an empty PROMPT2: one turn only); SizeInTokens of PROMPT1.
  * PROMPT2 "-": one turn, answered by the session with PredictSync and by a
  * clone made before it with PredictAsync (what ctest runs under the
- * sanitizers on models that never stop early). Output records end with \x1e. */
+ * sanitizers on models that never stop early). MP_LORA_PATH, when set, is
+ * the session's lora_path (and MP_LORA_RANK one supported rank). Output
+ * records end with \x1e. */
 #include "llm_inference_engine.h"
 
 #include <pthread.h>
@@ -50,6 +52,12 @@ int main(int argc, char **argv) {
     sc.topp = 1.0f;
     sc.temperature = strtof(argv[4], 0);
     sc.random_seed = strtoul(argv[5], 0, 10);
+    sc.lora_path = getenv("MP_LORA_PATH");
+    size_t rank = getenv("MP_LORA_RANK") ? strtoul(getenv("MP_LORA_RANK"), 0, 10) : 0;
+    if (rank) {
+        ms.number_of_supported_lora_ranks = 1;
+        ms.supported_lora_ranks = &rank;
+    }
     char *error = NULL;
     LlmInferenceEngine_Engine *engine = NULL;
     LlmInferenceEngine_Session *s = NULL, *clone = NULL;

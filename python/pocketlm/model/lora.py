@@ -231,13 +231,13 @@ def _from_peft(p: Path, cfg: ModelConfig, layout: str) -> LoraAdapter:
     conf = read_adapter_config(conf_path)
     tensors = _read_peft_tensors(weights_path)
     halves: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
+    others = []
     for name, arr in tensors.items():
         m = _PEFT_TENSOR.match(name)
         if m is None:
-            what = ("an embedding LoRA" if "lora_embedding" in name else "DoRA's magnitude vector"
-                    if "lora_magnitude" in name else "a LoRA bias" if ".bias" in name else "not a lora_A / lora_B weight")
-            raise ModelFileError(f"{weights_path}: tensor {name} ({what}) is not something pocketlm applies")
-        halves.setdefault(m.group(1), {})[m.group(2)] = (name, arr)
+            others.append(name)
+        else:
+            halves.setdefault(m.group(1), {})[m.group(2)] = (name, arr)
     if not halves:
         raise ModelFileError(f"{weights_path}: the adapter holds no lora_A / lora_B weights")
     rules = [(re.compile(pat + r"\Z"), rep) for pat, rep in NAME_MAPS[cfg.arch]]
@@ -270,6 +270,12 @@ def _from_peft(p: Path, cfg: ModelConfig, layout: str) -> LoraAdapter:
             pairs[target] = _check_fit(target, pair, cfg, f"{a_name} {tuple(a.shape)} / {b_name} {tuple(b.shape)}",
                                        weights_path)
     alpha = float(conf["lora_alpha"]) * (math.sqrt(conf["r"]) if conf.get("use_rslora") else 1.0)
+    for name in others:  # after the pairs, whose refusal names the target module
+        what = ("an embedding LoRA" if "lora_embedding" in name else "DoRA's magnitude vector"
+                if "lora_magnitude" in name else "a base model weight saved with the adapter, which would replace the "
+                "model's own" if ".base_layer." in name or not name.startswith("base_model.") or ".lora_" not in name
+                else "a LoRA bias" if ".bias" in name else "not a lora_A / lora_B weight")
+        raise ModelFileError(f"{weights_path}: tensor {name} ({what}) is not something pocketlm applies")
     return LoraAdapter(str(p), "peft", {t: LoraPair(pr.a, _to_layout(t, pr.b, cfg, "hf", layout))
                                         for t, pr in sorted(pairs.items())}, alpha)
 
@@ -356,6 +362,8 @@ def _check_fit(target: str, pair: LoraPair, cfg: ModelConfig, what: str, where: 
     layer = int(target.split(".")[1]) if target.startswith("blk.") else -1
     kind = target.split(".")[-2]
     want = expected_shape(target, cfg) if 0 <= layer < cfg.n_layers else None
+    if kind == "attn_qkv" and 0 <= layer < cfg.n_layers:
+        want = (cfg.q_dim + 2 * cfg.kv_dim, cfg.hidden_size)
     if kind == "ffn_gate" and not cfg.gated_mlp:
         want = None
     if want is None:
