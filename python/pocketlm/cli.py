@@ -21,9 +21,26 @@ def _convert(a) -> None:
                            is_symmetric=not a.asymmetric, attention_quant_bits=a.attention_quant_bits,
                            feedforward_quant_bits=a.feedforward_quant_bits,
                            embedding_quant_bits=a.embedding_quant_bits, vocab_model_file=a.vocab_model_file or "",
-                           output_tflite_file=a.output_file)
+                           output_tflite_file=a.output_file, lora_ckpt=a.lora_ckpt, lora_rank=a.lora_rank,
+                           lora_output_tflite_file=a.lora_output_file)
     path = convert_checkpoint(cfg)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if cfg.lora_ckpt:
+        print(f"wrote {cfg.lora_output_tflite_file} (LoRA adapter, rank {cfg.lora_rank})")
+
+
+def _convert_lora(a) -> None:
+    """A PEFT adapter -> a GGUF LoRA adapter for an existing model file or folder."""
+    from .model.config import load_config
+    from .model.loader import load_model
+    from .model.lora import load_adapter, write_adapter_gguf
+
+    cfg = load_config(a.model) if Path(a.model).is_dir() else load_model(a.model)[0].cfg
+    adapter = load_adapter(a.adapter, cfg, model_layout="llama.cpp")  # the layout model files have
+    if a.lora_rank is not None:
+        adapter.check_ranks([a.lora_rank], "lora_rank")
+    write_adapter_gguf(a.output, cfg, adapter)
+    print(f"wrote {a.output}: {adapter.describe()}")
 
 
 def _bundle(a) -> None:
@@ -59,7 +76,7 @@ def _open(a):
                .setTopK(a.top_k).setTemperature(a.temperature).setRandomSeed(a.seed).build())
     llm = LlmInference.createFromOptions(None, options)
     b = (LlmInferenceSessionOptions.builder().setTopK(a.top_k).setTopP(a.top_p).setTemperature(a.temperature)
-         .setRandomSeed(a.seed))
+         .setRandomSeed(a.seed).setLoraPath(a.lora))
     if a.raw:
         b.setPromptTemplates(PromptTemplates())
     return llm, LlmInferenceSession.createFromOptions(llm, b.build())
@@ -220,6 +237,7 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy")
     p.add_argument("--seed", type=int, default=0, help="randomSeed")
     p.add_argument("--raw", action="store_true", help="send text as is, without the model's turn templates")
+    p.add_argument("--lora", default=None, help="a LoRA adapter (loraPath): PEFT folder or file, or GGUF adapter")
     p.add_argument("--stats", action="store_true", help="print prefill / decode tokens/s (always printed)")
 
 
@@ -266,7 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     for group in ("attention", "feedforward", "embedding"):
         c.add_argument(f"--{group}-quant-bits", type=int, default=8, choices=[4, 8, 16])
     c.add_argument("--vocab-model-file", default=None, help="tokenizer.model, or a folder with tokenizer.json")
+    c.add_argument("--lora-ckpt", default=None, help="a PEFT adapter (folder or adapter_model.safetensors) to convert "
+                                                   "too (with --lora-rank)")
+    c.add_argument("--lora-rank", type=int, default=None, help="the adapter's rank (lora_rank)")
+    c.add_argument("--lora-output-file", default=None, help="adapter file to write (default OUTPUT_DIR/lora.tflite)")
     c.set_defaults(run=_convert)
+
+    cl = sub.add_parser("convert-lora", help="PEFT LoRA adapter -> GGUF LoRA adapter for a model "
+                                             "(what the C API, Kotlin and llama.cpp's --lora load)")
+    cl.add_argument("--model", required=True, help="the base model: model file, .task bundle or checkpoint folder")
+    cl.add_argument("--adapter", required=True, help="PEFT adapter folder or adapter_model.safetensors")
+    cl.add_argument("--output", required=True, help="adapter file to write")
+    cl.add_argument("--lora-rank", type=int, default=None, help="refuse an adapter of another rank")
+    cl.set_defaults(run=_convert_lora)
 
     b = sub.add_parser("bundle", help="model file + tokenizer -> .task bundle")
     b.add_argument("--model", required=True)

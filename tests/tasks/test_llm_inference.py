@@ -221,5 +221,8 @@ def test_context_and_lora_are_checked_at_creation(model_dir, tmp_path):
         LlmInference.createFromOptions(object(), options(model_dir))
     lora = tmp_path / "adapter.safetensors"
     lora.write_bytes(b"\0")
-    with pytest.raises(ValueError, match="LoRA"):
+    with pytest.raises(ValueError, match="no adapter_config.json beside the adapter weights"):
+        LlmInference.createFromOptions(None, options(model_dir, loraPath=str(lora)))
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4, "lora_alpha": 8}')
+    with pytest.raises(ValueError, match="adapter.safetensors"):  # a corrupt weights file is named
         LlmInference.createFromOptions(None, options(model_dir, loraPath=str(lora)))
