@@ -75,6 +75,33 @@ fun main(args: Array<String>) {
                 out("CALLS", "$calls $afterDone")
                 out("THREAD", threadName)
             }
+            "lora" -> { // PROMPT2 is a LoRA adapter: for the LlmInference's own responses, for one session, none for
+                // another; texts as hex of their UTF-8 (a tiny random model writes any byte, \u001e too)
+                fun hex(t: String) = t.toByteArray(Charsets.UTF_8).joinToString("") { String.format("%02x", it) }
+                val withLora = LlmInference.LlmInferenceOptions.builder().setModelPath(model).setMaxTokens(maxTokens)
+                    .setTopK(topK).setTemperature(temperature).setRandomSeed(seed).setLoraPath(prompt2).build()
+                LlmInference.createFromOptions(context, withLora).use { llm ->
+                    out("IMPLICIT", hex(llm.generateResponse(prompt1)))
+                    val lora = LlmInferenceSession.LlmInferenceSessionOptions.builder().setTopK(topK)
+                        .setTemperature(temperature).setRandomSeed(seed).setLoraPath(prompt2).build()
+                    LlmInferenceSession.createFromOptions(llm, lora).use { s ->
+                        s.addQueryChunk(prompt1)
+                        out("SESSION", hex(s.generateResponse()))
+                    }
+                    LlmInferenceSession.createFromOptions(llm, sessionOptions(topK, temperature, seed)).use { s ->
+                        s.addQueryChunk(prompt1)
+                        out("BASE", hex(s.generateResponse()))
+                    }
+                }
+                val bad = withLora.toBuilder().setLoraPath(model).build()
+                try {
+                    LlmInference.createFromOptions(context, bad).close()
+                    out("BAD", "accepted")
+                } catch (e: RuntimeException) {
+                    out("BAD", "${e.javaClass.simpleName}: ${e.message}")
+                }
+                out("LIVE", NativeBridge.liveObjects())
+            }
             "session" -> LlmInference.createFromOptions(context, options(model, maxTokens, topK, temperature, seed)).use { llm ->
                 LlmInferenceSession.createFromOptions(llm, sessionOptions(topK, temperature, seed)).use { s ->
                     out("SIZE", s.sizeInTokens(prompt1))

@@ -191,3 +191,37 @@ def test_valgrind_finds_no_leak_of_the_bridge(jvm, tmp_path):
     records = [r for r in re.split(r"\n==\d+== \n", log.read_text()) if "definitely lost in" in r]
     ours = [r for r in records if re.search(r"libpocketlm|pocketlm_jni|plm_|Java_pocketlm|LlmInferenceEngine", r)]
     assert not ours, "\n\n".join(ours)
+
+
+def test_lora_path_from_kotlin_equals_the_python_api(jvm, tmp_path):
+    """setLoraPath on LlmInferenceOptions (its own responses) and on a session's
+    options, through the JNI bridge, against pocketlm's Python API with the same
+    converted adapter; a model file given as the adapter is refused at creation."""
+    pytest.importorskip("peft")
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from tests.fixtures import checkpoints
+    from tests.fixtures.lora import peft_adapter
+    from tests.fixtures.tokenizers import train_byte_level_bpe
+
+    folder = checkpoints.llama(tmp_path / "ckpt", seed=3, vocab_size=320, eos_token_id=0, bos_token_id=1)
+    train_byte_level_bpe(folder, vocab_size=320)
+    adapter = peft_adapter(folder, tmp_path / "adapter", seed=5)
+    model = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
+                                                lora_ckpt=str(adapter), lora_rank=4))
+    lora = tmp_path / "out" / "lora.tflite"
+    prompt = "the model runs on a phone"
+    rc, got, err = run_jvm(jvm, "lora", model, max_tokens=48, turns=(prompt, str(lora)))
+    assert rc == 0, (got, err)
+    opts = py_options(model, max_tokens=48).toBuilder().setLoraPath(str(lora)).build()
+    with LlmInference.createFromOptions(None, opts) as llm:
+        assert got["IMPLICIT"] == llm.generateResponse(prompt).encode().hex()
+        with_lora = LlmInferenceSession.createFromOptions(
+            llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).setLoraPath(str(lora)).build())
+        with_lora.addQueryChunk(prompt)
+        assert got["SESSION"] == with_lora.generateResponse().encode().hex() == got["IMPLICIT"]
+        base = LlmInferenceSession.createFromOptions(
+            llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).build())
+        base.addQueryChunk(prompt)
+        assert got["BASE"] == base.generateResponse().encode().hex() != got["SESSION"]
+    assert got["BAD"].startswith("MediaPipeException") and "not a LoRA adapter (it is a model file)" in got["BAD"]
+    assert got["LIVE"] == "0"

@@ -45,10 +45,6 @@ public class LlmInference implements AutoCloseable {
   private LlmInference(Context context, LlmInferenceOptions options) {
     this.options = options;
     this.host = context instanceof HostContext ? (HostContext) context : null;
-    if (options.loraPath().isPresent()) {
-      throw new IllegalArgumentException("loraPath " + options.loraPath().get()
-          + ": LoRA adapters are not supported by pocketlm yet");
-    }
     if (options.maxNumImages() > 0) {
       throw new IllegalArgumentException("maxNumImages " + options.maxNumImages()
           + ": pocketlm runs text models only");
@@ -62,6 +58,16 @@ public class LlmInference implements AutoCloseable {
       try {
         host.admitEngine(modelName, options.maxTokens(), memory);
       } catch (RuntimeException refused) {
+        NativeBridge.deleteEngine(e);
+        throw refused;
+      }
+    }
+    if (options.loraPath().isPresent()) {
+      // read and checked now, as on Android: a bad adapter fails createFromOptions, not the first response
+      try {
+        NativeBridge.deleteSession(NativeBridge.createSession(e, 1, 1.0f, 0.0f, 0, options.loraPath().get()));
+      } catch (RuntimeException refused) {
+        if (host != null) host.releaseEngine(memory);
         NativeBridge.deleteEngine(e);
         throw refused;
       }
@@ -112,7 +118,8 @@ public class LlmInference implements AutoCloseable {
       implicitSession = null;
     }
     implicitSession = LlmInferenceSession.createFromOptions(this, LlmInferenceSession.LlmInferenceSessionOptions.builder()
-        .setTopK(options.topK()).setTemperature(options.temperature()).setRandomSeed(options.randomSeed()).build());
+        .setTopK(options.topK()).setTemperature(options.temperature()).setRandomSeed(options.randomSeed())
+        .setLoraPath(options.loraPath().orElse(null)).build());
     return implicitSession;
   }
 

@@ -21,13 +21,12 @@ public final class LlmInferenceSession implements AutoCloseable {
   private long session;
   private volatile boolean generatingHere;
 
-  /** A new session on llmInference; a topK above its maxTopK, or a LoRA path, is refused. */
+  /**
+   * A new session on llmInference, with its options' LoRA adapter (a GGUF LoRA adapter: what pocketlm's converter
+   * writes, or llama.cpp's); a topK above its maxTopK, or an adapter that does not fit the model, is refused.
+   */
   public static LlmInferenceSession createFromOptions(LlmInference llmInference, LlmInferenceSessionOptions options) {
     if (llmInference == null || options == null) throw new NullPointerException("llmInference and options are required");
-    if (options.loraPath().isPresent()) {
-      throw new IllegalArgumentException("loraPath " + options.loraPath().get()
-          + ": LoRA adapters are not supported by pocketlm yet");
-    }
     if (llmInference.generating.get()) throw new IllegalStateException(BUSY);
     long[] mem = llmInference.memory();
     HostContext host = llmInference.host();
@@ -36,7 +35,7 @@ public final class LlmInferenceSession implements AutoCloseable {
     long s;
     try {
       s = NativeBridge.createSession(llmInference.engineHandle(), options.topK(), options.topP(),
-          options.temperature(), options.randomSeed(), null);
+          options.temperature(), options.randomSeed(), options.loraPath().orElse(null));
       if (options.promptTemplates().isPresent()) {
         PromptTemplates t = options.promptTemplates().get();
         try {
