@@ -59,7 +59,8 @@ def test_adapters_llama_cpp_converted_run_as_peft_runs_them(name, tmp_path):
 
 def test_a_gpt2_adapter_llama_cpp_converted_is_refused_with_its_shapes():
     """llama.cpp's LoRA converter writes GPT-2's Conv1D pairs transposed against
-    its own attn_qkv (it refuses the file itself); both readers name the shapes."""
+    its own attn_qkv (llama-cpp-python 0.3.36 loads that file and crashes on the
+    first evaluation); both pocketlm readers refuse it and name the shapes."""
     model, _, _ = load_model(fixture_path("gpt2"))
     lora_file = fixture_path("gpt2").with_suffix(".lora.gguf")
     with pytest.raises(ModelFileError, match=r"\(4, 192\) / .lora_b \(64, 4\) does not fit the base model's "
