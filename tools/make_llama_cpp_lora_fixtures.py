@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/llama_cpp/<name>.lora.gguf with llama.cpp's own
+"""Writes tests/fixtures/llama_cpp/lora/<name>.gguf with llama.cpp's own
 LoRA converter (convert_lora_to_gguf.py).
 
     python tools/make_llama_cpp_lora_fixtures.py /path/to/llama.cpp
@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.llama_cpp import FIXTURES, source_checkpoint  # noqa: E402
-from tests.fixtures.lora import LORA_SEEDS, peft_adapter  # noqa: E402
+from tests.fixtures.llama_cpp import source_checkpoint  # noqa: E402
+from tests.fixtures.lora import LORA_SEEDS, lora_fixture_path, peft_adapter  # noqa: E402
 
 RUN_CONVERTER = """
 import runpy, sys
@@ -47,7 +47,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = source_checkpoint(name, Path(tmp) / name)
             adapter = peft_adapter(folder, Path(tmp) / "adapter", seed=LORA_SEEDS[name])
-            out = FIXTURES / f"{name}.lora.gguf"
+            out = lora_fixture_path(name)
+            out.parent.mkdir(exist_ok=True)
             code = RUN_CONVERTER.format(src=str(src), adapter=str(adapter), folder=str(folder), out=str(out))
             r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if r.returncode != 0:

@@ -1,5 +1,5 @@
 """LoRA adapter files across tools: adapters llama.cpp's convert_lora_to_gguf.py
-wrote (tests/fixtures/llama_cpp/*.lora.gguf) read by the Python and the C
+wrote (tests/fixtures/llama_cpp/lora/*.gguf) read by the Python and the C
 readers; `pocketlm convert-lora`; PEFT's rank_pattern / alpha_pattern and
 rsLoRA scales; MediaPipe's C API with LlmSessionConfig.lora_path; and
 llama.cpp itself running the adapter pocketlm's converter writes, where
@@ -28,7 +28,7 @@ from tests.fixtures.tokenizers import train_byte_level_bpe
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
-from tests.fixtures.lora import LORA_SEEDS, peft_adapter, peft_model  # noqa: E402
+from tests.fixtures.lora import LORA_SEEDS, lora_fixture_path, peft_adapter, peft_model  # noqa: E402
 
 IDS = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128]
 
@@ -47,7 +47,7 @@ def test_adapters_llama_cpp_converted_run_as_peft_runs_them(name, tmp_path):
     folder = source_checkpoint(name, tmp_path / "ckpt")
     want = _ref_logits(peft_model(folder, peft_adapter(folder, tmp_path / "adapter", seed=LORA_SEEDS[name])))
     model, _, _ = load_model(fixture_path(name))
-    lora_file = fixture_path(name).with_suffix(".lora.gguf")
+    lora_file = lora_fixture_path(name)
     ours = model.forward(IDS, KVCache(model.cfg, 16), lora=load_adapter(lora_file, model.cfg))
     span = np.ptp(want)
     np.testing.assert_allclose(ours, want, atol=3e-3 * span, rtol=0)
@@ -62,7 +62,7 @@ def test_a_gpt2_adapter_llama_cpp_converted_is_refused_with_its_shapes():
     its own attn_qkv (llama-cpp-python 0.3.36 loads that file and crashes on the
     first evaluation); both pocketlm readers refuse it and name the shapes."""
     model, _, _ = load_model(fixture_path("gpt2"))
-    lora_file = fixture_path("gpt2").with_suffix(".lora.gguf")
+    lora_file = lora_fixture_path("gpt2")
     with pytest.raises(ModelFileError, match=r"\(4, 192\) / .lora_b \(64, 4\) does not fit the base model's "
                                              r"blk.0.attn_qkv.weight of shape \(192, 64\)"):
         load_adapter(lora_file, model.cfg)

@@ -17,7 +17,6 @@ from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, Llm
 from pocketlm.errors import ModelFileError
 from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
 from tests.fixtures import checkpoints
-from tests.fixtures.llama_cpp import fixture_path
 from tests.fixtures.tokenizers import train_byte_level_bpe
 
 pytest.importorskip("peft")
@@ -238,7 +237,7 @@ def test_unsupported_targets_and_settings_are_refused_by_name(llama_two, other):
         with pytest.raises(ModelFileError, match="not a LoRA adapter \\(it is a model file\\)"):
             _session(llm, llama_two.model)
         with pytest.raises(ModelFileError, match="the adapter is for a 'gemma' model, the base model is 'llama'"):
-            _session(llm, fixture_path("gemma").with_suffix(".lora.gguf"))
+            _session(llm, lora_fx.lora_fixture_path("gemma"))
 
 
 def test_ranks_are_checked(llama_two, tmp_path):
