@@ -137,6 +137,21 @@ def c_config(cfg: ModelConfig):
     return c
 
 
+def _tensor_refs(entries):
+    """A plm_tensor_ref array over (name, GGML type id, dims in GGUF order, contiguous array) entries, and the
+    C name strings it points to (keep both alive while C reads them; the arrays are the caller's)."""
+    ffi, _ = _lib()
+    refs = ffi.new("plm_tensor_ref[]", max(1, len(entries)))
+    cnames = [ffi.new("char[]", name.encode()) for name, _, _, _ in entries]
+    for r, cname, (_, tid, dims, data) in zip(refs, cnames, entries):
+        r.name, r.type, r.n_dims = cname, tid, len(dims)
+        for d, v in enumerate(dims):
+            r.dims[d] = v
+        r.data = ffi.cast("void *", ffi.from_buffer(data))
+        r.nbytes = data.nbytes
+    return refs, cnames
+
+
 class NativeModel:
     """A plm_model: opened from a file by the C engine, or over the tensors of a
     Python Model (which it keeps alive)."""
@@ -171,15 +186,7 @@ class NativeModel:
                 dims, tid = tuple(reversed(data.shape)), 0
             names.append((name, tid, dims))
             arrays.append(data)
-        refs = ffi.new("plm_tensor_ref[]", max(1, len(names)))
-        cnames = [ffi.new("char[]", n.encode()) for n, _, _ in names]
-        for i, ((_, tid, dims), data) in enumerate(zip(names, arrays)):
-            r = refs[i]
-            r.name, r.type, r.n_dims = cnames[i], tid, len(dims)
-            for d, v in enumerate(dims):
-                r.dims[d] = v
-            r.data = ffi.cast("void *", ffi.from_buffer(data))
-            r.nbytes = data.nbytes
+        refs, _names = _tensor_refs([(n, tid, dims, data) for (n, tid, dims), data in zip(names, arrays)])
         out, err = ffi.new("plm_model **"), ffi.new("char **")
         _check(lib.plm_model_create(c_config(model.cfg), refs, len(names), what.encode(), out, err), err, what,
                ModelFileError)
@@ -229,21 +236,14 @@ class NativeLora:
     def create(cls, model: NativeModel, adapter) -> "NativeLora":
         """From a model.lora.LoraAdapter laid out for the model's weights (scales folded into B: alpha 0)."""
         ffi, lib = _lib()
-        names, arrays = [], []
+        entries = []
         for target, pair in adapter.pairs.items():
             for half, arr in (("lora_a", pair.a), ("lora_b", pair.b)):
-                names.append(f"{target}.{half}")
-                arrays.append(np.ascontiguousarray(arr, dtype=np.float32))
-        refs = ffi.new("plm_tensor_ref[]", max(1, len(names)))
-        cnames = [ffi.new("char[]", n.encode()) for n in names]
-        for i, arr in enumerate(arrays):
-            r = refs[i]
-            r.name, r.type, r.n_dims = cnames[i], 0, 2
-            r.dims[0], r.dims[1] = arr.shape[1], arr.shape[0]
-            r.data = ffi.cast("void *", ffi.from_buffer(arr))
-            r.nbytes = arr.nbytes
+                arr = np.ascontiguousarray(arr, dtype=np.float32)
+                entries.append((f"{target}.{half}", 0, (arr.shape[1], arr.shape[0]), arr))
+        refs, _names = _tensor_refs(entries)  # plm_lora_create copies them
         out, err = ffi.new("plm_lora **"), ffi.new("char **")
-        _check(lib.plm_lora_create(model.handle, refs, len(names), 0.0, str(adapter.path).encode(), out, err), err,
+        _check(lib.plm_lora_create(model.handle, refs, len(entries), 0.0, str(adapter.path).encode(), out, err), err,
                str(adapter.path), ModelFileError)
         return cls(out[0], str(adapter.path))
 
