@@ -22,15 +22,19 @@ SOURCE = __import__("pathlib").Path(__file__).parents[1] / "c" / "mp_api_check.c
 TURNS = ("What is the capital of France?", "And of Italy?")
 
 
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("capi") / "mp_api_check"
+def build_program(exe):
+    """Compiles tests/c/mp_api_check.c at exe against the installed libpocketlm."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["config", "--cflags", "--libs"]) == 0
     flags = buf.getvalue().split()
     subprocess.run([CC, str(SOURCE), "-o", str(exe), *flags, "-lpthread"], check=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    return build_program(tmp_path_factory.mktemp("capi") / "mp_api_check")
 
 
 def run_c(program, model, max_tokens=256, top_k=1, temperature=0.0, seed=0, turns=TURNS):

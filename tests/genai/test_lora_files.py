@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -133,10 +132,9 @@ def _python_greedy(model, lora, prompt):
         return s.generateResponse()
 
 
-def test_c_api_lora_path_gives_pythons_text(c_case):
-    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+def test_c_api_lora_path_gives_pythons_text(c_case, program):
     model, lora_file, adapter = c_case
-    exe = _build_program()
+    exe = program
     prompt = "the model runs on a phone"
     env = dict(os.environ, MP_LORA_PATH=str(lora_file))
     out = subprocess.run([str(exe), str(model), "48", "1", "0", "0", prompt, ""], capture_output=True, text=True,
@@ -154,26 +152,14 @@ def test_c_api_lora_path_gives_pythons_text(c_case):
         assert out.returncode != 0 and "CreateSession" in out.stdout and msg in out.stdout, out.stdout
 
 
-_EXE: list[Path] = []
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
+    from tests.genai.test_c_api import CC, build_program
 
-
-def _build_program() -> Path:
-    import contextlib
-    import io
-    import shutil
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    if CC is None:
         pytest.skip("no C compiler")
-    if not _EXE:
-        exe = Path(tempfile.mkdtemp()) / "mp_api_check"
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            assert main(["config", "--cflags", "--libs"]) == 0
-        src = Path(__file__).parents[1] / "c" / "mp_api_check.c"
-        subprocess.run([cc, str(src), "-o", str(exe), *buf.getvalue().split(), "-lpthread"], check=True)
-        _EXE.append(exe)
-    return _EXE[0]
+    return build_program(tmp_path_factory.mktemp("capi_lora") / "mp_api_check")
 
 
 # ---- llama.cpp ---------------------------------------------------------------------------------
