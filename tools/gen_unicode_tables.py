@@ -1,4 +1,4 @@
-"""Writes native/src/unicode_tables.h: the Unicode general category of every
+"""Writes native/src/text/unicode_tables.h: the Unicode general category of every
 code point (as ranges), the White_Space code points and the simple lowercase
 mapping, from Python's unicodedata, for the C tokenizer's pre-tokenizer
 regexes (\\p{L}, \\p{N}, \\p{P}, \\s, (?i:...)).
@@ -18,7 +18,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "native" / "src" / "unicode_tables.h"
+OUT = Path(__file__).resolve().parents[1] / "native" / "src" / "text" / "unicode_tables.h"
 CATS = ["Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf",
         "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"]
 MAX = 0x110000

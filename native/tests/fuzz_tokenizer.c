@@ -10,7 +10,7 @@
  * ones, and a refusal must carry a message. Build with -DPLM_FUZZ=ON and clang.
  */
 #include "pocketlm.h"
-#include "plm_text.h"
+#include "text/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

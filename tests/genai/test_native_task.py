@@ -1,4 +1,4 @@
-"""libpocketlm's .task reader (native/src/task_bundle.c) against Python's
+"""libpocketlm's .task reader (native/src/model/task_bundle.c) against Python's
 zipfile and parse_metadata: the same entries where they lie, the same
 METADATA, the same verdict on mutated METADATA, and no crash on mutated
 bundles (a refusal names the file)."""

@@ -1,4 +1,4 @@
-"""The C tokenizers (native/src/tokenizer.c) against the Python ones, id for
+"""The C tokenizers (native/src/text/tokenizer.c) against the Python ones, id for
 id and text for text, on a few thousand lines of awkward text: llama.cpp's
 GGUF vocabularies, the built-in SmolLM2, tokenizer.json in both pre-tokenizer
 styles, and SentencePiece models (BPE and unigram, with and without the

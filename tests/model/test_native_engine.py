@@ -1,4 +1,4 @@
-"""The C engine (native/src/model.c, forward.c, session.c) against the Python
+"""The C engine (native/src/model/model.c, engine/forward.c, engine/session.c) against the Python
 engine: the same logits for F32 weights, the same greedy tokens for every
 architecture and weight type, from tensors handed over and from files the C
 engine maps itself (ours and llama.cpp's layouts), with F32 and F16 caches."""

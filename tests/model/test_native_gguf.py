@@ -1,4 +1,4 @@
-"""libpocketlm's GGUF reader (native/src/gguf.c) against pocketlm's Python
+"""libpocketlm's GGUF reader (native/src/model/gguf.c) against pocketlm's Python
 reader: the same metadata and tensor table for every fixture (llama.cpp's
 files, ours, one inside a .task), and the same verdict on corrupted files."""
 

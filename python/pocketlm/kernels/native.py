@@ -299,7 +299,7 @@ def _gguf_open(path, offset: int, length: int):
 
 
 def gguf_read(path, offset: int = 0, length: int = 0) -> tuple[dict, list[tuple[str, int, tuple, int, int]]]:
-    """Parses a GGUF file with libpocketlm's reader (native/src/gguf.c):
+    """Parses a GGUF file with libpocketlm's reader (native/src/model/gguf.c):
     (metadata key -> value, [(tensor name, type, dims, offset from the data
     section, nbytes)]). Numeric arrays come back as lists, strings as str.
     A file the reader refuses raises GGUFError with the C reader's message."""
@@ -360,7 +360,7 @@ _GGUF_DTYPES = _gguf_dtypes()
 
 
 class Sampler:
-    """libpocketlm's sampler (native/src/sampler.c): the same algorithm and
+    """libpocketlm's sampler (native/src/engine/sampler.c): the same algorithm and
     random stream as pocketlm.sampling.Sampler, so a seed gives the same
     tokens in both engines."""
 
@@ -447,7 +447,7 @@ def llm_params_parse(raw: bytes) -> dict | None:
 
 
 def task_read(path) -> tuple[list[tuple[str, int, int, bool]], dict | None]:
-    """A .task through libpocketlm's reader (native/src/task_bundle.c): its
+    """A .task through libpocketlm's reader (native/src/model/task_bundle.c): its
     entries as (name, data offset, size, stored) and its METADATA as
     parse_metadata's dict (None without one). A refusal raises ModelFileError
     with the C message."""
@@ -473,7 +473,7 @@ def task_read(path) -> tuple[list[tuple[str, int, int, bool]], dict | None]:
 
 
 class CTokenizer:
-    """libpocketlm's tokenizer (native/src/tokenizer.c) with the interface of
+    """libpocketlm's tokenizer (native/src/text/tokenizer.c) with the interface of
     pocketlm.tokenizer.Tokenizer: the same ids and text as the Python one for
     the same file. Made from a GGUF (path, offset, length) or from a .task's
     TOKENIZER_MODEL bytes."""

@@ -1,6 +1,6 @@
 """The tensor types pocketlm stores weights in, as one table.
 
-This mirrors the C traits table (native/src/common.c, pocketlm.h's
+This mirrors the C traits table (native/src/kernels/common.c, pocketlm.h's
 ``plm_type``): ids are GGML's, blocks are GGUF's byte layouts. It is pure
 data plus small helpers and must stay free of heavy imports, since the
 kernel layer and every backend read it.

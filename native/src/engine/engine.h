@@ -1,0 +1,39 @@
+/*
+ * engine.h — what forward.c and session.c share: the session's KV cache and
+ * buffers, and the forward pass over a bound model (model/model.h).
+ */
+#ifndef PLM_ENGINE_H
+#define PLM_ENGINE_H
+
+#include "model/model.h"
+
+struct plm_session {
+    plm_model *m;
+    plm_session_params p;
+    int64_t kv_dim, kv_row_bytes;   /* one position of one layer */
+    uint8_t *k_cache, *v_cache;     /* [n_layers][max_tokens][kv_dim] of p.kv_type */
+    int32_t *tokens;                /* ids in the cache */
+    int64_t n_past;
+    int32_t *pending;               /* ids to run next */
+    int64_t n_pending;
+    plm_rng rng;
+    float *logits;                  /* last position's logits */
+    int has_logits;
+    uint8_t *scratch;               /* forward pass buffers, for n_batch rows and the pool's threads */
+    size_t scratch_bytes;
+    int scratch_threads;
+    volatile int cancel;
+    plm_traffic traffic;
+    uint64_t bytes;                 /* what create allocated */
+};
+
+/* Runs ids (n <= p.n_batch) at positions s->n_past.., appends them to
+ * s->tokens, and writes logits: of the last position to `logits`
+ * (vocab_size floats) when want == 1, of every position (n x vocab_size)
+ * when want == 2, none when 0. */
+int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want);
+/* scratch bytes the forward pass needs for this many threads */
+size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads,
+                                 int64_t lora_rank);
+
+#endif /* PLM_ENGINE_H */

@@ -1,0 +1,243 @@
+/*
+ * neon.c — the arm64 twins of the AVX2 kernels: F32/F16/Q8_0/Q4_0/Q4_1 dot
+ * products, Q8_0 activation quantization, the sum of squares of the norms,
+ * the element-wise add, attention's axpy and the F16 cache-row conversion.
+ *
+ * The quantized dot products sum each block's int8 products exactly (NEON's
+ * widening multiplies, or the dot-product extension's sdot where the CPU has
+ * it: plm_use_sdot(), from getauxval's HWCAP_ASIMDDP) and then scale and add
+ * the blocks in the scalar twin's order, so their results equal the scalar
+ * kernels' bit for bit. The F32 sums use four lanes and so differ from the
+ * scalar order by rounding only. Activation quantization rounds with vrndaq
+ * (ties away from zero, as roundf), so its bytes equal the scalar version's.
+ */
+#include "kernels/kernels.h"
+
+#if PLM_ARM
+
+/* ---- integer sums of one block ------------------------------------------------ */
+
+static inline int32_t sum_i8x16x2(int8x16_t a0, int8x16_t b0, int8x16_t a1, int8x16_t b1) {
+    int32x4_t acc = vdupq_n_s32(0);
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a0), vget_low_s8(b0)));
+    acc = vpadalq_s16(acc, vmull_high_s8(a0, b0));
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a1), vget_low_s8(b1)));
+    acc = vpadalq_s16(acc, vmull_high_s8(a1, b1));
+    return vaddvq_s32(acc);
+}
+
+PLM_DOTPROD_FN static inline int32_t sum_i8x16x2_sdot(int8x16_t a0, int8x16_t b0, int8x16_t a1, int8x16_t b1) {
+    return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), a0, b0), a1, b1));
+}
+
+/* a Q4 block's 16 bytes of nibbles as values 0..31 in order (low nibbles are values 0..15) */
+static inline void nibbles(const uint8_t *qs, int8x16_t *lo, int8x16_t *hi) {
+    const uint8x16_t v = vld1q_u8(qs);
+    *lo = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F)));
+    *hi = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+}
+
+/* ---- dot products ------------------------------------------------------------- */
+
+float plm_vec_dot_f32_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    const float *w = (const float *)vw, *x = (const float *)vx;
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(w + i), vld1q_f32(x + i));
+        a1 = vfmaq_f32(a1, vld1q_f32(w + i + 4), vld1q_f32(x + i + 4));
+        a2 = vfmaq_f32(a2, vld1q_f32(w + i + 8), vld1q_f32(x + i + 8));
+        a3 = vfmaq_f32(a3, vld1q_f32(w + i + 12), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= k; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(w + i), vld1q_f32(x + i));
+    float sum = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; i < k; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+float plm_vec_dot_f16_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    const uint16_t *w = (const uint16_t *)vw;
+    const float *x = (const float *)vx;
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w + i));
+        a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(x + i));
+        a1 = vfmaq_f32(a1, vcvt_high_f32_f16(h), vld1q_f32(x + i + 4));
+    }
+    float sum = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < k; i++) sum += plm_h2f(w[i]) * x[i];
+    return sum;
+}
+
+#define Q8_BODY(SUM)                                                                                  \
+    const plm_block_q8_0 *w = (const plm_block_q8_0 *)vw;                                           \
+    const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;                                           \
+    float sum = 0.0f;                                                                                \
+    for (int64_t b = 0; b < k / PLM_QK; b++) {                                                       \
+        const int32_t sumi = SUM(vld1q_s8(w[b].qs), vld1q_s8(x[b].qs), vld1q_s8(w[b].qs + 16),       \
+                                 vld1q_s8(x[b].qs + 16));                                             \
+        sum += (float)sumi * (plm_h2f(w[b].d) * plm_h2f(x[b].d));                                     \
+    }                                                                                                \
+    return sum;
+
+static float vec_dot_q8_0_neon(int64_t k, const void *vw, const void *vx) { Q8_BODY(sum_i8x16x2) }
+PLM_DOTPROD_FN static float vec_dot_q8_0_sdot(int64_t k, const void *vw, const void *vx) { Q8_BODY(sum_i8x16x2_sdot) }
+
+float plm_vec_dot_q8_0_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    return plm_use_sdot() ? vec_dot_q8_0_sdot(k, vw, vx) : vec_dot_q8_0_neon(k, vw, vx);
+}
+
+/* Q4_0: (q - 8) against the activations; Q4_1: q against them, plus the minimum times the block's sum */
+#define Q4_BODY(BLOCK, SUM, IS41)                                                                     \
+    const BLOCK *w = (const BLOCK *)vw;                                                              \
+    const plm_block_q8_0 *x = (const plm_block_q8_0 *)vx;                                           \
+    float sum = 0.0f;                                                                                \
+    for (int64_t b = 0; b < k / PLM_QK; b++) {                                                       \
+        int8x16_t lo, hi;                                                                            \
+        nibbles(w[b].qs, &lo, &hi);                                                                  \
+        if (!(IS41)) lo = vsubq_s8(lo, vdupq_n_s8(8)), hi = vsubq_s8(hi, vdupq_n_s8(8));             \
+        const int32_t sumi = SUM(lo, vld1q_s8(x[b].qs), hi, vld1q_s8(x[b].qs + 16));                 \
+        if (IS41)                                                                                    \
+            sum += (float)sumi * (plm_h2f(w[b].d) * plm_h2f(x[b].d)) + plm_h2f(((const plm_block_q4_1 *)(const void *)&w[b])->m) * xsum[b]; \
+        else                                                                                         \
+            sum += (float)sumi * (plm_h2f(w[b].d) * plm_h2f(x[b].d));                                 \
+    }                                                                                                \
+    return sum;
+
+static float vec_dot_q4_0_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    Q4_BODY(plm_block_q4_0, sum_i8x16x2, 0)
+}
+PLM_DOTPROD_FN static float vec_dot_q4_0_sdot(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    (void)xsum;
+    Q4_BODY(plm_block_q4_0, sum_i8x16x2_sdot, 0)
+}
+static float vec_dot_q4_1_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    Q4_BODY(plm_block_q4_1, sum_i8x16x2, 1)
+}
+PLM_DOTPROD_FN static float vec_dot_q4_1_sdot(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    Q4_BODY(plm_block_q4_1, sum_i8x16x2_sdot, 1)
+}
+
+float plm_vec_dot_q4_0_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    return plm_use_sdot() ? vec_dot_q4_0_sdot(k, vw, vx, xsum) : vec_dot_q4_0_neon(k, vw, vx, xsum);
+}
+
+float plm_vec_dot_q4_1_neon(int64_t k, const void *vw, const void *vx, const float *xsum) {
+    return plm_use_sdot() ? vec_dot_q4_1_sdot(k, vw, vx, xsum) : vec_dot_q4_1_neon(k, vw, vx, xsum);
+}
+
+/* ---- prefill tiles: 4 activation rows against each weight row --------------------- */
+
+/* Each weight block is loaded (and its nibbles expanded) once for the four
+ * activation rows; every row still adds its blocks in the scalar order, so
+ * the results equal plm_vec_dot_*_scalar's bit for bit. */
+#define TILE_BODY(SUM)                                                                                     \
+    const int64_t nb = k / PLM_QK;                                                                        \
+    for (int64_t j = 0; j < n_rows; j++) {                                                                \
+        const uint8_t *wr = w + j * rb;                                                                   \
+        float acc[4] = {0, 0, 0, 0};                                                                      \
+        for (int64_t b = 0; b < nb; b++) {                                                                \
+            int8x16_t lo, hi;                                                                             \
+            float dw, mw = 0;                                                                             \
+            if (w_type == PLM_TYPE_Q8_0) {                                                                \
+                const plm_block_q8_0 *blk = (const plm_block_q8_0 *)wr + b;                               \
+                lo = vld1q_s8(blk->qs), hi = vld1q_s8(blk->qs + 16), dw = plm_h2f(blk->d);                \
+            } else if (w_type == PLM_TYPE_Q4_0) {                                                         \
+                const plm_block_q4_0 *blk = (const plm_block_q4_0 *)wr + b;                               \
+                nibbles(blk->qs, &lo, &hi);                                                               \
+                lo = vsubq_s8(lo, vdupq_n_s8(8)), hi = vsubq_s8(hi, vdupq_n_s8(8)), dw = plm_h2f(blk->d); \
+            } else {                                                                                      \
+                const plm_block_q4_1 *blk = (const plm_block_q4_1 *)wr + b;                               \
+                nibbles(blk->qs, &lo, &hi);                                                               \
+                dw = plm_h2f(blk->d), mw = plm_h2f(blk->m);                                               \
+            }                                                                                             \
+            for (int i = 0; i < 4; i++) {                                                                 \
+                const plm_block_q8_0 *xb = (const plm_block_q8_0 *)(xq + i * xrb) + b;                    \
+                const int32_t sumi = SUM(lo, vld1q_s8(xb->qs), hi, vld1q_s8(xb->qs + 16));                \
+                if (w_type == PLM_TYPE_Q4_1)                                                              \
+                    acc[i] += (float)sumi * (dw * plm_h2f(xb->d)) + mw * xsum[i * xsum_ld + b];           \
+                else                                                                                      \
+                    acc[i] += (float)sumi * (dw * plm_h2f(xb->d));                                        \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int i = 0; i < 4; i++) y[i * ldy + j] = acc[i];                                              \
+    }
+
+static void quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
+                            int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
+    TILE_BODY(sum_i8x16x2)
+}
+PLM_DOTPROD_FN static void quant_tile_sdot(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows,
+                                           const uint8_t *xq, int64_t xrb, const float *xsum, int64_t xsum_ld,
+                                           float *y, int64_t ldy) {
+    TILE_BODY(sum_i8x16x2_sdot)
+}
+
+void plm_quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
+                         int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
+    (plm_use_sdot() ? quant_tile_sdot : quant_tile_neon)(w_type, k, w, rb, n_rows, xq, xrb, xsum, xsum_ld, y, ldy);
+}
+
+/* ---- activations --------------------------------------------------------------- */
+
+void plm_quantize_row_q8_0_neon(const float *x, void *vy, int64_t k) {
+    plm_block_q8_0 *y = (plm_block_q8_0 *)vy;
+    for (int64_t b = 0; b < k / PLM_QK; b++, x += PLM_QK) {
+        float32x4_t v[8];
+        float32x4_t amax = vdupq_n_f32(0);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(x + 4 * i);
+            amax = vmaxq_f32(amax, vabsq_f32(v[i]));
+        }
+        const float d = vmaxvq_f32(amax) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = plm_f2h(d);
+        int16x8_t h[4];
+        for (int i = 0; i < 4; i++) {
+            const int32x4_t q0 = vcvtq_s32_f32(vrndaq_f32(vmulq_n_f32(v[2 * i], id)));
+            const int32x4_t q1 = vcvtq_s32_f32(vrndaq_f32(vmulq_n_f32(v[2 * i + 1], id)));
+            h[i] = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
+        }
+        vst1q_s8(y[b].qs, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8(y[b].qs + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+    }
+}
+
+float plm_sum_squares_neon(const float *x, int64_t n) {
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float32x4_t v0 = vld1q_f32(x + i), v1 = vld1q_f32(x + i + 4);
+        a0 = vfmaq_f32(a0, v0, v0);
+        a1 = vfmaq_f32(a1, v1, v1);
+    }
+    float s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += x[i] * x[i];
+    return s;
+}
+
+void plm_add_neon(const float *a, const float *b, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i)));
+    for (; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void plm_axpy_neon(float a, const float *x, float *y, int64_t n) {
+    const float32x4_t va = vdupq_n_f32(a);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+void plm_f16_row_neon(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))));
+    for (; i < n; i++) y[i] = plm_h2f(x[i]);
+}
+
+#endif /* PLM_ARM */
