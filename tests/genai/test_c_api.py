@@ -14,6 +14,7 @@ import pytest
 from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions
 from pocketlm.builtin import default_model_path
 from pocketlm.cli import main
+from tests.fixtures.mediapipe import BUNDLES, FOLDER
 
 pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -86,10 +87,11 @@ def models(tmp_path_factory):
     create_bundle(BundleConfig(tflite_model=str(gguf), tokenizer_model=str(folder / "tokenizer.json"),
                                start_token="<|im_start|>", stop_tokens=["<|endoftext|>"], output_filename=str(task),
                                prompt_prefix="<|im_start|>user ", prompt_suffix=" model:"))
-    return {"gguf": default_model_path(), "task": task}
+    return {"gguf": default_model_path(), "task": task, **{name: FOLDER / name for name in BUNDLES}}
 
 
-@pytest.mark.parametrize("kind", ["gguf", "task"])
+# the .task files MediaPipe's own bundler wrote (tests/fixtures/mediapipe.py), which pad before the first entry
+@pytest.mark.parametrize("kind", ["gguf", "task", *sorted(BUNDLES)])
 @pytest.mark.parametrize("sampling", [dict(top_k=1, temperature=0.0), dict(top_k=40, temperature=0.8, seed=7)],
                          ids=["greedy", "sampled"])
 def test_the_c_api_answers_as_the_python_api(program, models, kind, sampling):
@@ -99,8 +101,11 @@ def test_the_c_api_answers_as_the_python_api(program, models, kind, sampling):
     rc, got = run_c(program, models[kind], turns=turns, **sampling)
     assert rc == 0, got
     want = run_python(models[kind], turns=turns, **sampling)
-    assert {k: got[k] for k in want} == want
-    assert want["SYNC1"].strip()  # a real answer, not an empty one
+    # MediaPipe's C API gives the text as generated; Android's classes (and pocketlm's Python API) strip
+    # the leading whitespace of a response's first output
+    assert {k: v if k == "SIZE" else v.lstrip() for k, v in got.items() if k in want} == want
+    assert got["SYNC1"].strip() or kind in BUNDLES  # a real answer (gemma-tiny's greedy one is all newlines)
+    assert got["SYNC1"]
     calls, after_done = map(int, got["CALLS"].split())
     assert calls >= 2 and after_done == 0  # pieces, then done last and nothing after it
     assert "being generated" in got["OVERLAP"]

@@ -12,7 +12,7 @@ from pocketlm.errors import ModelFileError
 from pocketlm.genai.bundler import BundleConfig, create_bundle
 from pocketlm.genai.llm_params import build_metadata, parse_metadata
 from pocketlm.model.loader import _stored_data_offset
-from tests.fixtures.mediapipe import BUNDLE
+from tests.fixtures.mediapipe import BUNDLE, BUNDLES, FOLDER
 
 native = pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
 
@@ -25,8 +25,48 @@ def python_view(path):
     return entries, meta
 
 
-def test_mediapipe_bundle_reads_the_same():
-    assert native.task_read(BUNDLE) == python_view(BUNDLE)
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_mediapipe_bundles_read_the_same(name):
+    path = FOLDER / name
+    assert path.read_bytes()[:4] != b"PK\x03\x04"  # MediaPipe's bundler pads before the first entry
+    assert native.task_read(path) == python_view(path)
+
+
+def _prefixed(path, prefix: bytes, out):
+    """path's archive after prefix, its offsets left relative to the archive's start (as `cat` makes a
+    self-extracting file): zip readers find the entries from the end record."""
+    out.write_bytes(prefix + path.read_bytes())
+    return out
+
+
+@pytest.mark.parametrize("prefix", [b"\0", b"#!/bin/sh\nexit 0\n", bytes(range(256)) * 17])
+def test_an_archive_after_any_prefix_reads_as_zipfile_reads_it(prefix, tmp_path):
+    path = _prefixed(BUNDLE, prefix, tmp_path / "prefixed.task")
+    entries, meta = python_view(path)
+    assert entries[0][1] > len(prefix)  # zipfile found them past the prefix
+    assert native.task_read(path) == (entries, meta)
+
+
+def test_zip64_records_with_a_prefix_read_as_zipfile_reads_them(tmp_path, monkeypatch):
+    # zipfile writes the zip64 end record and locator once the directory passes ZIP64_LIMIT: lowered here,
+    # so a small bundle carries them as a large one does
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 64)
+    plain = tmp_path / "zip64.task"
+    with zipfile.ZipFile(BUNDLE) as src, zipfile.ZipFile(plain, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    data = plain.read_bytes()
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data  # the zip64 end record and its locator
+    monkeypatch.undo()
+    for path in (plain, _prefixed(plain, b"\0" * 12, tmp_path / "prefixed64.task")):
+        assert native.task_read(path) == python_view(path)
+
+
+def test_a_file_that_is_no_zip_is_refused_by_name(tmp_path):
+    bad = tmp_path / "notes.task"
+    bad.write_bytes(b"\0" * 4 + b"PK\x03\x04" + b"x" * 200)
+    with pytest.raises(ModelFileError, match="notes.task.*end-of-central-directory"):
+        native.task_read(bad)
 
 
 def test_pocketlm_bundle_with_every_field_reads_the_same(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions
 from pocketlm.builtin import default_model_path
 from pocketlm.tasks.llm_inference_session import PromptTemplates
+from tests.fixtures.mediapipe import BUNDLES, FOLDER
 
 SOURCE = Path(__file__).parent / "ApiCheck.kt"
 TURNS = ("What is the capital of France?", "And of Italy?")
@@ -88,6 +89,20 @@ def test_generate_response_equals_the_python_api(jvm, sampling):
     calls, after_done = map(int, got["CALLS"].split())
     assert calls >= 2 and after_done == 0
     assert got["THREAD"] == "pocketlm-generation"
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+@pytest.mark.parametrize("sampling", SAMPLINGS, ids=["greedy", "sampled"])
+def test_bundles_mediapipe_wrote_answer_as_the_python_api(jvm, name, sampling):
+    # MediaPipe's bundler pads before the first zip entry: the bridge opens the bundle by its end record
+    model, prompt = FOLDER / name, "the model runs on a phone"
+    rc, got, err = run_jvm(jvm, "generate", model, max_tokens=160, turns=(prompt, ""), **sampling)
+    assert rc == 0, (got, err)
+    with LlmInference.createFromOptions(None, py_options(model, max_tokens=160, **sampling)) as llm:
+        want = llm.generateResponse(prompt)
+        size = llm.sizeInTokens(prompt)
+    assert got["SYNC"] == want and want
+    assert got["SIZE"] == str(size)
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS, ids=["greedy", "sampled"])

@@ -315,7 +315,13 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
     int has_meta = 0, st;
     plm_task *task = NULL;
     if (!meta) st = err(error_msg, PLM_ERR_NOMEM, "out of memory");
-    else if (got == 4 && memcmp(magic, "PK\x03\x04", 4) == 0) st = open_task(e, error_msg, meta, &has_meta, &task);
+    else if (!(got == 4 && memcmp(magic, "GGUF", 4) == 0) && plm_task_probe(e->path))
+        st = open_task(e, error_msg, meta, &has_meta, &task); /* a zip, found by its end record, not its first bytes */
+    else if (got < 4 || memcmp(magic, "GGUF", 4) != 0)
+        st = err(error_msg, PLM_ERR_FORMAT, "%s: neither a GGUF model file nor a .task bundle (it starts with %02x %02x "
+                 "%02x %02x; GGUF files start with 'GGUF', .task bundles are zip archives)", ms->model_path,
+                 got > 0 ? (unsigned char)magic[0] : 0, got > 1 ? (unsigned char)magic[1] : 0,
+                 got > 2 ? (unsigned char)magic[2] : 0, got > 3 ? (unsigned char)magic[3] : 0);
     else {
         st = plm_model_open(e->path, 0, 0, &e->model, error_msg);
         plm_gguf *g = NULL;

@@ -55,4 +55,7 @@ struct plm_lora {
 };
 plm_lora *plm_lora_retain(plm_lora *a);
 
+/* 1 when the file ends in a zip end-of-central-directory record (a .task bundle, whatever its first bytes) */
+int plm_task_probe(const char *path);
+
 #endif /* PLM_MODEL_H */

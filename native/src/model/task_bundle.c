@@ -1,7 +1,9 @@
 /*
  * task_bundle.c — a .task bundle (a zip file, as MediaPipe's bundler and
- * pocketlm's write it) read in place: the end-of-central-directory record
- * (zip64 too), every central directory entry and its local header checked
+ * pocketlm's write it) read in place: found, as zip readers find it, from
+ * its end-of-central-directory record (zip64 too) wherever the archive
+ * starts (MediaPipe's bundler pads before the first entry; any prefix is
+ * allowed), every central directory entry and its local header checked
  * against the mapped bytes before use, stored entries located where they
  * lie (the model is then mapped from there by plm_model_open). And the
  * METADATA entry: MediaPipe's LlmParameters protobuf, read by a small
@@ -11,6 +13,7 @@
 #include "model/model.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -65,29 +68,64 @@ static int zip64_extra(const uint8_t *extra, uint64_t len, uint64_t *size, uint6
     return (*size == 0xFFFFFFFFu || *csize == 0xFFFFFFFFu || *off == 0xFFFFFFFFu) ? -1 : 0;
 }
 
+/* The end-of-central-directory record of the n bytes at p (a file's tail), or -1: the last signature whose
+ * comment length reaches exactly the end (the comment may be up to 65535 bytes). */
+static int64_t find_eocd(const uint8_t *p, uint64_t n) {
+    if (n < 22) return -1;
+    const uint64_t lowest = n > 22 + 65535 ? n - 22 - 65535 : 0;
+    for (uint64_t i = n - 22 + 1; i-- > lowest;)
+        if (rd32(p + i) == 0x06054b50u && i + 22 + rd16(p + i + 20) == n) return (int64_t)i;
+    return -1;
+}
+
+int plm_task_probe(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return 0;
+    uint8_t *tail = NULL;
+    int found = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        const long size = ftell(f);
+        const long n = size < 22 + 65535 ? size : 22 + 65535;
+        if (n >= 22 && (tail = (uint8_t *)malloc((size_t)n)) && fseek(f, size - n, SEEK_SET) == 0 &&
+            fread(tail, 1, (size_t)n, f) == (size_t)n)
+            found = find_eocd(tail, (uint64_t)n) >= 0;
+    }
+    free(tail);
+    fclose(f);
+    return found;
+}
+
 static int parse(plm_task *t, char **error) {
     if (t->size < 22) return bad(t, error, "shorter than a zip end record");
     /* the end of central directory record: its comment may be up to 65535 bytes */
-    int64_t eocd = -1;
-    const uint64_t lowest = t->size > 22 + 65535 ? t->size - 22 - 65535 : 0;
-    for (uint64_t i = t->size - 22 + 1; i-- > lowest;)
-        if (rd32(t->map + i) == 0x06054b50u && i + 22 + rd16(t->map + i + 20) == t->size) {
-            eocd = (int64_t)i;
-            break;
-        }
+    const int64_t eocd = find_eocd(t->map, t->size);
     if (eocd < 0) return bad(t, error, "no zip end-of-central-directory record");
     const uint8_t *e = t->map + eocd;
     if (rd16(e + 4) != 0 || rd16(e + 6) != 0) return bad(t, error, "a multi-disk zip");
     uint64_t count = rd16(e + 10), cd_size = rd32(e + 12), cd_off = rd32(e + 16);
-    if (count == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_off == 0xFFFFFFFFu) {
-        /* zip64: the locator stands just before the end record */
+    /* where the central directory ends: the end record, or the zip64 end record before its locator */
+    uint64_t cd_end = (uint64_t)eocd;
+    const int saturated = count == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_off == 0xFFFFFFFFu;
+    if (saturated || (eocd >= 20 && rd32(e - 20) == 0x07064b50u)) {
+        /* zip64: the locator stands just before the end record, the zip64 end record before the locator
+         * (where zip readers look for it; the locator's own offset is relative to the archive's start).
+         * Where a locator is present its record rules, as for Python's zipfile, even below 4 GiB. */
         if (eocd < 20 || rd32(e - 20) != 0x07064b50u) return bad(t, error, "zip64 locator missing");
-        const uint64_t rec = rd64(e - 20 + 8);
+        uint64_t rec = (uint64_t)eocd - 20 - 56;
+        if (eocd < 20 + 56 || rd32(t->map + rec) != 0x06064b50u) rec = rd64(e - 20 + 8);
         if (!inside(t, rec, 56) || rd32(t->map + rec) != 0x06064b50u) return bad(t, error, "zip64 end record missing");
         count = rd64(t->map + rec + 32);
         cd_size = rd64(t->map + rec + 40);
         cd_off = rd64(t->map + rec + 48);
+        cd_end = rec;
     }
+    /* The archive may start after a prefix (MediaPipe's bundler pads before each entry, a self-extracting
+     * stub or a header may come first): zip offsets are then relative to the archive's start, which lies
+     * where the central directory, ending at cd_end, says it must. Zip readers (Python's zipfile,
+     * Info-ZIP) find it the same way. */
+    if (cd_size > cd_end || cd_off > cd_end - cd_size) return bad(t, error, "central directory outside the file");
+    const uint64_t base = cd_end - cd_size - cd_off;
+    cd_off += base;
     if (!inside(t, cd_off, cd_size)) return bad(t, error, "central directory outside the file");
     if (count > cd_size / 46) return bad(t, error, "more entries than the central directory holds");
     t->entries = (plm_task_entry_t *)calloc((size_t)(count ? count : 1), sizeof(plm_task_entry_t));
@@ -111,7 +149,7 @@ static int parse(plm_task *t, char **error) {
         t->n = (int64_t)k + 1;
         if (strlen(en->name) != nlen) return bad(t, error, "an entry name with a NUL byte");
         /* the local header gives the data's own offset: its name and extra lengths may differ */
-        if (!inside(t, loff, 30) || rd32(t->map + loff) != 0x04034b50u)
+        if (loff > t->size - base || !inside(t, loff += base, 30) || rd32(t->map + loff) != 0x04034b50u)
             return plm_errorf(error, PLM_ERR_FORMAT, "%s: corrupted bundle: no local header for %s", t->path, en->name);
         const uint64_t data = loff + 30 + rd16(t->map + loff + 26) + rd16(t->map + loff + 28);
         if (!inside(t, data, csize))
