@@ -128,7 +128,7 @@ def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
     engine maps the file itself; the Python loader, tokenizer included, is not involved)."""
     import numpy as np
 
-    from pocketlm.engine.native_engine import NativeModel, NativeTokens, _lib
+    from pocketlm.engine.native import NativeModel, NativeTokens, _lib
     from pocketlm.kernels import native
     from pocketlm.sampling import Sampler
 
@@ -174,7 +174,7 @@ def pocketlm_speeds(model: Path, threads: int, repeats: int) -> dict:
 
 def python_baseline_rss() -> int:
     """Peak RSS of a process that imports numpy and pocketlm and does nothing: the interpreter's share."""
-    code = ("import sys; sys.path.insert(0, %r); import numpy, pocketlm.engine.native_engine, "
+    code = ("import sys; sys.path.insert(0, %r); import numpy, pocketlm.engine.native, "
             "pocketlm.kernels.native, pocketlm.sampling; from bench_vs_llama_cpp import peak_rss; print(peak_rss())"
             % str(ROOT / "tools"))
     return int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)

@@ -11,7 +11,7 @@ the table this prints.
 """
 
 from pocketlm.device import estimate, load_profile
-from pocketlm.engine.python_engine import GenerationStats
+from pocketlm.engine.base import GenerationStats
 from pocketlm.model.forward import TrafficCounters
 
 # (profile, model, weights, params (B), size (MB), decode tok/s, prefill tok/s or None, source)

@@ -129,8 +129,7 @@ def _chat(a) -> None:
 
 
 def _info(a) -> None:
-    from .engine.python_engine import Engine
-    from .model.info import describe
+    from .engine.base import Engine, describe
 
     path = _model_path(a)
     engine = Engine(path, max_tokens=a.max_tokens)
@@ -170,7 +169,7 @@ def _fit(a) -> None:
     import threading
 
     from .device import estimate, list_profiles, load_profile, memory_needed
-    from .engine.python_engine import Engine
+    from .engine.base import Engine
     from .sampling import Sampler
 
     engine = Engine(_model_path(a), max_tokens=a.max_tokens)

@@ -7,7 +7,7 @@ import pytest
 
 from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions, device
 from pocketlm.device import DeviceMemoryError, estimate, list_profiles, load_profile
-from pocketlm.engine.python_engine import GenerationStats
+from pocketlm.engine.base import GenerationStats
 from pocketlm.model.forward import TrafficCounters
 from tests.tasks.conftest import PROMPT, model_dir  # noqa: F401 - the shared model fixture
 

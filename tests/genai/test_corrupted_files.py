@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pocketlm.engine.python_engine import Engine
+from pocketlm.engine.base import Engine
 from pocketlm.errors import ModelFileError
 from pocketlm.genai.bundler import BundleConfig, create_bundle
 from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
@@ -69,7 +69,7 @@ def _open_and_step(path: Path) -> None:
     engine = Engine(path, 16)
     engine.model.forward([1, 2], KVCache(engine.model.cfg, 4))
     if engine.native is not None:  # the C engine opened it too (mapped by itself, or over Python's tensors)
-        from pocketlm.engine.native_engine import NativeTokens
+        from pocketlm.engine.native import NativeTokens
 
         NativeTokens(engine.native, 4).eval([1, 2])
 
@@ -138,7 +138,7 @@ def test_the_c_engine_refuses_what_the_python_reader_refuses(files):
     when the Python reader builds a model from it. The tokenizer is read by
     Python only, so a mutant Python refuses for its tokenizer alone is not
     counted."""
-    native = pytest.importorskip("pocketlm.engine.native_engine")
+    native = pytest.importorskip("pocketlm.engine.native")
     pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
     from pocketlm.model.gguf_file import read_gguf
 

@@ -41,7 +41,7 @@ def _ref_logits(model, ids=IDS) -> np.ndarray:
 def test_adapters_llama_cpp_converted_run_as_peft_runs_them(name, tmp_path):
     """The F16 model and adapter llama.cpp wrote, in both engines, against the F32
     checkpoint with the PEFT adapter it was converted from (to F16 rounding)."""
-    from pocketlm.engine.native_engine import NativeLora, NativeModel, NativeTokens
+    from pocketlm.engine.native import NativeLora, NativeModel, NativeTokens
 
     folder = source_checkpoint(name, tmp_path / "ckpt")
     want = _ref_logits(peft_model(folder, peft_adapter(folder, tmp_path / "adapter", seed=LORA_SEEDS[name])))
@@ -66,7 +66,7 @@ def test_a_gpt2_adapter_llama_cpp_converted_is_refused_with_its_shapes():
                                              r"blk.0.attn_qkv.weight of shape \(192, 64\)"):
         load_adapter(lora_file, model.cfg)
     pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
-    from pocketlm.engine.native_engine import NativeLora, NativeModel
+    from pocketlm.engine.native import NativeLora, NativeModel
 
     with pytest.raises(ModelFileError, match=r"blk.0.attn_qkv.weight.lora_b has 64 rows, the base model's q, k and v "
                                              r"have 192 together"):

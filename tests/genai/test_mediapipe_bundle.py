@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pocketlm.engine.python_engine import Engine
+from pocketlm.engine.base import Engine
 from pocketlm.errors import ModelFileError
 from pocketlm.genai.bundler import BundleConfig, create_bundle
 from pocketlm.genai.llm_params import LlmParameters, parse_metadata

@@ -65,7 +65,7 @@ def test_look_alike_and_unknown_templates_are_not_recognised(template):
 
 def test_phi35_template_gives_c_turns_in_the_engine(tmp_path):
     """Jinja cannot cut Phi-3.5's template into turns; the engine takes the family's turns."""
-    from pocketlm.engine.python_engine import _c_template_family
+    from pocketlm.engine.base import _c_template_family
 
     text = (TEMPLATES / "microsoft-Phi-3.5-mini-instruct.jinja").read_text()
     family, t = _c_template_family(text, "<s>", "<|endoftext|>", True)

@@ -11,7 +11,7 @@ from pocketlm.model.loader import load_model
 from tests.fixtures.llama_cpp import FIXTURES
 from tests.model.test_parity import ARCHS
 
-ne = pytest.importorskip("pocketlm.engine.native_engine")
+ne = pytest.importorskip("pocketlm.engine.native")
 pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
 NativeModel, NativeTokens = ne.NativeModel, ne.NativeTokens
 

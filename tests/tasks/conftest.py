@@ -28,7 +28,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def greedy_ids(model_dir):
     """The token ids greedy decoding gives for PROMPT (engine level, to pick a stop token)."""
-    from pocketlm.engine.python_engine import Engine
+    from pocketlm.engine.base import Engine
     from pocketlm.sampling import Sampler
 
     engine = Engine(model_dir, 64)

@@ -6,7 +6,7 @@ import pytest
 
 from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions
 from pocketlm.tasks import PromptTooLongError
-from pocketlm.engine.native_engine import NativeEngineUnavailable, engine_kind
+from pocketlm.engine.base import NativeEngineUnavailable, engine_kind
 from tests.tasks.conftest import PROMPT
 
 pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
@@ -52,10 +52,10 @@ def test_engine_choice(monkeypatch):
 
 
 def test_native_asked_for_but_missing_is_an_error(monkeypatch):
-    import pocketlm.engine.native_engine as ne
+    import pocketlm.engine.base as base
 
     monkeypatch.setenv("POCKETLM_ENGINE", "native")
-    monkeypatch.setattr(ne, "native_available", lambda: (False, "libpocketlm.so not found"))
+    monkeypatch.setattr(base, "native_available", lambda: (False, "libpocketlm.so not found"))
     with pytest.raises(NativeEngineUnavailable, match="libpocketlm.so not found"):
         engine_kind()
     monkeypatch.delenv("POCKETLM_ENGINE")
@@ -66,7 +66,7 @@ def test_native_engine_takes_the_c_text_path(model_dir, bundle, tmp_path):
     """A native engine encodes and decodes with libpocketlm's tokenizer for a
     checkpoint folder, a GGUF and a .task (its TOKENIZER_MODEL entry), and
     its ids equal the Python tokenizer's."""
-    from pocketlm.engine.python_engine import Engine
+    from pocketlm.engine.base import Engine
     from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
     from pocketlm.kernels.native import CTokenizer
 

@@ -91,7 +91,7 @@ def test_logits_match_transformers_and_peft(case, source, engine_kind):
     where a tiny random model repeats one token)."""
     import torch
 
-    from pocketlm.engine.native_engine import NativeTokens
+    from pocketlm.engine.native import NativeTokens
     from pocketlm.model.forward import KVCache
 
     lora = case.adapter if source == "peft-folder" else case.lora_file

@@ -163,9 +163,8 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
     """What a model needs with a session of max_tokens. native: the C engine's
     model (a NativeModel), whose figures are what it allocates: the weights it
     maps plus what it converted, and the session's buffers."""
+    from ..model.forward import PREFILL_CHUNK
     from ..model.info import kv_bytes_per_token, weight_bytes
-
-    from ..engine.python_engine import PREFILL_CHUNK
 
     cfg = model.cfg
     kv = max_tokens * kv_bytes_per_token(model, kv_type)

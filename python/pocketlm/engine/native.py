@@ -1,6 +1,7 @@
 """The native engine: libpocketlm's model, KV cache, forward pass, sampler and
-generate loop (native/src/model.c, forward.c, session.c) under the same
-Engine / Session interface as the Python engine.
+generate loop (cffi over the C engine, the default) under engine/base.py's
+Engine / Session. It only wraps C: no forward pass or sampling of its own, and
+no ffi / lib but the ones kernels/native.py loads.
 
 Text goes through libpocketlm too (the C text path, c_text_path): the
 tokenizer is libpocketlm's, read from the same GGUF keys, tokenizer.json or
@@ -11,6 +12,7 @@ rendering chat templates with Jinja (templates.py says where that and C's
 family detection meet). Per response it makes one call,
 plm_session_generate, which prefills, samples and decodes in C and calls
 back once per token with the id, which the C tokenizer turns into text.
+The C sources: native/src/model/model.c, engine/forward.c, engine/session.c.
 
 Where the weights come from: a GGUF file (or a .task whose model entry is
 stored, not compressed) is opened by the C engine itself, which maps it and
@@ -21,7 +23,6 @@ loader already holds, which the C model borrows.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -35,42 +36,13 @@ from ..model.info import kv_bytes_per_token
 from ..model.quant import quant_type
 from ..sampling import Sampler
 from ..tokenizer import StreamDecoder
-
-ENGINE_ENV = "POCKETLM_ENGINE"
-
-
-class NativeEngineUnavailable(RuntimeError):
-    """POCKETLM_ENGINE=native was asked for, but libpocketlm cannot be loaded."""
+from .base import GenerationStats, Session
 
 
 def _lib():
     from ..kernels.native import ffi, lib
 
     return ffi, lib
-
-
-def native_available() -> tuple[bool, str]:
-    """(True, path of libpocketlm) or (False, why not)."""
-    try:
-        from ..kernels import native
-    except ImportError as e:
-        return False, str(e)
-    return True, str(native.LIBRARY)
-
-
-def engine_kind(requested: str | None = None) -> str:
-    """'native' or 'python': what was asked (argument, else POCKETLM_ENGINE), or
-    native when libpocketlm loads and python otherwise. Asking for native when
-    it cannot load is an error, never a quiet fallback."""
-    want = (requested or os.environ.get(ENGINE_ENV) or "").strip().lower()
-    if want not in ("", "native", "python"):
-        raise ValueError(f"{ENGINE_ENV} is 'native' or 'python', not {want!r}")
-    if want == "python":
-        return "python"
-    ok, why = native_available()
-    if want == "native" and not ok:
-        raise NativeEngineUnavailable(f"{ENGINE_ENV}=native, but the native engine cannot load: {why}")
-    return "native" if ok else "python"
 
 
 def c_text_path(tok):
@@ -363,126 +335,123 @@ class NativeTokens:
         return _lib()[1].plm_session_memory(self.handle)
 
 
-def make_session_class(base):
-    """The native Session: python_engine.Session's text handling (query chunks,
-    templates, limits) over a C session that runs the tokens. ``tokens`` are
-    the ids handed to the C session (run, or left pending there at maxTokens),
-    ``pending`` those added in Python and not handed over yet."""
+class NativeSession(Session):
+    """A conversation whose tokens run in a C session: base.Session's text
+    handling (query chunks, templates, limits) over plm_session_*. ``tokens``
+    are the ids handed to the C session (run, or left pending there at
+    maxTokens), ``pending`` those added in Python and not handed over yet."""
 
-    class NativeSession(base):
-        def __post_init__(self):
-            eng = self.engine
-            self._native = eng.native  # the C model outlives its sessions
-            self._params = eng.native.session_params(eng.max_tokens, eng.kv_type, self.sampler,
-                                                     lora=self.lora.native if self.lora is not None else None)
-            self._open(lambda: new_c_session(eng.native, self._params))
+    def __post_init__(self):
+        eng = self.engine
+        self._native = eng.native  # the C model outlives its sessions
+        self._params = eng.native.session_params(eng.max_tokens, eng.kv_type, self.sampler,
+                                                 lora=self.lora.native if self.lora is not None else None)
+        self._open(lambda: new_c_session(eng.native, self._params))
 
-        def _open(self, make) -> None:
-            ffi, lib = _lib()
-            eng = self.engine
-            total = lib.plm_session_bytes(eng.native.handle, self._params)
-            kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
-            self._held = (("KV cache", kv), ("activations", total - kv))
+    def _open(self, make) -> None:
+        ffi, lib = _lib()
+        eng = self.engine
+        total = lib.plm_session_bytes(eng.native.handle, self._params)
+        kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
+        self._held = (("KV cache", kv), ("activations", total - kv))
+        if eng.device is not None:
+            # what the C session will allocate, counted before it is
+            eng.device.memory.reserve_parts(list(self._held))
+            self._finalizer = weakref.finalize(self, _release_all, eng.device.memory, self._held)
+        try:
+            self.handle = ffi.gc(make(), lib.plm_session_free)
+        except Exception:
             if eng.device is not None:
-                # what the C session will allocate, counted before it is
-                eng.device.memory.reserve_parts(list(self._held))
-                self._finalizer = weakref.finalize(self, _release_all, eng.device.memory, self._held)
-            try:
-                self.handle = ffi.gc(make(), lib.plm_session_free)
-            except Exception:
-                if eng.device is not None:
-                    self._finalizer()
-                raise
-            self.cache = None
-            self._pushed = (self.sampler, self.sampler.seed)
-
-        def _push_sampler(self) -> None:
-            """The task layer swaps the sampler when session options change: the C
-            session takes its settings, and a new seed restarts the random stream."""
-            ffi, lib = _lib()
-            smp = self.sampler
-            if smp is self._pushed[0]:
-                return
-            err = ffi.new("char **")
-            _check(lib.plm_session_set_sampling(self.handle, smp.top_k, smp.top_p, smp.temperature, err), err,
-                   "sampling options")
-            if smp.seed != self._pushed[1]:
-                lib.plm_session_reseed(self.handle, smp.seed)
-            self._pushed = (smp, smp.seed)
-
-        def release(self) -> None:
-            ffi = _lib()[0]
-            h, self.handle = getattr(self, "handle", None), None
-            if h is not None:
-                ffi.release(h)
-            if self.engine.device is not None:
                 self._finalizer()
+            raise
+        self.cache = None  # no Python KV cache: the C session holds it
+        self._pushed = (self.sampler, self.sampler.seed)
 
-        @property
-        def memory_bytes(self) -> int:
-            """Bytes the C session allocated: its KV cache and forward-pass buffers."""
-            return _lib()[1].plm_session_memory(self.handle) if self.handle is not None else 0
+    def _push_sampler(self) -> None:
+        """The task layer swaps the sampler when session options change: the C
+        session takes its settings, and a new seed restarts the random stream."""
+        ffi, lib = _lib()
+        smp = self.sampler
+        if smp is self._pushed[0]:
+            return
+        err = ffi.new("char **")
+        _check(lib.plm_session_set_sampling(self.handle, smp.top_k, smp.top_p, smp.temperature, err), err,
+               "sampling options")
+        if smp.seed != self._pushed[1]:
+            lib.plm_session_reseed(self.handle, smp.seed)
+        self._pushed = (smp, smp.seed)
 
-        def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
-            ffi, lib = _lib()
-            todo = add_c_tokens(self.handle, self._close_turn())
-            self.tokens += todo.tolist()
-            self._push_sampler()
-            stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
-            s = self.last_stats = type(self.last_stats)(prefill_tokens=int(todo.size))
+    def release(self) -> None:
+        ffi = _lib()[0]
+        h, self.handle = getattr(self, "handle", None), None
+        if h is not None:
+            ffi.release(h)
+        if self.engine.device is not None:
+            self._finalizer()
 
-            def on_token(_user, token):
-                try:
-                    s.decode_tokens += 1  # live, as the Python engine's count is
-                    self.tokens.append(token)  # run through the model next, or left pending at maxTokens
-                    piece = stream.push(token)
-                    if piece:
-                        pieces.append(piece)
-                        on_text(piece)
-                    return 1 if cancelled is not None and cancelled.is_set() else 0
-                except BaseException as e:  # raised again once C has returned
-                    errors.append(e)
-                    return 1
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the C session allocated: its KV cache and forward-pass buffers."""
+        return _lib()[1].plm_session_memory(self.handle) if self.handle is not None else 0
 
-            cb = ffi.callback("int(void *, int32_t)", on_token)
-            with _CancelWatcher(self.handle, cancelled):
-                st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb)
-            if errors:
-                if err[0] != ffi.NULL:
-                    lib.plm_free(err[0])
-                raise errors[0]
-            _check(st, err, "generate")
-            rest = stream.flush()
-            if rest:
-                pieces.append(rest)
-                on_text(rest)
-            s.decode_tokens = stats.decode_tokens
-            s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
-                stats.time_to_first_token_s
-            s.stop_reason = _STOP_REASONS[stats.stop_reason]
-            s.prefill_traffic, s.decode_traffic = _traffic(stats.prefill), _traffic(stats.decode)
-            if self.engine.device is not None:
-                self.engine.device.last_stats = s
-            self.turns += 1
-            return "".join(pieces)
+    def generate(self, on_text: Callable[[str], None], cancelled: threading.Event | None = None) -> str:
+        ffi, lib = _lib()
+        todo = add_c_tokens(self.handle, self._close_turn())
+        self.tokens += todo.tolist()
+        self._push_sampler()
+        stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
+        s = self.last_stats = GenerationStats(prefill_tokens=int(todo.size))
 
-        def clone(self):
-            """A fork: the C session is copied (the filled KV cache, pending tokens
-            and the sampler's random state), nothing is run again."""
-            other = object.__new__(type(self))
-            other.engine, other.templates, other.lora = self.engine, self.templates, self.lora
-            other.sampler = Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
-                                    self.sampler.seed)
-            other._native, other._params = self._native, self._params
-            other.last_stats = type(self.last_stats)()
+        def on_token(_user, token):
+            try:
+                s.decode_tokens += 1  # live, as the Python engine's count is
+                self.tokens.append(token)  # run through the model next, or left pending at maxTokens
+                piece = stream.push(token)
+                if piece:
+                    pieces.append(piece)
+                    on_text(piece)
+                return 1 if cancelled is not None and cancelled.is_set() else 0
+            except BaseException as e:  # raised again once C has returned
+                errors.append(e)
+                return 1
 
-            other._open(lambda: clone_c_session(self.handle))
-            other._pushed = (self._pushed[0] if self._pushed[0] is self.sampler else None, self._pushed[1])
-            other.tokens, other.pending = list(self.tokens), list(self.pending)
-            other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
-            return other
+        cb = ffi.callback("int(void *, int32_t)", on_token)
+        with _CancelWatcher(self.handle, cancelled):
+            st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb)
+        if errors:
+            if err[0] != ffi.NULL:
+                lib.plm_free(err[0])
+            raise errors[0]
+        _check(st, err, "generate")
+        rest = stream.flush()
+        if rest:
+            pieces.append(rest)
+            on_text(rest)
+        s.decode_tokens = stats.decode_tokens
+        s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
+            stats.time_to_first_token_s
+        s.stop_reason = _STOP_REASONS[stats.stop_reason]
+        s.prefill_traffic, s.decode_traffic = _traffic(stats.prefill), _traffic(stats.decode)
+        if self.engine.device is not None:
+            self.engine.device.last_stats = s
+        self.turns += 1
+        return "".join(pieces)
 
-    return NativeSession
+    def clone(self):
+        """A fork: the C session is copied (the filled KV cache, pending tokens
+        and the sampler's random state), nothing is run again."""
+        other = object.__new__(type(self))
+        other.engine, other.templates, other.lora = self.engine, self.templates, self.lora
+        other.sampler = Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
+                                self.sampler.seed)
+        other._native, other._params = self._native, self._params
+        other.last_stats = GenerationStats()
+
+        other._open(lambda: clone_c_session(self.handle))
+        other._pushed = (self._pushed[0] if self._pushed[0] is self.sampler else None, self._pushed[1])
+        other.tokens, other.pending = list(self.tokens), list(self.pending)
+        other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
+        return other
 
 
 def _release_all(memory, held) -> None:
@@ -520,11 +489,3 @@ class _CancelWatcher:
             self._done = True
         return False
 
-
-def describe_engine(engine) -> str:
-    """The line `pocketlm info` prints for the engine in use."""
-    ok, where = native_available()
-    if getattr(engine, "native", None) is not None:
-        return f"native (libpocketlm: {where})"
-    why = f"{ENGINE_ENV}=python" if ok else f"the native engine cannot load: {where}"
-    return f"python ({engine.model.k.name} kernels; {why})"

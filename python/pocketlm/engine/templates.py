@@ -1,8 +1,8 @@
 """A model's turn templates (MediaPipe's PromptTemplates: user/model/system
 prefix and suffix) read from its Jinja chat template, by rendering short
-conversations with marker strings and cutting the output around them.
+conversations with marker strings and cutting the output around them. Only
+the template's own output is used: nothing here knows a model family.
 
-Only the template's own output is used; nothing here knows a model family.
 A template that cannot be rendered (a missing Jinja2, an unusual template)
 gives None; the engine then takes the family's turns as libpocketlm
 recognises them from the template text (plm_chat_template_detect: ChatML,

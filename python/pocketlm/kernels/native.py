@@ -1,6 +1,6 @@
 """The native backend: libpocketlm's kernels through cffi (ABI mode).
 
-The module that loads ``ffi`` / ``lib`` (engine/native_engine.py borrows them
+The module that loads ``ffi`` / ``lib`` (engine/native.py borrows them
 for the C engine). Its C declarations are read
 from pocketlm.h itself (the PLM_CDEF_BEGIN..END section), so they cannot
 drift from the library; a status other than PLM_OK becomes a ValueError.

@@ -68,6 +68,10 @@ class TrafficCounters:
 
 KV_TYPES = {"F32": np.float32, "F16": np.float16}
 
+# the Python engine prefills in batches of at most this many tokens (llama.cpp's default n_batch, as the C
+# engine's PLM_DEFAULT_BATCH): it bounds a forward pass's activation memory, whatever the prompt length
+PREFILL_CHUNK = 512
+
 
 class KVCache:
     """Keys and values of every layer for up to n_ctx positions, F32 or F16

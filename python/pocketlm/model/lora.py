@@ -90,7 +90,7 @@ class LoraAdapter:
     source: str  # "peft" or "gguf"
     pairs: dict[str, LoraPair]  # canonical weight name (blk.N.attn_q.weight) -> its pair
     alpha: float = 0.0  # GGUF's adapter.lora.alpha for it: llama.cpp scales each pair by alpha / rank (0: by 1)
-    native: object = field(default=None, repr=False)  # the C engine's copy (native_engine.NativeLora), when loaded
+    native: object = field(default=None, repr=False)  # the C engine's copy (engine.native.NativeLora), when loaded
     held: int = 0  # bytes counted against a device budget for it
 
     @property

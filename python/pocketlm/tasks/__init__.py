@@ -1,7 +1,7 @@
 """pocketlm.tasks: MediaPipe's LLM Inference task API in Python
 (com.google.mediapipe.tasks.genai.llminference on Android)."""
 
-from ..engine.python_engine import GenerationStats, PromptTooLongError
+from ..engine.base import GenerationStats, PromptTooLongError
 from ._generation import GenerationFuture, IllegalStateError
 from .llm_inference import Backend, LlmInference, LlmInferenceOptions
 from .llm_inference_session import (

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from ..engine.python_engine import Engine, Session
+from ..engine.base import Engine, Session
 
 log = logging.getLogger("pocketlm")
 

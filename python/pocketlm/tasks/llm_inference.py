@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..engine.python_engine import Engine, GenerationStats, PromptTooLongError, Session
+from ..engine.base import Engine, GenerationStats, PromptTooLongError, Session
 from ..sampling import Sampler
 from ._generation import (
     ErrorListener,
@@ -220,4 +220,3 @@ class LlmInference:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._engine.model_path.name}, maxTokens={self._options.max_tokens}"
         return f"LlmInference({state})"
-

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass
 
-from ..engine.python_engine import GenerationStats, Session
+from ..engine.base import GenerationStats, Session
 from ..engine.templates import TurnTemplates
 from ..sampling import Sampler
 from ._generation import (
