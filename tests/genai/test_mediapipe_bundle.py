@@ -16,7 +16,7 @@ from pocketlm.genai.llm_params import LlmParameters, parse_metadata
 from pocketlm.model.forward import KVCache
 from pocketlm.model.loader import load_model
 from pocketlm.sampling import Sampler
-from tests.fixtures.mediapipe import BUNDLE, SETTINGS, source_model
+from tests.fixtures.mediapipe import BUNDLE, BUNDLES, FOLDER, SETTINGS, source_model
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,20 @@ def test_mediapipe_bundle_runs_the_model_it_wraps(source):
     ids = tok.encode("the model runs on a phone")
     np.testing.assert_allclose(bundled.forward(ids, KVCache(bundled.cfg, 32)),
                                direct.forward(ids, KVCache(direct.cfg, 32)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_every_mediapipe_bundle_runs_the_model_it_wraps_with_its_settings(name, tmp_path):
+    make, settings = BUNDLES[name]
+    model_file, _ = make(tmp_path)
+    bundled, tok, meta = load_model(FOLDER / name)
+    direct, _, _ = load_model(model_file)
+    ids = tok.encode("the model runs on a phone")
+    np.testing.assert_allclose(bundled.forward(ids, KVCache(bundled.cfg, 32)),
+                               direct.forward(ids, KVCache(direct.cfg, 32)), atol=1e-5, rtol=1e-5)
+    assert meta["start_token"] == settings["start_token"] and meta["stop_tokens"] == settings["stop_tokens"]
+    for key in ("system_prompt", "prompt_prefix", "prompt_suffix"):
+        assert meta.get(key) == settings.get(key), key
 
 
 def test_sessions_use_the_bundle_template_system_prompt_and_stops():

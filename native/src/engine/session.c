@@ -1,7 +1,7 @@
 /*
  * session.c — sessions over a model: the KV cache, the tokens it holds and
  * those waiting, the sampler, and the generate loop of
- * python/pocketlm/engine/python_engine.py's Session.generate.
+ * python/pocketlm/engine/python.py's PythonSession.generate.
  */
 #include "engine/engine.h"
 
