@@ -325,14 +325,21 @@ class StreamDecoder:
         return text[len(before):] if text.startswith(before) else ""
 
 
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # transformers >= 4.43 with save_jinja_files; the default in 5
+CHAT_TEMPLATE_DIR = "additional_chat_templates"  # the named templates beside it, one NAME.jinja each
+PROCESSOR_CHAT_TEMPLATE_FILE = "chat_template.json"  # a processor's: {"chat_template": ...}
+
+
 def load_tokenizer(folder: str | Path) -> Tokenizer:
     """tokenizer.json (preferred) or tokenizer.model from a checkpoint folder;
-    BOS/EOS from tokenizer_config.json / config.json. A file that cannot be
-    read is a ModelFileError naming it."""
+    BOS/EOS from tokenizer_config.json / config.json; the chat template as
+    read_chat_template finds it. A file that cannot be read is a
+    ModelFileError naming it."""
     from .errors import reading
 
     folder = Path(folder)
-    names = [n for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json") if (folder / n).is_file()]
+    names = [n for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", CHAT_TEMPLATE_FILE,
+                         CHAT_TEMPLATE_DIR, PROCESSOR_CHAT_TEMPLATE_FILE) if (folder / n).exists()]
     with reading(folder, "tokenizer (" + ", ".join(names or ["none"]) + ")"):
         return _load_tokenizer(folder)
 
@@ -374,8 +381,52 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
     else:
         raise FileNotFoundError(f"{folder}: no tokenizer.json (byte-level BPE) or tokenizer.model")
     tok.add_bos = bool(cfg.get("add_bos_token", default_bos)) and tok.bos_id is not None
-    template = cfg.get("chat_template")
-    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
-        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-    tok.chat_template = template if isinstance(template, str) else None
+    tok.chat_template = read_chat_template(folder)
     return tok
+
+
+def read_chat_template(folder: str | Path) -> str | None:
+    """The chat template of a checkpoint folder, where transformers 5's
+    tokenizer finds it: chat_template.jinja and additional_chat_templates/
+    (those files win over the config), else tokenizer_config.json's
+    chat_template (a string, or a list of {"name", "template"}); pocketlm
+    then takes a processor's chat_template.json, for checkpoints whose
+    tokenizer has none. Of named templates, "default" is the one, as
+    apply_chat_template takes it when no name is given; a set without one is
+    refused, naming them, as transformers refuses it, rather than prompts
+    going to the model unwrapped."""
+    folder = Path(folder)
+    named: dict = {}
+    if (folder / CHAT_TEMPLATE_FILE).is_file():
+        named["default"] = (folder / CHAT_TEMPLATE_FILE).read_bytes().decode("utf-8")
+    if (folder / CHAT_TEMPLATE_DIR).is_dir():
+        for f in sorted((folder / CHAT_TEMPLATE_DIR).glob("*.jinja")):
+            named.setdefault(f.name[: -len(".jinja")], f.read_bytes().decode("utf-8"))
+    if named:
+        return _default_template(named, f"{CHAT_TEMPLATE_FILE} / {CHAT_TEMPLATE_DIR}/")
+    for name in ("tokenizer_config.json", PROCESSOR_CHAT_TEMPLATE_FILE):
+        if (folder / name).is_file():
+            d = json.loads((folder / name).read_bytes().decode("utf-8"))
+            if not isinstance(d, dict):
+                raise ValueError(f"{name} is not a JSON object")
+            if d.get("chat_template") is not None:
+                return _default_template(d["chat_template"], f"{name}'s chat_template")
+    return None
+
+
+def _default_template(template, where: str) -> str:
+    """The template to use of a chat_template value: a string, a list of
+    {"name", "template"} (tokenizer_config.json's form of several) or a dict
+    of name -> template."""
+    if isinstance(template, list):
+        if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in template):
+            raise ValueError(f"{where} is a list, but not of {{\"name\", \"template\"}} objects")
+        template = {t["name"]: t.get("template") for t in template}
+    if isinstance(template, dict):
+        if "default" not in template:
+            raise ValueError(f"{where} holds several chat templates ({', '.join(sorted(template))}) and none is "
+                             "named 'default': name one 'default' (transformers' apply_chat_template refuses them too)")
+        template = template["default"]
+    if not isinstance(template, str):
+        raise ValueError(f"{where} must be a string, got {type(template).__name__}")
+    return template

@@ -142,6 +142,21 @@ static int meta_token(const engine *e, plm_str text, const char *field, int32_t 
     return st;
 }
 
+/* The model file's tokenizer.chat_template, NUL-terminated and malloc'd, or NULL. A .task's tokenizer comes
+ * from its TOKENIZER_MODEL entry, which has no template: the bundle carries it in the model GGUF it holds, as
+ * pocketlm's converter writes it (and Python's loader reads it there too). */
+static char *model_chat_template(const engine *e) {
+    const plm_gguf *g = e->model ? e->model->gguf : NULL;
+    const int64_t i = g ? plm_gguf_find_key(g, "tokenizer.chat_template") : -1;
+    const char *s;
+    uint64_t n;
+    if (i < 0 || plm_gguf_kv_type(g, i) != PLM_GGUF_STRING || plm_gguf_get_str(g, i, &s, &n) != PLM_OK || !n)
+        return NULL;
+    char *o = (char *)malloc(n + 1);
+    if (o) memcpy(o, s, n), o[n] = '\0';
+    return o;
+}
+
 /* what the bundle or the model file says about BOS, stops and templates */
 static int configure(engine *e, const plm_llm_params *meta, char **error_msg) {
     e->bos = (int32_t)plm_tokenizer_bos_id(e->tok);
@@ -164,13 +179,17 @@ static int configure(engine *e, const plm_llm_params *meta, char **error_msg) {
                  meta->prompt_suffix.ptr ? meta->prompt_suffix.ptr : "");
         snprintf(e->tpl.preamble, sizeof e->tpl.preamble, "%.*s", (int)meta->system_prompt.len,
                  meta->system_prompt.ptr ? meta->system_prompt.ptr : "");
-    } else if (plm_tokenizer_chat_template(e->tok)) {
-        const int32_t *eos;
-        const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
-        char *bos_text = token_text(e, e->bos), *eos_text = token_text(e, n_eos ? eos[0] : -1);
-        e->has_templates = plm_chat_template_detect(plm_tokenizer_chat_template(e->tok), bos_text, eos_text,
-                                                    e->add_bos, &e->tpl) != NULL;
-        free(bos_text), free(eos_text);
+    } else { /* else the chat template's turns: the tokenizer's, else the model file's (a .task's GGUF) */
+        char *owned = plm_tokenizer_chat_template(e->tok) ? NULL : model_chat_template(e);
+        const char *tmpl = owned ? owned : plm_tokenizer_chat_template(e->tok);
+        if (tmpl) {
+            const int32_t *eos;
+            const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
+            char *bos_text = token_text(e, e->bos), *eos_text = token_text(e, n_eos ? eos[0] : -1);
+            e->has_templates = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl) != NULL;
+            free(bos_text), free(eos_text);
+        }
+        free(owned);
     }
     const int32_t *eos;
     const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);

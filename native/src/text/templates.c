@@ -113,5 +113,11 @@ const char *plm_chat_template_detect(const char *tmpl, const char *bos, const ch
             memcpy(t->system_prefix, sp, sizeof sp);
         }
     }
+    if (family && strip_bos && *bos) { /* the tokenizer adds BOS itself: text that starts with it starts after it */
+        const size_t nb = strlen(bos);
+        if (strncmp(t->preamble, bos, nb) == 0) memmove(t->preamble, t->preamble + nb, strlen(t->preamble) - nb + 1);
+        if (strncmp(t->system_prefix, bos, nb) == 0)
+            memmove(t->system_prefix, t->system_prefix + nb, strlen(t->system_prefix) - nb + 1);
+    }
     return family;
 }

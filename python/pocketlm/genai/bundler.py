@@ -13,6 +13,12 @@ normalization, prompt_template with system_prompt as its session_prefix);
 reads a pocketlm bundle's METADATA, and pocketlm runs a bundle MediaPipe's
 bundler made around a pocketlm model file.
 
+The chat template travels inside the model file, as the converter writes it
+(the GGUF's tokenizer.chat_template): a bundle without prompt_prefix,
+prompt_suffix and system_prompt has no prompt_template in METADATA, and the
+Python and C APIs both wrap prompts in the chat template's turns. Given
+ones win, as MediaPipe's runtime takes METADATA's prompt_template.
+
 pocketlm's own: the tokenizer may also be a tokenizer.json (byte-level BPE)
 or a folder holding one, where MediaPipe takes SentencePiece only; start
 and stop tokens are checked to be single tokens of the tokenizer;

@@ -19,6 +19,10 @@ What is pocketlm's own: model_type None (read config.json), LLAMA / GPT2 /
 weights (keyword only; True, the default, is MediaPipe's behaviour), and
 vocab_model_file may be a tokenizer.json folder that goes into the file as
 a byte-level BPE. Norms, biases and learned positions always stay F32.
+The checkpoint's chat template goes into the file as tokenizer.chat_template
+(llama.cpp's key), found where transformers 5 saves it: chat_template.jinja
+(a "default" among additional_chat_templates/), else tokenizer_config.json's
+chat_template, else a processor's chat_template.json.
 
 Parameters that have no meaning here are accepted at their defaults and
 refused otherwise, by name: combine_file_only (there are no weight bins to
@@ -166,7 +170,8 @@ def _read_files(files: list[Path], fmt: str) -> dict[str, np.ndarray]:
 
 
 def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
-    from ..tokenizer import SentencePieceTokenizer, load_tokenizer
+    from ..errors import reading
+    from ..tokenizer import SentencePieceTokenizer, load_tokenizer, read_chat_template
 
     src = Path(cfg.vocab_model_file) if cfg.vocab_model_file else folder
     if not src.exists():
@@ -178,7 +183,8 @@ def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
         tc_path = folder / "tokenizer_config.json"
         tc = json.loads(tc_path.read_text()) if tc_path.is_file() else {}
         tok.add_bos = bool(tc.get("add_bos_token", True)) and tok.bos_id is not None
-        tok.chat_template = tc.get("chat_template") if isinstance(tc.get("chat_template"), str) else None
+        with reading(folder, "chat template"):  # chat_template.jinja (transformers 5), else tokenizer_config.json's
+            tok.chat_template = read_chat_template(folder)
         return tok
     return load_tokenizer(src)
 
