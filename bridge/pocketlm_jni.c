@@ -6,7 +6,9 @@
  *
  * - Strings cross as UTF-16 both ways (GetStringChars / NewString), never
  *   as JNI's "modified UTF-8", which would mangle characters outside the
- *   BMP (emoji) and NUL.
+ *   BMP (emoji) and NUL. A lone surrogate has no UTF-8 form: it throws
+ *   IllegalArgumentException naming its index (the Java classes refuse it
+ *   first; this holds for any caller of NativeBridge).
  * - An error of the C API becomes a com.google.mediapipe.framework.
  *   MediaPipeException carrying the C message; a Predict while another runs
  *   in the session becomes an IllegalStateException, as on Android.
@@ -21,6 +23,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +41,11 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
 
 /* ---- strings ---------------------------------------------------------------- */
 
-/* UTF-8 of a Java string, malloc'd and NUL-terminated (NULL for a null string). */
-static char *to_utf8(JNIEnv *env, jstring s) {
+static void throw_iae(JNIEnv *env, const char *what);
+
+/* UTF-8 of a Java string, malloc'd and NUL-terminated; NULL for a null string, and NULL with an
+ * IllegalArgumentException pending for one that holds a lone surrogate (what names the argument). */
+static char *to_utf8(JNIEnv *env, jstring s, const char *what) {
     if (!s) return NULL;
     const jsize n = (*env)->GetStringLength(env, s);
     const jchar *u = (*env)->GetStringChars(env, s, NULL);
@@ -50,8 +56,16 @@ static char *to_utf8(JNIEnv *env, jstring s) {
             uint32_t c = u[i];
             if (c >= 0xD800 && c < 0xDC00 && i + 1 < n && u[i + 1] >= 0xDC00 && u[i + 1] < 0xE000)
                 c = 0x10000 + ((c - 0xD800) << 10) + (u[++i] - 0xDC00);
-            else if (c >= 0xD800 && c < 0xE000)
-                c = 0xFFFD; /* a lone surrogate */
+            else if (c >= 0xD800 && c < 0xE000) { /* a lone surrogate: refused, never replaced */
+                char m[160];
+                snprintf(m, sizeof m, "%s: lone surrogate U+%04X at index %d is not valid text (a broken UTF-16 "
+                         "string?)", what, (unsigned)c, (int)i);
+                free(out);
+                out = NULL;
+                (*env)->ReleaseStringChars(env, s, u);
+                throw_iae(env, m);
+                return NULL;
+            }
             if (c < 0x80) *o++ = (char)c;
             else if (c < 0x800) *o++ = (char)(0xC0 | c >> 6), *o++ = (char)(0x80 | (c & 63));
             else if (c < 0x10000)
@@ -123,9 +137,9 @@ static void throw_iae(JNIEnv *env, const char *what) {
 JNIEXPORT jlong JNICALL Java_pocketlm_NativeBridge_createEngine(JNIEnv *env, jclass cls, jstring path, jint max_tokens,
                                                                  jint max_top_k, jintArray lora_ranks) {
     (void)cls;
-    char *p = to_utf8(env, path);
+    char *p = to_utf8(env, path, "modelPath");
     if (!p) {
-        throw_iae(env, "modelPath is required");
+        if (!(*env)->ExceptionCheck(env)) throw_iae(env, "modelPath is required");
         return 0;
     }
     LlmModelSettings ms;
@@ -184,7 +198,8 @@ JNIEXPORT jlong JNICALL Java_pocketlm_NativeBridge_createSession(JNIEnv *env, jc
     sc.topp = top_p;
     sc.temperature = temperature;
     sc.random_seed = (size_t)(uint32_t)seed;
-    char *lora = to_utf8(env, lora_path);
+    char *lora = to_utf8(env, lora_path, "loraPath");
+    if (!lora && (*env)->ExceptionCheck(env)) return 0;
     sc.lora_path = lora;
     LlmInferenceEngine_Session *s = NULL;
     char *msg = NULL;
@@ -204,9 +219,9 @@ JNIEXPORT void JNICALL Java_pocketlm_NativeBridge_deleteSession(JNIEnv *env, jcl
 
 JNIEXPORT void JNICALL Java_pocketlm_NativeBridge_addQueryChunk(JNIEnv *env, jclass cls, jlong s, jstring text) {
     (void)cls;
-    char *t = to_utf8(env, text);
+    char *t = to_utf8(env, text, "inputText");
     if (!t) {
-        throw_iae(env, "inputText is required");
+        if (!(*env)->ExceptionCheck(env)) throw_iae(env, "inputText is required");
         return;
     }
     char *msg = NULL;
@@ -299,9 +314,9 @@ JNIEXPORT jlong JNICALL Java_pocketlm_NativeBridge_cloneSession(JNIEnv *env, jcl
 
 JNIEXPORT jint JNICALL Java_pocketlm_NativeBridge_sizeInTokens(JNIEnv *env, jclass cls, jlong s, jstring text) {
     (void)cls;
-    char *t = to_utf8(env, text);
+    char *t = to_utf8(env, text, "text");
     if (!t) {
-        throw_iae(env, "text is required");
+        if (!(*env)->ExceptionCheck(env)) throw_iae(env, "text is required");
         return -1;
     }
     char *msg = NULL;
@@ -325,8 +340,16 @@ JNIEXPORT jlong JNICALL Java_pocketlm_NativeBridge_liveObjects(JNIEnv *env, jcla
 JNIEXPORT void JNICALL Java_pocketlm_NativeBridge_setPromptTemplates(JNIEnv *env, jclass cls, jlong s,
                                                                       jobjectArray fields) {
     (void)cls;
+    static const char *const names[6] = {"promptTemplates.userPrefix", "promptTemplates.userSuffix",
+                                          "promptTemplates.modelPrefix", "promptTemplates.modelSuffix",
+                                          "promptTemplates.systemPrefix", "promptTemplates.systemSuffix"};
     char *f[6] = {0};
-    for (int i = 0; i < 6; i++) f[i] = to_utf8(env, (jstring)(*env)->GetObjectArrayElement(env, fields, i));
+    for (int i = 0; i < 6 && !(*env)->ExceptionCheck(env); i++)
+        f[i] = to_utf8(env, (jstring)(*env)->GetObjectArrayElement(env, fields, i), names[i]);
+    if ((*env)->ExceptionCheck(env)) {
+        for (int i = 0; i < 6; i++) free(f[i]);
+        return;
+    }
     char *msg = NULL;
     const int st = plm_llm_session_set_prompt_templates((LlmInferenceEngine_Session *)(intptr_t)s, f[0], f[1], f[2],
                                                         f[3], f[4], f[5], &msg);

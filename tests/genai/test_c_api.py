@@ -2,7 +2,7 @@
 nothing of pocketlm: PredictSync, PredictAsync on a clone and SizeInTokens
 give what the Python API gives for the same model and options, for a GGUF
 and for a .task; a missing or corrupt model is a non-zero status with a
-message naming the file."""
+message naming the file; text that is not UTF-8 is refused naming the byte."""
 
 import contextlib
 import io
@@ -23,13 +23,13 @@ SOURCE = __import__("pathlib").Path(__file__).parents[1] / "c" / "mp_api_check.c
 TURNS = ("What is the capital of France?", "And of Italy?")
 
 
-def build_program(exe):
-    """Compiles tests/c/mp_api_check.c at exe against the installed libpocketlm."""
+def build_program(exe, source=SOURCE):
+    """Compiles source (tests/c/mp_api_check.c) at exe against the installed libpocketlm."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["config", "--cflags", "--libs"]) == 0
     flags = buf.getvalue().split()
-    subprocess.run([CC, str(SOURCE), "-o", str(exe), *flags, "-lpthread"], check=True)
+    subprocess.run([CC, str(source), "-o", str(exe), *flags, "-lpthread"], check=True)
     return exe
 
 
@@ -118,3 +118,37 @@ def test_a_missing_or_corrupt_model_names_the_file(program, tmp_path):
     bad.write_bytes(default_model_path().read_bytes()[:5000])
     rc, got = run_c(program, bad)
     assert rc != 0 and str(bad) in got["ERROR"]
+
+
+@pytest.fixture(scope="module")
+def text_program(tmp_path_factory):
+    return build_program(tmp_path_factory.mktemp("capi") / "mp_text_check", SOURCE.parent / "mp_text_check.c")
+
+
+@pytest.mark.parametrize("text,detail", [
+    (b"ab\xed\xa0\x80c", r"bytes ED A0 80 at byte offset 2 encode the UTF-16 surrogate U\+D800 \(CESU-8"),
+    (b"\xf0\x9f\x98\x80\xed\xbf\xbf", r"bytes ED BF BF at byte offset 4 encode the UTF-16 surrogate U\+DFFF"),
+    (b"ab\xffc", r"byte 0xFF at byte offset 2 is not part of a valid sequence"),
+    (b"a\xc0\xafb", r"byte 0xC0 at byte offset 1 is not part of a valid sequence"),  # an overlong '/'
+    ("日本".encode()[:5], r"byte 0xE6 at byte offset 3 starts a sequence cut short"),
+])
+def test_text_that_is_not_utf8_is_refused_naming_the_byte_offset(text_program, text, detail):
+    """AddQueryChunk, SizeInTokens and set_prompt_templates refuse ill-formed UTF-8
+    from a C caller (a surrogate as CESU-8 or Java's modified UTF-8 writes it, a
+    stray byte, an overlong form, a cut sequence) instead of tokenizing U+FFFD."""
+    import re
+
+    def run(arg):
+        out = subprocess.run([str(text_program), str(default_model_path()), arg], capture_output=True, timeout=120)
+        assert out.returncode == 0, out
+        records = [r.decode() for r in out.stdout.split(b"\x1e") if r]
+        return {k: (int(st), msg) for k, st, msg in (r.split(" ", 2) for r in records)}
+
+    got = run(text)
+    for call, name, what in [("SIZE", "SizeInTokens", "input"), ("ADD", "AddQueryChunk", "input"),
+                             ("TEMPLATES", "set_prompt_templates", "user_prefix")]:
+        status, msg = got[call]
+        assert status < 0 and re.match(rf"{name}: {what} is not valid UTF-8: {detail}", msg), (call, msg)
+    valid = "ab\U0001f600c 日本".encode()
+    ok = run(valid)
+    assert ok["SIZE"][0] > 0 and ok["ADD"] == (0, "") and ok["TEMPLATES"] == (0, "")

@@ -75,8 +75,9 @@ fun main(args: Array<String>) {
                 out("CALLS", "$calls $afterDone")
                 out("THREAD", threadName)
             }
-            "lora" -> { // PROMPT2 is a LoRA adapter: for the LlmInference's own responses, for one session, none for
-                // another; texts as hex of their UTF-8 (a tiny random model writes any byte, \u001e too)
+            "lora" -> { // PROMPT2 is a LoRA adapter: for the LlmInference's own responses, for a session naming it,
+                // for a session naming none (which inherits it); then the base model from an LlmInference without
+                // one; texts as hex of their UTF-8 (a tiny random model writes any byte, \u001e too)
                 fun hex(t: String) = t.toByteArray(Charsets.UTF_8).joinToString("") { String.format("%02x", it) }
                 val withLora = LlmInference.LlmInferenceOptions.builder().setModelPath(model).setMaxTokens(maxTokens)
                     .setTopK(topK).setTemperature(temperature).setRandomSeed(seed).setLoraPath(prompt2).build()
@@ -90,6 +91,12 @@ fun main(args: Array<String>) {
                     }
                     LlmInferenceSession.createFromOptions(llm, sessionOptions(topK, temperature, seed)).use { s ->
                         s.addQueryChunk(prompt1)
+                        out("INHERITED", hex(s.generateResponse()))
+                    }
+                }
+                LlmInference.createFromOptions(context, withLora.toBuilder().setLoraPath(null).build()).use { llm ->
+                    LlmInferenceSession.createFromOptions(llm, sessionOptions(topK, temperature, seed)).use { s ->
+                        s.addQueryChunk(prompt1)
                         out("BASE", hex(s.generateResponse()))
                     }
                 }
@@ -100,6 +107,39 @@ fun main(args: Array<String>) {
                 } catch (e: RuntimeException) {
                     out("BAD", "${e.javaClass.simpleName}: ${e.message}")
                 }
+                out("LIVE", NativeBridge.liveObjects())
+            }
+            "text" -> LlmInference.createFromOptions(context, options(model, maxTokens, topK, temperature, seed)).use { llm ->
+                // a broken UTF-16 string (a lone high surrogate at index 2): every text entry point refuses it,
+                // naming the index; PROMPT2 is the hex of valid UTF-8 text (with emoji: surrogate pairs in a String)
+                val broken = "ab" + '\uD800' + "c"
+                val valid = String(prompt2.chunked(2).map { it.toInt(16).toByte() }.toByteArray(), Charsets.UTF_8)
+                fun refused(key: String, call: () -> Unit) = try {
+                    call()
+                    out(key, "accepted")
+                } catch (e: IllegalArgumentException) {
+                    out(key, e.message)
+                }
+                refused("GENERATE") { llm.generateResponse(broken) }
+                refused("ASYNC") { llm.generateResponseAsync(broken) }
+                refused("SIZE") { llm.sizeInTokens(broken) }
+                refused("TEMPLATE") { PromptTemplates.builder().setUserPrefix(broken).build() }
+                LlmInferenceSession.createFromOptions(llm, sessionOptions(topK, temperature, seed)).use { s ->
+                    refused("CHUNK") { s.addQueryChunk(broken) }
+                    refused("SESSION_SIZE") { s.sizeInTokens(broken) }
+                    // valid text goes through
+                    out("EMOJI_SIZE", s.sizeInTokens(valid))
+                    s.addQueryChunk(valid)
+                    out("EMOJI", s.generateResponse().toByteArray(Charsets.UTF_8).joinToString("") { String.format("%02x", it) })
+                }
+                // the bridge itself refuses it too, for any caller of NativeBridge
+                val e = NativeBridge.createEngine(model, 64, 40, IntArray(0))
+                val h = NativeBridge.createSession(e, 1, 1f, 0f, 0, null)
+                refused("BRIDGE_CHUNK") { NativeBridge.addQueryChunk(h, broken) }
+                refused("BRIDGE_TEMPLATES") { NativeBridge.setPromptTemplates(h, arrayOf("", broken, "", "", "", "")) }
+                refused("BRIDGE_LORA") { NativeBridge.createSession(e, 1, 1f, 0f, 0, broken) }
+                NativeBridge.deleteSession(h)
+                NativeBridge.deleteEngine(e)
                 out("LIVE", NativeBridge.liveObjects())
             }
             "session" -> LlmInference.createFromOptions(context, options(model, maxTokens, topK, temperature, seed)).use { llm ->

@@ -7,6 +7,7 @@ Skips without a JDK, kotlinc or the built bridge, except where
 POCKETLM_REQUIRE_JVM=1 (CI) makes that a failure."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -209,9 +210,10 @@ def test_valgrind_finds_no_leak_of_the_bridge(jvm, tmp_path):
 
 
 def test_lora_path_from_kotlin_equals_the_python_api(jvm, tmp_path):
-    """setLoraPath on LlmInferenceOptions (its own responses) and on a session's
-    options, through the JNI bridge, against pocketlm's Python API with the same
-    converted adapter; a model file given as the adapter is refused at creation."""
+    """setLoraPath on LlmInferenceOptions (its own responses, and sessions that
+    name no adapter inherit it) and on a session's options, through the JNI
+    bridge, against pocketlm's Python API with the same converted adapter; a
+    model file given as the adapter is refused at creation."""
     pytest.importorskip("peft")
     from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
     from tests.fixtures import checkpoints
@@ -234,9 +236,41 @@ def test_lora_path_from_kotlin_equals_the_python_api(jvm, tmp_path):
             llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).setLoraPath(str(lora)).build())
         with_lora.addQueryChunk(prompt)
         assert got["SESSION"] == with_lora.generateResponse().encode().hex() == got["IMPLICIT"]
+        inheriting = LlmInferenceSession.createFromOptions(
+            llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).build())
+        inheriting.addQueryChunk(prompt)
+        assert got["INHERITED"] == inheriting.generateResponse().encode().hex() == got["IMPLICIT"]
+    with LlmInference.createFromOptions(None, py_options(model, max_tokens=48)) as llm:
         base = LlmInferenceSession.createFromOptions(
             llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).build())
         base.addQueryChunk(prompt)
-        assert got["BASE"] == base.generateResponse().encode().hex() != got["SESSION"]
+        assert got["BASE"] == base.generateResponse().encode().hex() != got["INHERITED"]
     assert got["BAD"].startswith("MediaPipeException") and "not a LoRA adapter (it is a model file)" in got["BAD"]
     assert got["LIVE"] == "0"
+
+
+def test_a_lone_surrogate_from_kotlin_is_refused_naming_its_index(jvm):
+    """A broken UTF-16 string, "ab\\uD800c" (which StandardCharsets.UTF_8 would turn
+    into "ab?c"), throws IllegalArgumentException at every text entry point, and at
+    the bridge for any caller of NativeBridge, in the Python API's words; text with
+    emoji (surrogate pairs) still answers as the Python API does."""
+    model = default_model_path()
+    emoji = "Name this: \U0001f4f1 \U0001f600 日本"
+    rc, got, err = run_jvm(jvm, "text", model, max_tokens=64, turns=("-", emoji.encode().hex()))  # the JVM's
+    # arguments cannot carry a lone surrogate, nor, in every locale, emoji: ApiCheck builds "ab\\uD800c" itself
+    assert rc == 0, (got, err)
+    tail = "lone surrogate U+D800 at index 2 is not valid text (a broken UTF-16 string?)"
+    for key, name in [("GENERATE", "inputText"), ("ASYNC", "inputText"), ("SIZE", "text"),
+                      ("TEMPLATE", "promptTemplates.userPrefix"), ("CHUNK", "inputText"), ("SESSION_SIZE", "text"),
+                      ("BRIDGE_CHUNK", "inputText"), ("BRIDGE_TEMPLATES", "promptTemplates.userSuffix"),
+                      ("BRIDGE_LORA", "loraPath")]:
+        assert got[key] == f"{name}: {tail}", key
+    with LlmInference.createFromOptions(None, py_options(model, max_tokens=64)) as llm:
+        with pytest.raises(ValueError, match=re.escape(f"inputText: {tail}")):
+            llm.generateResponse("ab\ud800c")  # the same words from Python
+        s = LlmInferenceSession.createFromOptions(
+            llm, LlmInferenceSessionOptions.builder().setTopK(1).setTemperature(0.0).build())
+        assert got["EMOJI_SIZE"] == str(s.sizeInTokens(emoji))
+        s.addQueryChunk(emoji)
+        assert got["EMOJI"] == s.generateResponse().encode().hex()
+    assert got["LIVE"] == "1"  # the LlmInference's engine only: no refused call left a session behind

@@ -226,3 +226,31 @@ def test_context_and_lora_are_checked_at_creation(model_dir, tmp_path):
     (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4, "lora_alpha": 8}')
     with pytest.raises(ValueError, match="adapter.safetensors"):  # a corrupt weights file is named
         LlmInference.createFromOptions(None, options(model_dir, loraPath=str(lora)))
+
+
+BROKEN = "ab\ud800c"  # a lone high surrogate at index 2, as a broken Java or JavaScript string can hold
+
+
+@pytest.mark.parametrize("call", ["generateResponse", "generateResponseAsync", "sizeInTokens"])
+def test_a_lone_surrogate_is_refused_naming_its_index_and_code_point(model_dir, call):
+    errors = []
+    with LlmInference.createFromOptions(None, options(model_dir, maxTokens=64, errorListener=errors.append)) as llm:
+        name = "text" if call == "sizeInTokens" else "inputText"
+        for text, cp, at in [(BROKEN, "D800", 2), ("\udfff", "DFFF", 0), ("日本\udc00", "DC00", 2)]:
+            with pytest.raises(ValueError, match=rf"^{name}: lone surrogate U\+{cp} at index {at} is not valid "
+                                                 r"text \(a broken UTF-16 string\?\)$") as e:
+                getattr(llm, call)(text)
+            assert type(e.value) is ValueError  # not a UnicodeEncodeError from the tokenizer
+        # a pair of surrogates is not the character they stand for in a Python str: refused, saying which one
+        with pytest.raises(ValueError, match=r"surrogate pair U\+D83D U\+DCF1 at index 1 .* holds U\+1F4F1 as one"):
+            getattr(llm, call)("a\ud83d\udcf1")
+        assert not errors and not llm.engine.busy.locked()  # refused in the caller's thread, before any work
+        valid = "a phone \U0001f4f1, 日本"  # emoji and CJK are text
+        got = getattr(llm, call)(valid)
+        if call == "sizeInTokens":
+            assert got == len(llm.engine.tokenizer.encode(valid))
+        elif call == "generateResponseAsync":
+            assert isinstance(got.result(timeout=120), str)
+        else:
+            assert isinstance(got, str)
+    assert not errors

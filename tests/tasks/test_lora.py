@@ -2,8 +2,9 @@
 runs every test on each): greedy parity with transformers + peft for Llama,
 Gemma, Gemma-2 and Phi-2 adapters on the attention and MLP projections,
 from the PEFT folder, its safetensors file and the file pocketlm's
-converter writes; sessions of one LlmInference with different adapters;
-adapters on quantized weights; device memory; and the refusals."""
+converter writes; sessions of one LlmInference with different adapters,
+and sessions inheriting the LlmInference's loraPath; adapters on quantized
+weights; device memory; and the refusals."""
 
 from __future__ import annotations
 
@@ -161,15 +162,30 @@ def test_sessions_of_one_llm_inference_run_different_adapters(llama_two):
         assert clone.generateResponse() == sa2.generateResponse()
 
 
-def test_llm_inference_lora_path_is_for_its_own_responses(llama_two):
+def test_sessions_inherit_the_llm_inference_adapter_unless_they_name_one(llama_two):
+    """loraPath on LlmInferenceOptions: its own responses and every session that
+    names no adapter run it; a session naming another adapter runs that one."""
     t = llama_two
+    with _llm(t.model) as plain:
+        _, base = _greedy(_session(plain))
+        _, only_b = _greedy(_session(plain, t.b))
     with _llm(t.model, loraPath=str(t.a), topK=1) as llm:
         implicit = llm.generateResponse(PROMPT)
-        with_a, without = _session(llm, t.a), _session(llm)
-        with_a.addQueryChunk(PROMPT)
-        without.addQueryChunk(PROMPT)
-        assert implicit == with_a.generateResponse()
-        assert implicit != without.generateResponse()
+        inheriting = _session(llm)
+        assert inheriting.getSessionOptions().loraPath() is None  # the options stay as given
+        prompt, inherited = _greedy(inheriting)
+        named = _session(llm, t.a)
+        named.addQueryChunk(PROMPT)
+        assert named.generateResponse() == implicit
+        assert (list(named._session.tokens) + list(named._session.pending))[len(prompt):] == inherited
+        _check_against(lora_fx.peft_model(t.folder, t.a), llm.engine, prompt, inherited)
+        assert inherited != base
+        _, other = _greedy(_session(llm, t.b))
+        assert other == only_b != inherited
+        again = _session(llm)
+        again.addQueryChunk(PROMPT)
+        clone = again.cloneSession()  # a clone keeps the inherited adapter
+        assert clone.generateResponse() == again.generateResponse() == implicit
 
 
 @pytest.mark.parametrize("bits", [8, 4, 16])

@@ -242,6 +242,22 @@ def test_session_state_errors(model_dir):
         session(llm)
 
 
+def test_a_lone_surrogate_is_refused_naming_its_index_and_code_point(model_dir):
+    with llm_for(model_dir, max_tokens=64) as llm:
+        s = session(llm)
+        for call, name in [(s.addQueryChunk, "inputText"), (s.sizeInTokens, "text")]:
+            with pytest.raises(ValueError, match=rf"^{name}: lone surrogate U\+D800 at index 2 is not valid text") as e:
+                call("ab\ud800c")
+            assert type(e.value) is ValueError  # not a UnicodeEncodeError from the tokenizer
+        assert s.n_tokens == 0  # nothing of the refused chunk was added
+        s.addQueryChunk("a phone \U0001f4f1")  # emoji are text
+        assert s.n_tokens > 0 and isinstance(s.generateResponse(), str)
+    with pytest.raises(ValueError, match=r"^promptTemplates.userPrefix: lone surrogate U\+DC00 at index 1 "):
+        PromptTemplates(user_prefix="<\udc00")
+    with pytest.raises(ValueError, match=r"^promptTemplates.systemSuffix: lone surrogate U\+D800 at index 0 "):
+        PromptTemplates.builder().setSystemSuffix("\ud800").build()
+
+
 def test_model_chat_template_is_the_default(tmp_path, model_dir):
     import json
     import shutil

@@ -476,10 +476,28 @@ static int busy_error(session *s, char **error_msg) {
                "(done = true) first", s->e->path);
 }
 
+/* Text from a C caller is UTF-8 or refused, naming the byte offset: a surrogate written as UTF-8 (CESU-8, Java's
+ * modified UTF-8: ED A0..BF xx) or any other ill-formed byte would otherwise reach the tokenizer as U+FFFD. */
+static int check_utf8(const char *call, const char *what, const char *text, char **error_msg) {
+    const size_t n = strlen(text);
+    const int64_t at = plm_utf8_invalid_at((const uint8_t *)text, n);
+    if (at < 0) return PLM_OK;
+    const uint8_t *b = (const uint8_t *)text + at;
+    if (b[0] == 0xED && (size_t)at + 2 < n && b[1] >= 0xA0 && b[1] <= 0xBF && (b[2] & 0xC0) == 0x80)
+        return err(error_msg, PLM_ERR_INVALID_ARG, "%s: %s is not valid UTF-8: bytes ED %02X %02X at byte offset %lld "
+                   "encode the UTF-16 surrogate U+%04X (CESU-8 or Java's modified UTF-8?)", call, what, b[1], b[2],
+                   (long long)at, 0xD000u | ((b[1] & 0x3Fu) << 6) | (b[2] & 0x3Fu));
+    const char *why = plm_utf8_char_len(b, n - (size_t)at) == 0 ? "starts a sequence cut short"
+                                                                : "is not part of a valid sequence";
+    return err(error_msg, PLM_ERR_INVALID_ARG, "%s: %s is not valid UTF-8: byte 0x%02X at byte offset %lld %s", call,
+               what, b[0], (long long)at, why);
+}
+
 int LlmInferenceEngine_Session_AddQueryChunk(LlmInferenceEngine_Session *ss, const char *input, char **error_msg) {
     if (error_msg) *error_msg = NULL;
     session *s = (session *)ss;
     if (!s || !input) return err(error_msg, PLM_ERR_INVALID_ARG, "AddQueryChunk: session and input are required");
+    if (check_utf8("AddQueryChunk", "input", input, error_msg)) return PLM_ERR_INVALID_ARG;
     if (atomic_load(&s->busy)) return busy_error(s, error_msg);
     join(s);
     const engine *e = s->e;
@@ -715,6 +733,7 @@ int LlmInferenceEngine_Session_SizeInTokens(LlmInferenceEngine_Session *ss, cons
         err(error_msg, PLM_ERR_INVALID_ARG, "SizeInTokens: session and input are required");
         return -1;
     }
+    if (check_utf8("SizeInTokens", "input", input, error_msg)) return -1;
     int64_t n = 0;
     if (plm_tokenizer_encode(s->e->tok, input, strlen(input), 0, NULL, 0, &n, error_msg) != PLM_OK) return -1;
     return n > 0x7fffffff ? -1 : (int)n;
@@ -751,6 +770,10 @@ int plm_llm_session_set_prompt_templates(LlmInferenceEngine_Session *ss, const c
     if (!s) return err(error_msg, PLM_ERR_INVALID_ARG, "set_prompt_templates: session is required");
     if (atomic_load(&s->busy)) return busy_error(s, error_msg);
     const char *f[6] = {user_prefix, user_suffix, model_prefix, model_suffix, system_prefix, system_suffix};
+    static const char *const names[6] = {"user_prefix", "user_suffix", "model_prefix", "model_suffix",
+                                         "system_prefix", "system_suffix"};
+    for (int i = 0; i < 6; i++)
+        if (f[i] && check_utf8("set_prompt_templates", names[i], f[i], error_msg)) return PLM_ERR_INVALID_ARG;
     char(*dst[6])[256] = {&s->tpl.user_prefix, &s->tpl.user_suffix, &s->tpl.model_prefix, &s->tpl.model_suffix,
                           &s->tpl.system_prefix, &s->tpl.system_suffix};
     for (int i = 0; i < 6; i++)

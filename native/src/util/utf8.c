@@ -83,6 +83,15 @@ int plm_utf8_put(uint32_t c, uint8_t *o) {
     return 4;
 }
 
+int64_t plm_utf8_invalid_at(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const int k = seq_len(s + i, n - i);
+        if (k <= 0) return (int64_t)i;
+        i += (size_t)k;
+    }
+    return -1;
+}
+
 size_t plm_utf8_sanitize(const uint8_t *s, size_t n, uint8_t *out) {
     size_t i = 0, o = 0;
     while (i < n) {

@@ -29,6 +29,10 @@ int plm_utf8_char_len(const uint8_t *s, size_t n);
  * it (each maximal invalid subpart becomes U+FFFD). Returns bytes written to
  * out, which needs 3 * n bytes of room at most. */
 size_t plm_utf8_sanitize(const uint8_t *src, size_t n, uint8_t *out);
+/* Byte offset of the first sequence in s[0..n) that is not well-formed UTF-8
+ * (Unicode's table 3-7: overlongs, surrogates ED A0..BF xx as CESU-8 writes
+ * them, code points past U+10FFFF, a sequence cut short at the end), or -1. */
+int64_t plm_utf8_invalid_at(const uint8_t *s, size_t n);
 
 /* ---- JSON ----------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 
@@ -109,6 +110,33 @@ def check_path(name: str, value, required: bool) -> str | None:
     if not Path(value).exists():
         raise ValueError(f"{name} {str(value)!r} does not exist")
     return str(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(name: str, value) -> str:
+    """value itself if it is text every engine can encode; else an error naming
+    name and, for a surrogate, its index and code point. A str may hold lone
+    UTF-16 surrogates (a broken Java or JavaScript string, a 'surrogateescape'
+    decode), which no UTF-8 encoder takes: refused here, at the API, rather
+    than as a UnicodeEncodeError from inside the tokenizer."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be text (str), not {type(value).__name__}")
+    if value.isascii():
+        return value
+    bad = _SURROGATE.search(value)
+    if bad is None:
+        return value
+    i = bad.start()
+    c = ord(value[i])
+    low = ord(value[i + 1]) if i + 1 < len(value) else 0
+    if 0xD800 <= c < 0xDC00 and 0xDC00 <= low < 0xE000:
+        joined = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00)
+        raise ValueError(f"{name}: surrogate pair U+{c:04X} U+{low:04X} at index {i} is not valid text: a Python str "
+                         f"holds U+{joined:04X} as one character (join UTF-16 halves with "
+                         f".encode('utf-16', 'surrogatepass').decode('utf-16'))")
+    raise ValueError(f"{name}: lone surrogate U+{c:04X} at index {i} is not valid text (a broken UTF-16 string?)")
 
 
 def check_callable(name: str, value) -> None:

@@ -13,10 +13,14 @@ llminference.LlmInference on Android, in Python:
 
 Each generateResponse call runs in a new implicit session (no memory of
 earlier calls), as on Android; use LlmInferenceSession for conversations.
-loraPath applies a LoRA adapter to those implicit sessions; a session made
-with LlmInferenceSession takes its own options' loraPath (or none), so
-sessions of one LlmInference may run different adapters over the shared
-base weights. The adapter is read and checked when the task is created.
+loraPath applies a LoRA adapter to those implicit sessions and to every
+LlmInferenceSession whose options name no loraPath of their own; a session
+that names one runs that adapter instead, so sessions of one LlmInference may
+run different adapters over the shared base weights. The adapter is read and
+checked when the task is created. (MediaPipe on Android gives such a session
+no adapter at all -- LlmInferenceSession.createFromOptions sends an empty
+lora_path -- so a session there drops the task's adapter silently; pocketlm
+keeps it. For base-model sessions, create the LlmInference without loraPath.)
 This module holds the public surface only; the engine and threading live in
 pocketlm.engine and tasks._generation.
 """
@@ -36,7 +40,7 @@ from ._generation import (
     generate_async,
     generate_sync,
 )
-from ._options import check_callable, check_float, check_int, check_path, with_builder
+from ._options import check_callable, check_float, check_int, check_path, check_text, with_builder
 
 __all__ = ["Backend", "IllegalStateError", "LlmInference", "LlmInferenceOptions", "PromptTooLongError"]
 
@@ -60,7 +64,8 @@ class LlmInferenceOptions:
     top_k: int = 40  # also maxTopK: the largest topK a session of this engine may use
     temperature: float = 0.8  # 0 is greedy
     random_seed: int = 0
-    lora_path: str | None = None  # a LoRA adapter for generateResponse(Async): PEFT folder/file or GGUF adapter
+    lora_path: str | None = None  # a LoRA adapter (PEFT folder/file or GGUF adapter) for generateResponse(Async)
+    #                               and for every session whose options set no loraPath of their own
     supported_lora_ranks: tuple[int, ...] = ()  # the ranks adapters may have (empty: any)
     result_listener: ProgressListener | None = None  # listener(partialResult, done) for generateResponseAsync
     error_listener: ErrorListener | None = None  # listener(exception) for errors of generateResponseAsync
@@ -148,6 +153,7 @@ class LlmInference:
     def generateResponse(self, inputText: str) -> str:
         """The response to inputText, generated in a new session; blocks until done."""
         self._validate()
+        check_text("inputText", inputText)
         session = self._implicit_session()
         try:
             session.add_query_chunk(inputText)
@@ -165,6 +171,7 @@ class LlmInference:
         progressListener (else the options' result listener); returns a future
         of the full text. Errors reach the error listener and the future."""
         self._validate()
+        check_text("inputText", inputText)  # bad text raises here, in the caller's thread
         session = self._implicit_session()
         try:
             session.add_query_chunk(inputText)  # a too-long prompt fails here, before any work
@@ -182,6 +189,7 @@ class LlmInference:
     def sizeInTokens(self, text: str) -> int:
         """Number of tokens text tokenizes to (no BOS, no template)."""
         self._validate()
+        check_text("text", text)
         return self._engine.size_in_tokens(text)
 
     @property
@@ -220,3 +228,4 @@ class LlmInference:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._engine.model_path.name}, maxTokens={self._options.max_tokens}"
         return f"LlmInference({state})"
+

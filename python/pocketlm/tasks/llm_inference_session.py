@@ -13,6 +13,10 @@ Turn templates: a session wraps each user turn in its prompt templates
 (options.promptTemplates, else the model's own: a bundle's prompt_prefix /
 prompt_suffix or what the model's chat template renders). Pass
 PromptTemplates() (all empty) to send text exactly as given.
+
+LoRA: a session runs its options' loraPath adapter, else the LlmInference's
+loraPath adapter, else the base model (on Android a session without a path
+runs the base model even under an LlmInference with one; see llm_inference).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from ._generation import (
     generate_async,
     generate_sync,
 )
-from ._options import check_float, check_int, check_path, with_builder
+from ._options import camel, check_float, check_int, check_path, check_text, with_builder
 from .llm_inference import LlmInference
 
 __all__ = ["LlmInferenceSession", "LlmInferenceSessionOptions", "PromptTemplates"]
@@ -53,7 +57,8 @@ class PromptTemplates:
     def __post_init__(self):
         for name, value in dataclasses.asdict(self).items():
             if not isinstance(value, str):
-                raise ValueError(f"promptTemplates.{name} must be text, got {value!r}")
+                raise ValueError(f"promptTemplates.{camel(name)} must be text, got {value!r}")
+            check_text(f"promptTemplates.{camel(name)}", value)
 
     def _turns(self) -> TurnTemplates:
         """The engine's form of the same six fields (which adds the model-only preamble)."""
@@ -69,7 +74,8 @@ class LlmInferenceSessionOptions:
     top_p: float = 1.0
     temperature: float = 0.8  # 0 is greedy
     random_seed: int = 0
-    lora_path: str | None = None  # this session's LoRA adapter (not the LlmInference's); fixed once created
+    lora_path: str | None = None  # this session's LoRA adapter; None: the LlmInference's loraPath (if any). Fixed
+    #                               once created. (Android's None means no adapter; see LlmInference's module doc.)
     prompt_templates: PromptTemplates | None = None
 
     def __post_init__(self):
@@ -103,7 +109,8 @@ class LlmInferenceSession:
             raise TypeError(f"options must be LlmInferenceSessionOptions, not {type(options).__name__}")
         engine = llmInference.engine  # raises when the LlmInference is closed
         cls._check_top_k(llmInference, options)
-        lora = engine.load_lora(options.lora_path) if options.lora_path else None
+        # no path of its own: the LlmInference's adapter (None without one), never silently the base model
+        lora = engine.load_lora(options.lora_path) if options.lora_path else llmInference._lora
         templates = options.prompt_templates._turns() if options.prompt_templates is not None else engine.templates
         return cls(llmInference, engine.new_session(_sampler(options), templates, lora), options)
 
@@ -125,6 +132,7 @@ class LlmInferenceSession:
         """Adds text to the user's turn; chunks are processed in order, as one
         concatenated prompt. A chunk that would not fit maxTokens is refused."""
         self._validate()
+        check_text("inputText", inputText)
         self._session.add_query_chunk(inputText)
 
     def generateResponse(self) -> str:
@@ -157,6 +165,7 @@ class LlmInferenceSession:
 
     def sizeInTokens(self, text: str) -> int:
         self._validate()
+        check_text("text", text)
         return self._llm.engine.size_in_tokens(text)
 
     # -- forks and options ---------------------------------------------------------

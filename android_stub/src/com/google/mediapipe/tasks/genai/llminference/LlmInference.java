@@ -75,8 +75,9 @@ public class LlmInference implements AutoCloseable {
     this.engine = e;
   }
 
-  /** The response to inputText, in a new session; blocks until done. */
+  /** The response to inputText, in a new session; blocks until done. A lone surrogate: IllegalArgumentException. */
   public String generateResponse(String inputText) {
+    ValidText.check("inputText", inputText);
     LlmInferenceSession session = resetImplicitSession();
     session.addQueryChunk(inputText);
     return session.generateResponse();
@@ -89,6 +90,7 @@ public class LlmInference implements AutoCloseable {
 
   /** Generates on a JVM thread, streaming pieces to progressListener (done = true last). */
   public ListenableFuture<String> generateResponseAsync(String inputText, ProgressListener<String> progressListener) {
+    ValidText.check("inputText", inputText); // thrown here, in the caller's thread, before any work
     LlmInferenceSession session = resetImplicitSession();
     session.addQueryChunk(inputText);
     return session.generateResponseAsync(progressListener);
@@ -96,6 +98,7 @@ public class LlmInference implements AutoCloseable {
 
   /** Tokens text encodes to (no BOS, no template). */
   public int sizeInTokens(String text) {
+    ValidText.check("text", text);
     return resetImplicitSession().sizeInTokens(text);
   }
 
@@ -180,6 +183,7 @@ public class LlmInference implements AutoCloseable {
     public int topK() { return topK; }
     public float temperature() { return temperature; }
     public int randomSeed() { return randomSeed; }
+    /** The LoRA adapter of generateResponse's sessions and of every session whose options name none. */
     public Optional<String> loraPath() { return loraPath; }
     public Optional<ProgressListener<String>> resultListener() { return resultListener; }
     public Optional<ErrorListener> errorListener() { return errorListener; }

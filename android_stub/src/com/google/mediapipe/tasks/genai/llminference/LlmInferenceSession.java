@@ -23,7 +23,9 @@ public final class LlmInferenceSession implements AutoCloseable {
 
   /**
    * A new session on llmInference, with its options' LoRA adapter (a GGUF LoRA adapter: what pocketlm's converter
-   * writes, or llama.cpp's); a topK above its maxTopK, or an adapter that does not fit the model, is refused.
+   * writes, or llama.cpp's), else the LlmInference's loraPath adapter, else none; a topK above its maxTopK, or an
+   * adapter that does not fit the model, is refused. (On Android a session whose options set no loraPath runs the
+   * base model even when the LlmInference has one; pocketlm keeps the LlmInference's adapter instead of dropping it.)
    */
   public static LlmInferenceSession createFromOptions(LlmInference llmInference, LlmInferenceSessionOptions options) {
     if (llmInference == null || options == null) throw new NullPointerException("llmInference and options are required");
@@ -32,10 +34,12 @@ public final class LlmInferenceSession implements AutoCloseable {
     HostContext host = llmInference.host();
     long need = mem[1] + mem[2];
     if (host != null) host.reserve("a session's KV cache and buffers", need);
+    // "" names no adapter, as None and "" do in pocketlm's Python API
+    String lora = options.loraPath().filter(p -> !p.isEmpty()).orElse(llmInference.options().loraPath().orElse(null));
     long s;
     try {
       s = NativeBridge.createSession(llmInference.engineHandle(), options.topK(), options.topP(),
-          options.temperature(), options.randomSeed(), options.loraPath().orElse(null));
+          options.temperature(), options.randomSeed(), lora);
       if (options.promptTemplates().isPresent()) {
         PromptTemplates t = options.promptTemplates().get();
         try {
@@ -64,10 +68,10 @@ public final class LlmInferenceSession implements AutoCloseable {
     return session;
   }
 
-  /** Adds text to the current turn (the turn's template opens it). */
+  /** Adds text to the current turn (the turn's template opens it); a lone surrogate throws IllegalArgumentException. */
   public void addQueryChunk(String inputText) {
     if (llm.generating.get()) throw new IllegalStateException(BUSY);
-    NativeBridge.addQueryChunk(handle(), inputText);
+    NativeBridge.addQueryChunk(handle(), ValidText.check("inputText", inputText));
   }
 
   /** The response to the chunks added since the last one; blocks until done. */
@@ -147,7 +151,7 @@ public final class LlmInferenceSession implements AutoCloseable {
 
   /** Tokens text encodes to (no BOS, no template). */
   public int sizeInTokens(String text) {
-    return NativeBridge.sizeInTokens(handle(), text);
+    return NativeBridge.sizeInTokens(handle(), ValidText.check("text", text));
   }
 
   /** A new session holding this one's conversation so far, to continue it another way. */
@@ -221,6 +225,7 @@ public final class LlmInferenceSession implements AutoCloseable {
     /** Randomness; 0 is greedy. */
     public float temperature() { return temperature; }
     public int randomSeed() { return randomSeed; }
+    /** This session's LoRA adapter; empty: the LlmInference's loraPath adapter, if it has one. */
     public Optional<String> loraPath() { return loraPath; }
     /** The session's own turn templates instead of the model's. */
     public Optional<PromptTemplates> promptTemplates() { return promptTemplates; }

@@ -48,7 +48,7 @@ public final class PromptTemplates {
 
     private static String nonNull(String v, String what) {
       if (v == null) throw new NullPointerException(what + " is null");
-      return v;
+      return ValidText.check("promptTemplates." + what, v);
     }
   }
 }
