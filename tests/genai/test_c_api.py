@@ -40,8 +40,9 @@ def program(tmp_path_factory):
 
 def run_c(program, model, max_tokens=256, top_k=1, temperature=0.0, seed=0, turns=TURNS):
     out = subprocess.run([str(program), str(model), str(max_tokens), str(top_k), str(temperature), str(seed), *turns],
-                         capture_output=True, text=True, timeout=120)
-    records = [r for r in out.stdout.split("\x1e") if r]
+                         capture_output=True, timeout=120)
+    # decoded here, not by text=True, whose universal newlines would turn a generated "\r" into "\n"
+    records = [r for r in out.stdout.decode("utf-8").split("\x1e") if r]
     return out.returncode, dict(r.split(" ", 1) if " " in r else (r, "") for r in records)
 
 

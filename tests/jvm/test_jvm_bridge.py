@@ -102,7 +102,8 @@ def test_bundles_mediapipe_wrote_answer_as_the_python_api(jvm, name, sampling):
     with LlmInference.createFromOptions(None, py_options(model, max_tokens=160, **sampling)) as llm:
         want = llm.generateResponse(prompt)
         size = llm.sizeInTokens(prompt)
-    assert got["SYNC"] == want and want
+    assert got["SYNC"] == want and got["FUTURE"] == want
+    assert want or name == "gemma-tiny.task"  # gemma-tiny's answers are all whitespace, stripped as on Android
     assert got["SIZE"] == str(size)
 
 
