@@ -314,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--target", default="aarch64", help="the CPU: aarch64 (arm64 Linux/glibc)")
     pc.add_argument("--out", required=True, help="folder for lib/, include/, bin/ and the build")
     pc.add_argument("--jobs", type=int, default=None, help="parallel build and test jobs (default: all cores)")
-    pc.add_argument("--model", default=None, help="model of the end-to-end generation (default: the built-in one)")
+    pc.add_argument("--model", default=None, help="GGUF or .task of the end-to-end generation and the logits "
+                                                  "comparison (default: the built-in one)")
+    pc.add_argument("--prompts", default=None, help="prompts of the logits comparison: a JSON list of strings, or "
+                                                    "one prompt per line (default: a few built-in ones)")
     pc.set_defaults(run=_port_check)
 
     cf = sub.add_parser("config", help="flags to build a C program against the installed libpocketlm "
@@ -330,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port_check(a) -> int:
-    from .port_check import port_check
+    from .port_check import load_prompts, port_check
 
-    return port_check(a.target, a.out, a.jobs, a.model)
+    return port_check(a.target, a.out, a.jobs, a.model, prompts=load_prompts(a.prompts) if a.prompts else None)
 
 
 def _config(a) -> None:

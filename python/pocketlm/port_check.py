@@ -14,7 +14,18 @@ Steps, each reported and each able to fail the check:
      against DIR, answers a prompt under qemu greedily on the built-in model as
      the x86 build does (pocketlm's Python API here): bit for bit with the
      scalar kernels on both sides, and NEON against AVX2 over a few dozen tokens;
-  5. the library's ELF: machine, the alignment of every LOAD segment (16 KiB
+  5. how far the phone's arithmetic is from the desktop's: tests/c/logits_dump.c,
+     cross-built, runs fixed token sequences teacher-forced under qemu with NEON
+     and with the scalar kernels, and their logits are held against the x86
+     build's: top-1 agreement, KL(x86 || arm) and the largest logit difference,
+     a table per build. The sequences are a few prompts (--prompts), sent as the
+     API sends them, each followed by x86's greedy answer, on --model. Fails only
+     on more than rounding: top-1 agreement below 90% where x86's top-2 gap is
+     0.5 logits or more, a mean KL above 0.05 nats or any position's above 1 nat
+     (MIN_AGREEMENT, NEAR_TIE, MAX_MEAN_KL, MAX_KL). Flags the near-ties (top-2
+     gap under 0.5) among the first 3 answer tokens, where greedy answers may
+     part between builds without a bug;
+  6. the library's ELF: machine, the alignment of every LOAD segment (16 KiB
      pages, as Android 15 devices need), exported symbols against the public
      headers, undefined symbols, text relocations, size.
 
@@ -135,6 +146,217 @@ def write_reference_cases(path: str | Path, seed: int = 0) -> int:
     return n
 
 
+# ---- the phone's arithmetic against the desktop's ---------------------------------------------
+#
+# The same token sequences are run teacher-forced by tests/c/logits_dump.c on every build and
+# their logits compared position by position with the x86 build's. Kernel paths round
+# differently (lane counts, summation order, how a Q4 block's offset is folded in) and the
+# differences grow over the layers: measured on the built-in model, NEON and scalar stand ~0.004
+# nats (mean KL) and up to ~2 logits (far down the distribution) from x86's SIMD build, as far as
+# that stands from its own scalar twins, and top-2 gaps up to ~0.15 flipped. A real bug (a wrong
+# block layout, a lost tail, a bad reduction) moves whole distributions: the check fails on that.
+
+NEAR_TIE = 0.5  # logits: a top-2 gap below this on x86 makes a position a near-tie
+FIRST_TOKENS = 3  # answer tokens the near-tie flag looks at
+ANSWER_TOKENS = 20  # x86's greedy continuation of each prompt, part of the sequence every build runs
+DECODE_STEPS = 2  # answer tokens run as one-token decode steps after the prefill, as a generation runs them
+MIN_AGREEMENT = 0.90  # top-1 agreement on the positions that are not near-ties: below it the check fails
+MAX_MEAN_KL = 0.05  # nats, mean KL(x86 || arm) over all positions: above it the check fails
+MAX_KL = 1.0  # nats at any one position: above it the check fails
+
+# the built-in sequences: (prompt, sent in the model's chat template as the API sends it); ~100
+# positions, which qemu runs in about a minute with the scalar kernels (the NEON run beside it)
+DEFAULT_PROMPTS = (("What is the capital of France?", True),
+                   ("The river flows through the old town, and", False),
+                   ("def fibonacci(n):\n", False))
+
+
+def load_prompts(path: str | Path) -> list[str]:
+    """--prompts FILE: a JSON list of strings (a file whose text starts with '['), else one prompt
+    per line (blank lines skipped; a prompt with line breaks needs the JSON form)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        import json
+
+        prompts = json.loads(text)
+        if not isinstance(prompts, list) or not all(isinstance(x, str) and x for x in prompts):
+            raise ValueError(f"{path}: a JSON prompts file is a list of non-empty strings")
+    else:
+        prompts = [ln for ln in text.splitlines() if ln.strip()]
+    if not prompts:
+        raise ValueError(f"{path}: no prompts")
+    return prompts
+
+
+@dataclass
+class TokenSequence:
+    """A prompt's ids and x86's greedy answer, and how a generation runs them."""
+
+    prompt: str
+    ids: list[int]
+    n_prompt: int
+    chunks: list[int]  # ids per eval call: the prompt's prefill, decode steps of one id, the rest of the answer
+
+
+def chunk_sizes(n_prompt: int, n: int, decode_steps: int = DECODE_STEPS) -> list[int]:
+    """The prefill of the prompt; the first answer tokens one decode step each (the path a
+    generation takes for the tokens the near-tie flag looks at); the rest in one batch (decode
+    steps are ~4x dearer under qemu than batched positions)."""
+    steps = min(decode_steps, n - n_prompt)
+    rest = n - n_prompt - steps
+    return [n_prompt] + [1] * steps + ([rest] if rest else [])
+
+
+def reference_sequences(engine, prompts, answer_tokens: int = ANSWER_TOKENS,
+                        decode_steps: int = DECODE_STEPS) -> list[TokenSequence]:
+    """Each prompt's ids as the API sends them (BOS, the chat template when templated and the
+    model has one) followed by the greedy answer of this (x86) build, up to a stop token or
+    answer_tokens. prompts: (text, templated) pairs."""
+    from .engine.native import NativeTokens
+    from .sampling import Sampler
+
+    seqs = []
+    for text, templated in prompts:
+        session = engine.new_session(Sampler(top_k=1), engine.templates if templated else None)
+        try:
+            session.add_query_chunk(text)
+            ids = [int(i) for i in session._close_turn()]  # what a generation would prefill
+        finally:
+            session.release()
+        answer: list[int] = []
+        gen = NativeTokens(engine.native, len(ids) + answer_tokens + 1, sampler=Sampler(top_k=1))
+        gen.add(ids)
+        gen.generate(sorted(engine.stop_ids), lambda t: answer.append(int(t)) or len(answer) >= answer_tokens)
+        seq = ids + answer
+        seqs.append(TokenSequence(text, seq, len(ids), chunk_sizes(len(ids), len(seq), decode_steps)))
+    return seqs
+
+
+def teacher_forced_logits(native_model, seq: TokenSequence, n_threads: int = 0) -> np.ndarray:
+    """[n, vocab] logits after every id of seq, run in chunks as logits_dump.c runs them."""
+    from .engine.native import NativeTokens
+
+    t = NativeTokens(native_model, len(seq.ids), n_threads=n_threads)
+    out, at = [], 0
+    for c in seq.chunks:
+        out.append(t.eval(seq.ids[at:at + c], all_logits=True))
+        at += c
+    return np.concatenate(out)
+
+
+def write_token_file(path: str | Path, seqs) -> None:
+    """logits_dump.c's input: "PLMTOK1\\0", n_seq, then per sequence n, n_chunks, chunk sizes, ids."""
+    with open(path, "wb") as f:
+        f.write(b"PLMTOK1\0" + struct.pack("<I", len(seqs)))
+        for s in seqs:
+            f.write(struct.pack(f"<II{len(s.chunks)}I", len(s.ids), len(s.chunks), *s.chunks))
+            f.write(np.asarray(s.ids, dtype="<i4").tobytes())
+
+
+def read_logits(path: str | Path):
+    """logits_dump.c's output, one [n, vocab] float32 array per sequence (a generator)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if len(head) != 16 or head[:8] != b"PLMLOG1\0":
+            raise ValueError(f"{path}: not a logits_dump output")
+        n_seq, vocab = struct.unpack("<II", head[8:])
+        for _ in range(n_seq):
+            (n,) = struct.unpack("<I", f.read(4))
+            a = np.fromfile(f, dtype="<f4", count=n * vocab)
+            if a.size != n * vocab:
+                raise ValueError(f"{path}: truncated")
+            yield a.reshape(n, vocab)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
+    """KL(p || q) in nats per position (last axis: the vocabulary), in float64."""
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
+    return np.maximum((np.exp(lp) * (lp - lq)).sum(axis=-1), 0.0)
+
+
+def top2_gap(logits: np.ndarray) -> np.ndarray:
+    """top-1 minus top-2 logit per position."""
+    part = np.partition(np.asarray(logits, dtype=np.float64), -2, axis=-1)
+    return part[..., -1] - part[..., -2]
+
+
+@dataclass
+class Agreement:
+    """One build's logits against the x86 build's over the same positions."""
+
+    positions: int = 0
+    top1: float = float("nan")  # share of positions whose top token is x86's
+    n_clear: int = 0  # positions whose top-2 gap on x86 is at least NEAR_TIE
+    top1_clear: float = float("nan")  # top-1 agreement over those
+    mean_kl: float = float("nan")  # KL(x86 || build), nats
+    max_kl: float = float("nan")
+    max_abs: float = float("nan")  # largest |logit difference|, any position, any token
+    max_rel: float = float("nan")  # the largest of a position's |difference| over its x86 logit range
+    bit_exact: bool = False
+
+
+def compare_logits(ref_seqs, got_seqs, margin: float = NEAR_TIE) -> Agreement:
+    """Agreement of got with ref (x86), over sequences of [n, vocab] logits."""
+    agree, clear, kl, absd, rel = [], [], [], [], []
+    exact = True
+    for ref, got in zip(ref_seqs, got_seqs, strict=True):
+        if ref.shape != got.shape:
+            raise ValueError(f"logits of shape {got.shape} against x86's {ref.shape}")
+        agree.append(ref.argmax(axis=-1) == got.argmax(axis=-1))
+        clear.append(top2_gap(ref) >= margin)
+        kl.append(kl_divergence(ref, got))
+        d = np.abs(ref.astype(np.float64) - got).max(axis=-1)
+        absd.append(d)
+        rel.append(d / np.maximum(ref.max(axis=-1) - ref.min(axis=-1), 1e-30))
+        exact = exact and bool(np.array_equal(ref, got))
+    if not agree:
+        return Agreement()
+    agree, clear, kl, absd, rel = (np.concatenate(x) for x in (agree, clear, kl, absd, rel))
+    return Agreement(positions=int(agree.size), top1=float(agree.mean()), n_clear=int(clear.sum()),
+                     top1_clear=float(agree[clear].mean()) if clear.any() else float("nan"),
+                     mean_kl=float(kl.mean()), max_kl=float(kl.max()), max_abs=float(absd.max()),
+                     max_rel=float(rel.max()), bit_exact=exact)
+
+
+def agreement_failures(a: Agreement) -> list[str]:
+    """Why these figures are evidence of a bug rather than rounding (empty: they are not)."""
+    why = []
+    if a.positions == 0:
+        return ["no positions compared"]
+    if a.n_clear and a.top1_clear < MIN_AGREEMENT:
+        why.append(f"top-1 agreement {a.top1_clear:.1%} < {MIN_AGREEMENT:.0%} where x86's top-2 gap is "
+                   f">= {NEAR_TIE}")
+    if not a.mean_kl <= MAX_MEAN_KL:
+        why.append(f"mean KL {a.mean_kl:.3g} > {MAX_MEAN_KL}")
+    if not a.max_kl <= MAX_KL:
+        why.append(f"max KL {a.max_kl:.3g} > {MAX_KL}")
+    return why
+
+
+def near_ties(ref_logits: np.ndarray, n_prompt: int, first: int = FIRST_TOKENS,
+              margin: float = NEAR_TIE) -> list[tuple[int, float, int, int]]:
+    """(answer token k from 1, top-2 gap, top-1 id, top-2 id) for each of the first answer tokens
+    whose top-2 gap on x86 is below margin. Answer token k is picked from the logits after id
+    n_prompt - 2 + k."""
+    out = []
+    for k in range(1, first + 1):
+        pos = n_prompt - 2 + k
+        if pos >= len(ref_logits):
+            break
+        row = ref_logits[pos]
+        top = np.argsort(-row, kind="stable")[:2]
+        gap = float(row[top[0]]) - float(row[top[1]])
+        if gap < margin:
+            out.append((k, gap, int(top[0]), int(top[1])))
+    return out
+
+
 # ---- ELF ---------------------------------------------------------------------------------
 
 
@@ -209,8 +431,10 @@ def check_tools(target: str) -> list[str]:
 
 
 def port_check(target: str, out: str | Path, jobs: int | None = None, model: str | Path | None = None,
-               stream=sys.stdout) -> int:
-    """Runs the checks, prints the report to stream, returns 0 when all pass."""
+               stream=sys.stdout, prompts: list[str] | None = None) -> int:
+    """Runs the checks, prints the report to stream, returns 0 when all pass. model: the GGUF or
+    .task of steps 4 and 5 (default: the built-in one); prompts: step 5's (default: DEFAULT_PROMPTS),
+    each sent in the model's chat template as the API sends it."""
     if target not in TARGETS:
         raise ValueError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
     t = TARGETS[target]
@@ -272,7 +496,12 @@ def port_check(target: str, out: str | Path, jobs: int | None = None, model: str
     _end_to_end(t, out, model, report, emu_env)
     report.print(stream)
 
-    # 5. the ELF report
+    # 5. the phone's arithmetic against the desktop's
+    report.section("the phone's arithmetic against the x86 build's: logits_dump.c, cross-built, under qemu")
+    _arithmetic(t, out, model, prompts, report, emu_env)
+    report.print(stream)
+
+    # 6. the ELF report
     report.section("libpocketlm.so")
     for name in libs:
         _elf_report(t, out / "lib" / name, out / "include", report, check_exports=name == "libpocketlm.so")
@@ -315,6 +544,129 @@ def _end_to_end(t: dict, out: Path, model, report: Report, env: dict) -> None:
             report.fail(what, f"arm64 {got!r}\n          x86   {want!r}")
         else:
             report.ok(what, f"{model.name}, maxTokens {max_tokens}, {len(got.split())} words: {got[:60]!r}...")
+
+
+def _arithmetic(t: dict, out: Path, model, prompts, report: Report, env: dict) -> None:
+    """Step 5: teacher-forced logits of the same sequences, arm64 (NEON, scalar) against x86."""
+    from .builtin import default_model_path
+    from .engine.base import Engine
+    from .kernels.native import lib
+
+    t0 = time.monotonic()
+    model = Path(model) if model else default_model_path()
+    exe = out / "build" / "logits_dump_cross"
+    if _run([t["prefix"] + "gcc", "-O2", str(ROOT / "tests" / "c" / "logits_dump.c"), "-o", str(exe),
+             f"-I{out / 'include'}", f"-L{out / 'lib'}", "-Wl,-rpath,$ORIGIN/../lib", "-lpocketlm", "-lpthread"],
+            "cross-compile logits_dump.c", report) is None:
+        return
+    (out / "bin").mkdir(exist_ok=True)
+    shutil.copy2(exe, out / "bin" / "logits_dump")
+    prev = lib.plm_set_simd(2)  # the x86 build as it dispatches, whatever POCKETLM_SIMD says here
+    try:
+        engine = Engine(model, max_tokens=2048, engine="native")
+        source = getattr(engine.model, "source", None)
+        if not source:
+            raise ValueError("the C library maps a GGUF file or a .task whose model entry is stored, not "
+                             "compressed; this model is neither")
+        pairs = [(p, True) for p in prompts] if prompts is not None else list(DEFAULT_PROMPTS)
+        seqs = reference_sequences(engine, pairs)
+        x86 = [teacher_forced_logits(engine.native, s) for s in seqs]
+        lib.plm_set_simd(0)
+        x86_scalar = [teacher_forced_logits(engine.native, s) for s in seqs]
+    except (ValueError, OSError) as e:
+        report.fail("token sequences of the x86 build", f"{model}: {e}")
+        return
+    finally:
+        lib.plm_set_simd(prev)
+    features = lib.plm_cpu_features()
+    x86_label = "x86 AVX-512 VNNI" if features & 4 else "x86 AVX2" if features & 1 else "x86 scalar"
+    for i, (s, ref) in enumerate(zip(seqs, x86)):
+        # the prefill's last row and the decode steps run as the generation ran: they pick its tokens
+        for pos in range(s.n_prompt - 1, min(s.n_prompt + DECODE_STEPS, len(s.ids) - 1)):
+            if int(ref[pos].argmax()) != s.ids[pos + 1]:
+                report.note(f"prompt {i + 1}: x86's teacher-forced logits pick {int(ref[pos].argmax())} where its "
+                            f"greedy answer has {s.ids[pos + 1]} (token {pos + 2 - s.n_prompt})")
+                break
+    tokens = out / "build" / "sequences.bin"
+    write_token_file(tokens, seqs)
+    n_pos = sum(len(s.ids) for s in seqs)
+
+    # both arm64 runs at once, half the cores each: the scalar one sets the time
+    threads = str(max(1, (os.cpu_count() or 2) // 2))
+    runs = {"NEON + sdot": "2", "scalar (POCKETLM_SIMD=0)": "0"}
+    procs = {}
+    for label, level in runs.items():
+        cmd = [t["qemu"], "-L", t["sysroot"], str(out / "bin" / "logits_dump"), source[0], str(source[1]),
+               str(source[2]), str(tokens), str(out / "build" / f"logits-simd{level}.bin"), threads]
+        procs[label] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         env=dict(env, POCKETLM_SIMD=level)), time.monotonic())
+    arm, took = {}, {}
+    for label, (proc, started) in procs.items():
+        try:
+            so, se = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            report.fail(f"logits under qemu, {label}", "did not finish in 600 s")
+            continue
+        took[label] = time.monotonic() - started
+        if proc.returncode != 0:
+            report.fail(f"logits under qemu, {label}", f"exit {proc.returncode}: {(so + se).strip()[-400:]}")
+            continue
+        arm[label] = out / "build" / f"logits-simd{runs[label]}.bin"
+
+    rows = []
+    for label, path in arm.items():
+        rows.append((f"arm64 {label}", x86_label, compare_logits(x86, read_logits(path))))
+    if "scalar (POCKETLM_SIMD=0)" in arm:
+        rows.append(("arm64 scalar (POCKETLM_SIMD=0)", "x86 scalar",
+                     compare_logits(x86_scalar, read_logits(arm["scalar (POCKETLM_SIMD=0)"]))))
+    report.ok(f"teacher-forced logits, {model.name}",
+              f"{len(seqs)} sequences, {n_pos} positions (prompt prefills, {DECODE_STEPS} decode steps, "
+              f"the rest of x86's greedy answer batched)")
+    report.note(f"{'build':32s} {'against':18s} {'positions':>9s} {'top-1':>7s} {'non-tie':>8s} {'mean KL':>9s} "
+                f"{'max KL':>9s}  max |dlogit| (of range)")
+    for build, against, a in rows:
+        report.note(f"{build:32s} {against:18s} {a.positions:9d} {a.top1:7.1%} {a.top1_clear:8.1%} "
+                    f"{a.mean_kl:9.2e} {a.max_kl:9.2e}  " +
+                    ("0 (bit for bit)" if a.bit_exact else f"{a.max_abs:.3g} ({a.max_rel:.1%})"))
+    report.note(f"non-tie: positions whose top-2 gap on x86 is >= {NEAR_TIE}; a build fails on top-1 agreement "
+                f"< {MIN_AGREEMENT:.0%} there,")
+    report.note(f"a mean KL > {MAX_MEAN_KL} or any position's KL > {MAX_KL} nat (rounding alone: ~0.005 mean KL "
+                "on the built-in model)")
+    for build, against, a in rows:
+        why = agreement_failures(a)
+        what = f"{build} against {against}"
+        if why:
+            report.fail(what, "; ".join(why))
+        else:
+            report.ok(what, "bit for bit" if a.bit_exact else "apart by rounding only")
+
+    # near-ties among the first answer tokens: where greedy answers may part without a bug
+    tok = engine.tokenizer
+
+    def piece(i: int) -> str:  # a byte of a longer character decodes to U+FFFD alone: its id says more
+        text = tok.decode([int(i)])
+        return repr(text) if "\ufffd" not in text else f"#{int(i)}"
+
+    picks = {label: [lg.argmax(axis=-1) for lg in read_logits(path)] for label, path in arm.items()}
+    flagged = 0
+    for i, (s, ref) in enumerate(zip(seqs, x86)):
+        for k, gap, a, b in near_ties(ref, s.n_prompt):
+            flagged += 1
+            pos = s.n_prompt - 2 + k
+            chosen = "".join(f", {label.split(' (')[0]} {piece(p[i][pos])}" for label, p in picks.items())
+            report.note(f"prompt {i + 1} {s.prompt[:48]!r}: near-tie at answer token {k} (top-2 within {gap:.3f}: "
+                        f"{piece(a)} {float(ref[pos, a]):.3f}, {piece(b)} {float(ref[pos, b]):.3f}); picked: "
+                        f"x86 {piece(a)}{chosen}")
+    if flagged:
+        report.note("near-ties: greedy answers may differ between builds there without a bug")
+    else:
+        report.note(f"no near-tie (top-2 gap < {NEAR_TIE}) among the first {FIRST_TOKENS} answer tokens")
+    report.note("NEON without sdot is not run here: its kernels give the sdot ones' results bit for bit "
+                "(ctest above runs them)")
+    report.note(f"took {time.monotonic() - t0:.0f} s (qemu: " +
+                ", ".join(f"{label.split(' (')[0]} {sec:.0f} s" for label, sec in took.items()) + ", side by side)")
 
 
 def _x86_answer(model: Path, prompt: str, max_tokens: int, simd_level: int) -> str:
