@@ -11,9 +11,10 @@ Steps, each reported and each able to fail the check:
   3. the kernels against NumPy's reference (test_reference, cases written here
      with pocketlm.kernels.reference), NEON and scalar;
   4. a program on MediaPipe's C API (tests/c/mp_api_check.c), cross-built
-     against DIR, answers a prompt under qemu greedily on the built-in model as
-     the x86 build does (pocketlm's Python API here): bit for bit with the
-     scalar kernels on both sides, and NEON against AVX2 over a few dozen tokens;
+     against DIR, answers a prompt under qemu greedily on the built-in model (and,
+     in a checkout, on the .task bundles MediaPipe's own bundler wrote) as the
+     x86 build does (pocketlm's Python API here): bit for bit with the scalar
+     kernels on both sides, and NEON against AVX2 over a few dozen tokens;
   5. how far the phone's arithmetic is from the desktop's: tests/c/logits_dump.c,
      cross-built, runs fixed token sequences teacher-forced under qemu with NEON
      and with the scalar kernels, and their logits are held against the x86
@@ -53,6 +54,8 @@ TARGETS = {"aarch64": dict(toolchain="cmake/aarch64-linux-gnu.cmake", prefix="aa
                            qemu="qemu-aarch64", sysroot="/usr/aarch64-linux-gnu", elf_machine=183,
                            packages="gcc-aarch64-linux-gnu qemu-user")}
 PAGE = 16384
+# bundles made by MediaPipe's own bundler (tests/fixtures/mediapipe.py), run end to end in a checkout
+BUNDLES = ROOT / "tests" / "fixtures" / "mediapipe"
 HEADERS = ("pocketlm.h", "llm_inference_engine.h")
 # where libpocketlm may reach outside itself: the C library, libm and the thread library
 ALLOWED_UNDEFINED_VERSIONS = re.compile(r"GLIBC_\d")
@@ -518,6 +521,7 @@ def port_check(target: str, out: str | Path, jobs: int | None = None, model: str
 def _end_to_end(t: dict, out: Path, model, report: Report, env: dict) -> None:
     from .builtin import default_model_path
 
+    user_model = model is not None
     model = Path(model) if model else default_model_path()
     exe = out / "build" / "mp_api_check_cross"
     src = ROOT / "tests" / "c" / "mp_api_check.c"
@@ -526,24 +530,28 @@ def _end_to_end(t: dict, out: Path, model, report: Report, env: dict) -> None:
         return
     (out / "bin").mkdir(exist_ok=True)
     shutil.copy2(exe, out / "bin" / "mp_api_check")
-    prompt = "Write a short story about a robot who learns to paint."
     # the scalar kernels are the same C on both CPUs: the whole answer must match bit for bit; the SIMD
     # kernels sum F32 lanes in their own order (4 NEON lanes, 8 AVX2 ones), so a near tie can go the
     # other way after many tokens: they are compared over the first few dozen
-    for label, level, max_tokens in (("scalar kernels on both", 0, 72), ("NEON against AVX2", 2, 72)):
-        what = f"greedy answer equals the x86 build's, {label}"
-        p = _run([t["qemu"], "-L", t["sysroot"], str(out / "bin" / "mp_api_check"), str(model), str(max_tokens),
-                  "1", "0", "0", prompt, ""], what, report, env=dict(env, POCKETLM_SIMD=str(level)))
-        if p is None:
-            continue
-        got = dict(r.split(" ", 1) for r in p.stdout.split("\x1e") if " " in r).get("SYNC1")
-        want = _x86_answer(model, prompt, max_tokens, level)
-        if got is None:
-            report.fail(what, f"no answer: {p.stdout[-300:]!r}")
-        elif got != want:
-            report.fail(what, f"arm64 {got!r}\n          x86   {want!r}")
-        else:
-            report.ok(what, f"{model.name}, maxTokens {max_tokens}, {len(got.split())} words: {got[:60]!r}...")
+    runs = [(model, "Write a short story about a robot who learns to paint.", 72)]
+    # and, in a checkout, the bundles MediaPipe's own bundler wrote (their first zip entry is padded)
+    if not user_model and BUNDLES.is_dir():
+        runs += [(bundle, "the model runs on a phone", 160) for bundle in sorted(BUNDLES.glob("*.task"))]
+    for path, prompt, max_tokens in runs:
+        for label, level in (("scalar kernels on both", 0), ("NEON against AVX2", 2)):
+            what = f"greedy answer equals the x86 build's, {path.name}, {label}"
+            p = _run([t["qemu"], "-L", t["sysroot"], str(out / "bin" / "mp_api_check"), str(path), str(max_tokens),
+                      "1", "0", "0", prompt, ""], what, report, env=dict(env, POCKETLM_SIMD=str(level)))
+            if p is None:
+                continue
+            got = dict(r.split(" ", 1) for r in p.stdout.split("\x1e") if " " in r).get("SYNC1")
+            want = _x86_answer(path, prompt, max_tokens, level)
+            if got is None:
+                report.fail(what, f"no answer: {p.stdout[-300:]!r}")
+            elif got.lstrip() != want:  # the Python API strips a response's leading whitespace, as Android does
+                report.fail(what, f"arm64 {got!r}\n          x86   {want!r}")
+            else:
+                report.ok(what, f"maxTokens {max_tokens}, {len(got)} characters: {got[:40]!r}...")
 
 
 def _arithmetic(t: dict, out: Path, model, prompts, report: Report, env: dict) -> None:
