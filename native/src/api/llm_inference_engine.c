@@ -1,7 +1,7 @@
 /*
  * llm_inference_engine.c — MediaPipe's C API (include/llm_inference_engine.h)
  * over the engine, the tokenizers and the .task reader: text in, text out,
- * with the turn logic of python/pocketlm/engine/python_engine.py's Session
+ * with the turn logic of python/pocketlm/engine/base.py's Session
  * (BOS, prompt templates, a prompt already in the chat format taken as it
  * is, maxTokens checks) and its StreamDecoder, so a C program gets the text
  * pocketlm's Python API gives for the same model and options.
