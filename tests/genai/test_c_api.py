@@ -33,11 +33,6 @@ def build_program(exe, source=SOURCE):
     return exe
 
 
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    return build_program(tmp_path_factory.mktemp("capi") / "mp_api_check")
-
-
 def run_c(program, model, max_tokens=256, top_k=1, temperature=0.0, seed=0, turns=TURNS):
     out = subprocess.run([str(program), str(model), str(max_tokens), str(top_k), str(temperature), str(seed), *turns],
                          capture_output=True, timeout=120)

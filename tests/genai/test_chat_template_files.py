@@ -6,7 +6,6 @@ and MediaPipe's C API on both files gives the Python API's text."""
 
 import json
 import shutil
-import subprocess
 
 import gguf
 import pytest
@@ -183,24 +182,6 @@ def test_a_task_without_prompt_fields_wraps_with_the_gguf_template(ckpt, files):
 # -- MediaPipe's C API ---------------------------------------------------------------------
 
 
-def run_c(program, model, turns):
-    """tests/c/mp_api_check's records, greedy; bytes decoded as they are (text mode would turn a '\\r' into '\\n')."""
-    out = subprocess.run([str(program), str(model), str(MAX_TOKENS), "1", "0.0", "0", *turns], capture_output=True,
-                         timeout=120)
-    records = [r for r in out.stdout.decode("utf-8").split("\x1e") if r]
-    return out.returncode, dict(r.split(" ", 1) if " " in r else (r, "") for r in records)
-
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
-    from tests.genai.test_c_api import CC, build_program
-
-    if CC is None:
-        pytest.skip("no C compiler")
-    return build_program(tmp_path_factory.mktemp("capi") / "mp_api_check")
-
-
 @pytest.mark.parametrize("kind", ["gguf", "task", "explicit"])
 def test_the_c_api_wraps_as_the_python_api(program, files, kind):
     """The C program gives Python's text for the same file, and Python's differs from the unwrapped prompt's:
@@ -208,7 +189,9 @@ def test_the_c_api_wraps_as_the_python_api(program, files, kind):
     from tests.genai.test_c_api import run_python
 
     turns = (QUESTION, "-")  # the tiny model never stops: one turn, and a clone's answer to it
-    rc, got = run_c(program, files[kind], turns)
+    from tests.genai.test_c_api import run_c
+
+    rc, got = run_c(program, files[kind], max_tokens=MAX_TOKENS, turns=turns)
     assert rc == 0, got
     want = run_python(files[kind], max_tokens=MAX_TOKENS, turns=turns)
     assert {k: got[k] for k in want} == want

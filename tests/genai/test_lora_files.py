@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,16 +149,6 @@ def test_c_api_lora_path_gives_pythons_text(c_case, program):
         out = subprocess.run([str(exe), str(model), "48", "1", "0", "0", prompt, ""], capture_output=True, text=True,
                              env=dict(os.environ, **env_extra), timeout=120)
         assert out.returncode != 0 and "CreateSession" in out.stdout and msg in out.stdout, out.stdout
-
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
-    from tests.genai.test_c_api import CC, build_program
-
-    if CC is None:
-        pytest.skip("no C compiler")
-    return build_program(tmp_path_factory.mktemp("capi_lora") / "mp_api_check")
 
 
 # ---- llama.cpp ---------------------------------------------------------------------------------
