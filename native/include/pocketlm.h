@@ -466,6 +466,70 @@ int plm_task_metadata(const plm_task *t, plm_llm_params *out, char **error);
 /* the LlmParameters wire format alone: 0, or -1 for bytes that are not one */
 int plm_llm_params_parse(const void *data, uint64_t size, plm_llm_params *out);
 
+/* ---- .litertlm files (LiteRT-LM's model container) ------------------------
+ * plm_litertlm_open maps a .litertlm file read-only and reads its header's
+ * LiteRTLMMetaData flatbuffer (schema: litert-lm-builder's
+ * litertlm_header_schema), checking every table, vtable, vector and string
+ * against the header's bytes and every section's [begin, end) against the
+ * file; only what the engine needs is read: each section's data type, place
+ * and model_type item. plm_litertlm_metadata reads the LlmMetadata section
+ * (litert.lm.proto.LlmMetadata), plm_litertlm_tokenizer the tokenizer.
+ * python/pocketlm/model/litertlm_file.py reads the same files with
+ * LiteRT-LM's own schema code; tests hold the two together. Strings point
+ * into the map, are valid UTF-8 and are not NUL-terminated (model_type is).
+ * A plm_litertlm is read-only once open: any number of threads may query it. */
+typedef struct plm_litertlm plm_litertlm;
+enum plm_litertlm_section_type {  /* AnySectionDataType */
+    PLM_LITERTLM_GENERIC_BINARY = 1, PLM_LITERTLM_TFLITE_MODEL = 3, PLM_LITERTLM_SP_TOKENIZER = 4,
+    PLM_LITERTLM_LLM_METADATA = 5, PLM_LITERTLM_HF_TOKENIZER_ZLIB = 6, PLM_LITERTLM_TFLITE_WEIGHTS = 7,
+    PLM_LITERTLM_EMBEDDING_METADATA = 8, PLM_LITERTLM_EXECUTOR_METADATA = 9, PLM_LITERTLM_TTS_METADATA = 10,
+    PLM_LITERTLM_ASR_METADATA = 11
+};
+enum plm_litertlm_token_kind { PLM_LITERTLM_TOKEN_NONE = 0, PLM_LITERTLM_TOKEN_IDS = 1, PLM_LITERTLM_TOKEN_TEXT = 2 };
+enum plm_litertlm_tokenizer_kind { PLM_LITERTLM_TOKENIZER_SENTENCEPIECE = 1, PLM_LITERTLM_TOKENIZER_JSON = 2 };
+int plm_litertlm_open(const char *path, plm_litertlm **out, char **error);
+void plm_litertlm_close(plm_litertlm *f);
+/* the format version of bytes 8-19: major, minor, patch */
+void plm_litertlm_version(const plm_litertlm *f, uint32_t version[3]);
+int64_t plm_litertlm_n_sections(const plm_litertlm *f);
+/* section i: its AnySectionDataType, where its bytes lie in the file, its model_type item (NULL: none) */
+int plm_litertlm_section(const plm_litertlm *f, int64_t i, int *data_type, uint64_t *offset, uint64_t *size,
+                         const char **model_type);
+/* section i's bytes, in the map (valid until plm_litertlm_close) */
+int plm_litertlm_section_data(const plm_litertlm *f, int64_t i, const void **data, uint64_t *size);
+/* the schema's name of a section type ("TFLiteModel", ...), NULL for a number it does not have */
+const char *plm_litertlm_section_type_name(int data_type);
+/* the first section of data_type whose model_type is model_type (NULL: any), or -1 */
+int64_t plm_litertlm_find(const plm_litertlm *f, int data_type, const char *model_type);
+typedef struct {
+    int kind;                 /* plm_litertlm_token_kind: LiteRT-LM's TokenUnion */
+    plm_str text;             /* TEXT: the token's text */
+    int64_t first_id, n_ids;  /* IDS: the metadata's token_ids[first_id .. first_id + n_ids) */
+} plm_litertlm_token;
+typedef struct {
+    plm_litertlm_token start_token;     /* kind NONE: not set */
+    int64_t n_stop_tokens;
+    plm_litertlm_token stop_tokens[256];
+    int has_user_affixes, has_model_affixes, has_system_affixes; /* prompt_templates' roles that are set */
+    plm_str user_prefix, user_suffix, model_prefix, model_suffix, system_prefix, system_suffix;
+    int has_jinja_template;
+    plm_str jinja_template;             /* jinja_prompt_template */
+    int64_t max_num_tokens;             /* 0: not set */
+    int llm_model_type;                 /* field number of LlmModelType's member (1 generic_model, 4 gemma3, ...); 0: none */
+    int64_t n_token_ids;
+    int32_t token_ids[4096];            /* the ids of the tokens above, pooled */
+} plm_litertlm_llm_metadata;
+/* PLM_ERR_NOT_FOUND (out cleared) when the file has no LlmMetadataProto section */
+int plm_litertlm_metadata(const plm_litertlm *f, plm_litertlm_llm_metadata *out, char **error);
+/* the LlmMetadata wire format alone: 0, or -1 for bytes this reader does not take */
+int plm_litertlm_metadata_parse(const void *data, uint64_t size, plm_litertlm_llm_metadata *out);
+/* 1 when this build inflates HF_Tokenizer_Zlib sections (zlib was found at build time), else 0 */
+int plm_litertlm_has_zlib(void);
+/* The tokenizer: the SP_Tokenizer section's SentencePiece model (kind 1, in the map), else the tokenizer.json of
+ * HF_Tokenizer_Zlib (kind 2: inflated once, to exactly its declared size, at most 256 MiB, UTF-8, NUL after it;
+ * held by f). PLM_ERR_NOT_FOUND when there is neither; without zlib a HF_Tokenizer_Zlib is refused by name. */
+int plm_litertlm_tokenizer(const plm_litertlm *f, int *kind, const void **data, uint64_t *size, char **error);
+
 /* ---- tokenizers ------------------------------------------------------------
  * python/pocketlm/tokenizer.py's tokenizers in C, id for id: byte-level BPE
  * (a GGUF "gpt2" vocabulary with its pre-tokenizer, or a tokenizer.json),

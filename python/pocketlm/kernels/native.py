@@ -469,6 +469,85 @@ def task_read(path) -> tuple[list[tuple[str, int, int, bool]], dict | None]:
     return entries, llm_params_dict(p)
 
 
+def _litertlm_token(m, t) -> tuple[str | None, list[int] | None]:
+    if t.kind == lib.PLM_LITERTLM_TOKEN_TEXT:
+        return _s(t.text), None
+    if t.kind == lib.PLM_LITERTLM_TOKEN_IDS:
+        return None, [int(m.token_ids[t.first_id + j]) for j in range(t.n_ids)]
+    return None, None
+
+
+def litertlm_metadata_dict(m) -> dict:
+    """A plm_litertlm_llm_metadata in model/litertlm_file.llm_metadata_dict's names, for the fields C reads
+    (llm_model_type as the field number of LlmModelType's member: llm_model_type_field)."""
+    meta: dict = {}
+    text, ids = _litertlm_token(m, m.start_token)
+    if text is not None:
+        meta["start_token"] = text
+    elif ids is not None:
+        meta["start_token_ids"] = ids
+        if len(ids) == 1:
+            meta["start_token_id"] = ids[0]
+    stops = [_litertlm_token(m, m.stop_tokens[i]) for i in range(m.n_stop_tokens)]
+    if any(t is not None for t, _ in stops):
+        meta["stop_tokens"] = [t for t, _ in stops if t is not None]
+    if any(i is not None for _, i in stops):
+        meta["stop_token_ids"] = [i for _, i in stops if i is not None]
+    for role in ("user", "model", "system"):
+        if getattr(m, f"has_{role}_affixes"):
+            meta[f"{role}_prefix"], meta[f"{role}_suffix"] = _s(getattr(m, f"{role}_prefix")), \
+                _s(getattr(m, f"{role}_suffix"))
+    if m.has_jinja_template:
+        meta["chat_template"] = _s(m.jinja_template)
+    if m.max_num_tokens:
+        meta["max_num_tokens"] = int(m.max_num_tokens)
+    if m.llm_model_type:
+        meta["llm_model_type_field"] = int(m.llm_model_type)
+    return meta
+
+
+def litertlm_read(path) -> dict:
+    """A .litertlm through libpocketlm's reader (native/src/model/litertlm.c):
+    {"version": (major, minor, patch), "sections": [(data_type, offset, size,
+    model_type or None)], "llm_metadata": litertlm_metadata_dict (None without
+    the section), "tokenizer": ("sentencepiece" or "tokenizer.json", bytes) or
+    None}. A refusal, the metadata's and the tokenizer's too, raises
+    ModelFileError with the C message."""
+    from ..errors import ModelFileError
+
+    out, err = ffi.new("plm_litertlm **"), ffi.new("char **")
+    raise_status(lib.plm_litertlm_open(str(path).encode(), out, err), err, path, ModelFileError)
+    f = ffi.gc(out[0], lib.plm_litertlm_close)
+    version = ffi.new("uint32_t[3]")
+    lib.plm_litertlm_version(f, version)
+    dtype, off, size, model_type = ffi.new("int *"), ffi.new("uint64_t *"), ffi.new("uint64_t *"), \
+        ffi.new("const char **")
+    sections = []
+    for i in range(lib.plm_litertlm_n_sections(f)):
+        lib.plm_litertlm_section(f, i, dtype, off, size, model_type)
+        mt = ffi.string(model_type[0]).decode("utf-8") if model_type[0] != ffi.NULL else None
+        sections.append((int(dtype[0]), int(off[0]), int(size[0]), mt))
+    m = ffi.new("plm_litertlm_llm_metadata *")
+    st = lib.plm_litertlm_metadata(f, m, err)
+    if st != lib.PLM_ERR_NOT_FOUND:
+        raise_status(st, err, path, ModelFileError)
+    meta = litertlm_metadata_dict(m) if st == lib.PLM_OK else None
+    kind, data = ffi.new("int *"), ffi.new("const void **")
+    st = lib.plm_litertlm_tokenizer(f, kind, data, size, err)
+    tokenizer = None
+    if st != lib.PLM_ERR_NOT_FOUND:
+        raise_status(st, err, path, ModelFileError)
+        tokenizer = ("sentencepiece" if kind[0] == lib.PLM_LITERTLM_TOKENIZER_SENTENCEPIECE else "tokenizer.json",
+                     ffi.unpack(ffi.cast("const char *", data[0]), size[0]))
+    return {"version": tuple(int(v) for v in version), "sections": sections, "llm_metadata": meta,
+            "tokenizer": tokenizer}
+
+
+def litertlm_has_zlib() -> bool:
+    """Whether this libpocketlm inflates HF_Tokenizer_Zlib sections (it was built with zlib)."""
+    return bool(lib.plm_litertlm_has_zlib())
+
+
 # ---- tokenizers in C -------------------------------------------------------------------------
 
 
