@@ -15,8 +15,9 @@ ALLOWED = {
     "kernels": {"kernels", "util"},
     "model": {"model", "kernels", "util"},
     "text": {"text", "util"},
-    "engine": {"engine", "model", "kernels", "util"},
-    "api": {"api", "engine", "text", "model", "kernels", "util"},
+    "litert": {"litert", "model", "kernels", "util"},
+    "engine": {"engine", "litert", "model", "kernels", "util"},
+    "api": {"api", "engine", "litert", "text", "model", "kernels", "util"},
 }
 PUBLIC = {"pocketlm.h": set(ALLOWED), "llm_inference_engine.h": {"api"}}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -429,6 +429,34 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
 /* counters since the session was made (clones start at zero) */
 void plm_session_traffic(const plm_session *s, plm_traffic *out);
 
+/* ---- LiteRT models ---------------------------------------------------------
+ * A TFLite LLM graph (LiteRT-LM's and MediaPipe's on-device format: signatures
+ * prefill_<T> and decode over float32 KV caches kv_cache_k_<i> / kv_cache_v_<i>
+ * that are inputs and outputs of every signature) runs as a plm_model on
+ * LiteRT's own kernels: its sessions, generate loop, sampler, clone and cancel
+ * are the engine's, and each session holds its own TFLite interpreter (XNNPack,
+ * the session's n_threads) and KV caches. max_tokens is at most the graph's
+ * cache length (max_position_embeddings of its config), kv_type is ignored
+ * (the graph's caches are float32), LoRA adapters are refused. LiteRT itself
+ * is LiteRT-LM's runtime library liblitert-lm.so (pip install
+ * pocketlm[litert]), loaded at first use from plm_litert_set_library's path
+ * or else $POCKETLM_LITERT_LIB, never linked. docs/engines.md says how the
+ * signatures are driven. */
+/* Loads liblitert-lm.so from path now; refused when another path is already loaded. */
+int plm_litert_set_library(const char *path, char **error);
+/* the path LiteRT's library was loaded from, or NULL when it is not loaded */
+const char *plm_litert_library(void);
+/* The TFLite model at `offset` (`size` bytes, 0: to the end) of path, mapped in
+ * place (copied when not 16-byte aligned), its signatures found and checked:
+ * decode with float32 logits [1, 1, vocab], prefill_<T>, tokens / input_pos /
+ * optional mask, the same KV caches in and out. */
+int plm_model_open_litert(const char *path, uint64_t offset, uint64_t size, plm_model **out, char **error);
+/* 1 when the model runs a TFLite graph (plm_model_open_litert), else 0 */
+int plm_model_is_litert(const plm_model *m);
+/* the prefill signatures' lengths T, ascending: up to cap into out; returns how many there are, or
+ * PLM_ERR_INVALID_ARG for a model that is not a LiteRT one */
+int64_t plm_model_litert_prefill_lengths(const plm_model *m, int64_t *out, int64_t cap);
+
 /* ---- .task bundles -------------------------------------------------------
  * A .task is a zip file (MediaPipe's bundler and pocketlm's write one).
  * plm_task_open maps it read-only and reads its directory (zip64 too),

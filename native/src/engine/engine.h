@@ -1,10 +1,12 @@
 /*
  * engine.h — what forward.c and session.c share: the session's KV cache and
- * buffers, and the forward pass over a bound model (model/model.h).
+ * buffers, and the forward pass over a bound model (model/model.h), or over
+ * a TFLite graph's executor state (litert/litert.h) for a LiteRT model.
  */
 #ifndef PLM_ENGINE_H
 #define PLM_ENGINE_H
 
+#include "litert/litert.h"
 #include "model/model.h"
 
 struct plm_session {
@@ -25,6 +27,9 @@ struct plm_session {
     volatile int cancel;
     plm_traffic traffic;
     uint64_t bytes;                 /* what create allocated */
+    plm_lrt_state *lrt;             /* a LiteRT model's interpreter and KV caches (then no k_cache, v_cache, scratch) */
+    volatile int cancel_runs;       /* the cancel flag may stop a LiteRT prefill between (and inside) runs */
+    char *lrt_error;                /* the LiteRT executor's last message (malloc'd), or NULL */
 };
 
 /* Runs ids (n <= p.n_batch) at positions s->n_past.., appends them to
@@ -32,6 +37,11 @@ struct plm_session {
  * (vocab_size floats) when want == 1, of every position (n x vocab_size)
  * when want == 2, none when 0. */
 int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want);
+/* plm_forward of a LiteRT session (forward_litert.c): the same contract, plus
+ * PLM_FWD_STOPPED when s->cancel_runs and a cancel stopped it, with the ids
+ * that ran appended (s->n_past tells how many) */
+int plm_forward_litert(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want);
+#define PLM_FWD_STOPPED 1
 /* scratch bytes the forward pass needs for this many threads */
 size_t plm_forward_scratch_bytes(const plm_model *m, int64_t n_batch, int64_t max_tokens, int n_threads,
                                  int64_t lora_rank);

@@ -564,6 +564,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     const plm_model *m = s->m;
     const plm_model_config *c = &m->cfg;
     if (n <= 0 || n > s->p.n_batch || s->n_past + n > s->p.max_tokens) return PLM_ERR_SHAPE;
+    if (s->lrt) return plm_forward_litert(s, ids, n, logits, want); /* the graph's own kernels */
     fwd f;
     memset(&f, 0, sizeof f);
     f.s = s;

@@ -1,7 +1,9 @@
 /*
  * session.c — sessions over a model: the KV cache, the tokens it holds and
  * those waiting, the sampler, and the generate loop of
- * python/pocketlm/engine/python.py's PythonSession.generate.
+ * python/pocketlm/engine/python.py's PythonSession.generate. A LiteRT
+ * model's session keeps its KV caches in its own TFLite interpreter
+ * (litert/litert.h) instead; everything else here is the same for both.
  */
 #include "engine/engine.h"
 
@@ -25,7 +27,10 @@ void plm_session_params_default(plm_session_params *p) {
     p->seed = 0;
 }
 
-static int64_t batch_of(const plm_session_params *p) {
+/* A LiteRT session runs all that is pending in one forward call, which chunks it by the
+ * graph's prefill signatures as LiteRT-LM does. */
+static int64_t batch_of(const plm_model *m, const plm_session_params *p) {
+    if (m->lrt) return p->max_tokens;
     int64_t b = p->n_batch > 0 ? p->n_batch : PLM_DEFAULT_BATCH;
     return b < p->max_tokens ? b : p->max_tokens;
 }
@@ -34,6 +39,7 @@ static int64_t batch_of(const plm_session_params *p) {
 static int threads_of(const plm_session_params *p) { return plm_effective_threads(p->n_threads); }
 
 static uint64_t kv_bytes(const plm_model *m, const plm_session_params *p) {
+    if (m->lrt) return 0; /* the caches are the interpreter's tensors, counted by plm_lrt_state_bytes */
     const int64_t es = p->kv_type == PLM_TYPE_F32 ? 4 : 2;
     return 2 * (uint64_t)m->cfg.n_layers * (uint64_t)p->max_tokens * (uint64_t)(m->cfg.n_kv_heads * m->cfg.head_dim) *
            (uint64_t)es;
@@ -43,9 +49,12 @@ static int check_params(const plm_model *m, const plm_session_params *p, char **
 
 uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p) {
     if (!m || !p || check_params(m, p, NULL) != PLM_OK) return 0;
+    if (m->lrt)
+        return sizeof(plm_session) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
+               (uint64_t)m->cfg.vocab_size * sizeof(float) + plm_lrt_state_bytes(m->lrt);
     return sizeof(plm_session) + kv_bytes(m, p) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
            (uint64_t)m->cfg.vocab_size * sizeof(float) +
-           plm_forward_scratch_bytes(m, batch_of(p), p->max_tokens, threads_of(p), plm_lora_rank(p->lora));
+           plm_forward_scratch_bytes(m, batch_of(m, p), p->max_tokens, threads_of(p), plm_lora_rank(p->lora));
 }
 
 static int check_params(const plm_model *m, const plm_session_params *p, char **error) {
@@ -58,6 +67,15 @@ static int check_params(const plm_model *m, const plm_session_params *p, char **
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "temperature must be a finite number >= 0");
     if (!(p->top_p > 0.0 && p->top_p <= 1.0))
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "top_p must be in (0, 1]");
+    if (m->lrt) { /* the graph's KV cache has a fixed length */
+        if (p->max_tokens > m->cfg.max_position_embeddings)
+            return plm_errorf(error, PLM_ERR_INVALID_ARG,
+                              "max_tokens %lld is more than the %lld positions of the KV cache of the LiteRT model %s",
+                              (long long)p->max_tokens, (long long)m->cfg.max_position_embeddings, m->what);
+        if (p->lora)
+            return plm_errorf(error, PLM_ERR_INVALID_ARG, "LoRA adapters do not apply to the LiteRT model %s", m->what);
+        return PLM_OK;
+    }
     /* positions are int32 token ids' places, and every buffer size below must fit size_t */
     const uint64_t per_token = 2 * (uint64_t)m->cfg.n_layers * (uint64_t)(m->cfg.n_kv_heads * m->cfg.head_dim) * 4 +
                                (uint64_t)(m->cfg.n_heads / m->cfg.n_kv_heads) * 4 * 256;
@@ -87,13 +105,20 @@ static int alloc_session(plm_model *m, const plm_session_params *p, plm_session 
     if (!s) return plm_errorf(error, PLM_ERR_NOMEM, "out of memory for a session");
     s->m = m;
     s->p = *p;
-    s->p.n_batch = batch_of(p);
+    s->p.n_batch = batch_of(m, p);
     s->kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
     s->kv_row_bytes = s->kv_dim * (p->kv_type == PLM_TYPE_F32 ? 4 : 2);
     const size_t kvb = (size_t)(kv_bytes(m, p) / 2);
     s->scratch_threads = threads_of(p);
-    s->scratch_bytes = plm_forward_scratch_bytes(m, s->p.n_batch, p->max_tokens, s->scratch_threads,
-                                                 plm_lora_rank(p->lora));
+    s->scratch_bytes = m->lrt ? 1 : plm_forward_scratch_bytes(m, s->p.n_batch, p->max_tokens, s->scratch_threads,
+                                                              plm_lora_rank(p->lora));
+    if (m->lrt) {
+        const int st = plm_lrt_state_create(m->lrt, s->scratch_threads, &s->lrt, error);
+        if (st) {
+            plm_session_free(s);
+            return st;
+        }
+    }
     s->k_cache = (uint8_t *)malloc(kvb ? kvb : 1);
     s->v_cache = (uint8_t *)malloc(kvb ? kvb : 1);
     s->tokens = (int32_t *)malloc((size_t)p->max_tokens * sizeof(int32_t));
@@ -134,7 +159,8 @@ int plm_session_clone(const plm_session *s, plm_session **out, char **error) {
     int st = alloc_session(s->m, &s->p, &c, error);
     if (st) return st;
     const plm_model_config *cfg = &s->m->cfg;
-    for (int64_t l = 0; l < cfg->n_layers; l++) { /* the filled part of each layer's cache */
+    if (s->lrt) plm_lrt_state_copy(c->lrt, s->lrt); /* the new interpreter gets the caches */
+    for (int64_t l = 0; l < cfg->n_layers && !s->lrt; l++) { /* the filled part of each layer's cache */
         const size_t off = (size_t)(l * s->p.max_tokens * s->kv_row_bytes), n = (size_t)(s->n_past * s->kv_row_bytes);
         memcpy(c->k_cache + off, s->k_cache + off, n);
         memcpy(c->v_cache + off, s->v_cache + off, n);
@@ -158,6 +184,8 @@ void plm_session_free(plm_session *s) {
     free(s->pending);
     free(s->logits);
     free(s->scratch);
+    plm_lrt_state_free(s->lrt);
+    free(s->lrt_error);
     plm_lora_free(s->p.lora);
     free(s);
 }
@@ -185,7 +213,10 @@ int64_t plm_session_size(const plm_session *s) { return s ? s->n_past + s->n_pen
 int64_t plm_session_n_past(const plm_session *s) { return s ? s->n_past : 0; }
 int64_t plm_session_n_pending(const plm_session *s) { return s ? s->n_pending : 0; }
 void plm_session_cancel(plm_session *s) {
-    if (s) __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    if (!s) return;
+    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    /* a LiteRT prefill in flight is asked to stop inside its current run too */
+    if (s->lrt && __atomic_load_n(&s->cancel_runs, __ATOMIC_ACQUIRE)) plm_lrt_cancel(s->lrt);
 }
 void plm_session_traffic(const plm_session *s, plm_traffic *out) {
     if (s && out) *out = s->traffic;
@@ -206,7 +237,8 @@ int plm_session_add_tokens(plm_session *s, const int32_t *ids, int64_t n, char *
     return PLM_OK;
 }
 
-/* Runs the pending tokens in batches; logits of the last one into s->logits (and all into `all` when given). */
+/* Runs the pending tokens in batches; logits of the last one into s->logits (and all into `all` when given).
+ * PLM_FWD_STOPPED: a cancelled LiteRT prefill; what did not run stays pending. */
 static int run_pending(plm_session *s, float *all, char **error) {
     const plm_model_config *c = &s->m->cfg;
     if (c->positions == PLM_POS_LEARNED && s->n_past + s->n_pending > c->max_position_embeddings)
@@ -218,7 +250,17 @@ static int run_pending(plm_session *s, float *all, char **error) {
         if (n > s->p.n_batch) n = s->p.n_batch;
         const int last = done + n == s->n_pending;
         float *out = all ? all + done * c->vocab_size : s->logits;
+        const int64_t before = s->n_past;
         const int st = plm_forward(s, s->pending + done, n, out, all ? 2 : (last ? 1 : 0));
+        if (st && s->lrt) { /* the executor keeps what ran */
+            done += s->n_past - before;
+            /* a TFLite cancel meant for a generation that has just ended: run the rest */
+            if (st == PLM_FWD_STOPPED && !__atomic_load_n(&s->cancel_runs, __ATOMIC_ACQUIRE)) continue;
+            memmove(s->pending, s->pending + done, (size_t)(s->n_pending - done) * sizeof(int32_t));
+            s->n_pending -= done; /* the rest stays pending */
+            if (st == PLM_FWD_STOPPED) return st;
+            return plm_errorf(error, st, "forward pass failed: %s", s->lrt_error ? s->lrt_error : plm_status_string(st));
+        }
         if (st) return plm_errorf(error, st, "forward pass failed: %s", plm_status_string(st));
         done += n;
     }
@@ -276,14 +318,22 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
     const double t0 = now_s();
     const plm_traffic c0 = s->traffic;
     stats->prefill_tokens = s->n_pending;
+    __atomic_store_n(&s->cancel_runs, s->lrt != NULL, __ATOMIC_RELEASE);
     int st = run_pending(s, NULL, error);
+    __atomic_store_n(&s->cancel_runs, 0, __ATOMIC_RELEASE);
+    int stopped = st == PLM_FWD_STOPPED; /* cancelled inside the prefill */
+    if (stopped) {
+        st = PLM_OK;
+        stats->prefill_tokens -= s->n_pending;
+        stats->stop_reason = PLM_STOP_CANCELLED;
+    }
     if (st) return st;
     const double t1 = now_s();
     stats->prefill_s = t1 - t0;
     const plm_traffic c1 = s->traffic;
     traffic_since(&c1, &c0, &stats->prefill);
     const int64_t V = s->m->cfg.vocab_size;
-    for (;;) {
+    for (; !stopped;) {
         if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) {
             stats->stop_reason = PLM_STOP_CANCELLED;
             break;
@@ -317,8 +367,14 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
             break;
         }
         st = plm_forward(s, &token, 1, s->logits, 1);
+        if (st == PLM_FWD_STOPPED) { /* a LiteRT run cancelled by a cancel that raced the prefill's end */
+            s->pending[s->n_pending++] = token;
+            st = PLM_OK;
+            stats->stop_reason = PLM_STOP_CANCELLED;
+            break;
+        }
         if (st) {
-            plm_errorf(error, st, "forward pass failed: %s", plm_status_string(st));
+            plm_errorf(error, st, "forward pass failed: %s", s->lrt_error ? s->lrt_error : plm_status_string(st));
             break;
         }
         if (stop_after) __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);

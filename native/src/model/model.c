@@ -426,6 +426,7 @@ void plm_model_free(plm_model *m) {
     free(m->alibi);
     free(m->what);
     if (m->gguf) plm_gguf_close(m->gguf);
+    if (m->lrt && m->lrt_free) m->lrt_free(m->lrt);
     free(m);
 }
 

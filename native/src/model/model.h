@@ -35,6 +35,8 @@ struct plm_model {
     void **owned;               /* F32 copies of F16 vectors */
     int64_t n_owned;
     uint64_t weight_bytes, owned_bytes;
+    struct plm_lrt_model *lrt;  /* a TFLite graph that runs this model (litert/litert.h), or NULL */
+    void (*lrt_free)(struct plm_lrt_model *lrt); /* how plm_model_free releases it: that layer sits above this one */
 };
 
 /* LoRA (lora.c): per layer and target, A [r][k] and B [n][r] (scale folded in), F32; a NULL: not adapted */

@@ -625,3 +625,76 @@ def chat_template_family(template: str, bos_text: str, eos_text: str, strip_bos:
     if name == ffi.NULL:
         return None
     return ffi.string(name).decode(), {f: ffi.string(getattr(out, f)).decode("utf-8") for f in _TEMPLATE_FIELDS}
+
+
+# ---- LiteRT models (TFLite graphs on LiteRT's kernels, native/src/litert/) ------------------------
+
+
+class LiteRTUnavailable(RuntimeError):
+    """LiteRT's runtime library (liblitert-lm.so) cannot be found or loaded; the message says how to get it."""
+
+
+_LITERT_HINT = ("install it with `pip install pocketlm[litert]` (the litert-lm-api package), or set "
+                "POCKETLM_LITERT_LIB to a liblitert-lm.so")
+
+
+def litert_runtime_path() -> Path | None:
+    """liblitert-lm.so of the installed litert_lm package (litert-lm-api), found without importing it; or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("litert_lm")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for name in ("liblitert-lm.so", "liblitert-lm.dylib"):
+            if (Path(folder) / name).is_file():
+                return Path(folder) / name
+    return None
+
+
+def litert_library() -> Path | None:
+    """The liblitert-lm.so libpocketlm has loaded, or None."""
+    p = lib.plm_litert_library()
+    return None if p == ffi.NULL else Path(ffi.string(p).decode())
+
+
+def use_litert(path=None) -> Path:
+    """Loads LiteRT's runtime into libpocketlm (plm_litert_set_library) once: path, else
+    $POCKETLM_LITERT_LIB, else the litert_lm package's. Returns the loaded library's path."""
+    loaded = litert_library()
+    if loaded is not None and path is None:
+        return loaded
+    path = path or os.environ.get("POCKETLM_LITERT_LIB") or litert_runtime_path()
+    if path is None:
+        raise LiteRTUnavailable(f"LiteRT models run on LiteRT-LM's runtime library, which is not installed: "
+                                f"{_LITERT_HINT}")
+    err = ffi.new("char **")
+    raise_status(lib.plm_litert_set_library(str(path).encode(), err), err, str(path), LiteRTUnavailable)
+    return Path(path)
+
+
+def open_litert_model(path, offset: int = 0, size: int = 0):
+    """plm_model_open_litert after use_litert(): a raw plm_model handle the caller owns
+    (engine/native.py's NativeModel takes it and frees it). A file the executor refuses
+    raises ModelFileError with the C message."""
+    from ..errors import ModelFileError
+
+    use_litert()
+    out, err = ffi.new("plm_model **"), ffi.new("char **")
+    raise_status(lib.plm_model_open_litert(str(path).encode(), offset, size, out, err), err, str(path), ModelFileError)
+    return out[0]
+
+
+def model_is_litert(handle) -> bool:
+    return bool(lib.plm_model_is_litert(handle))
+
+
+def litert_prefill_lengths(handle) -> list[int]:
+    """The lengths T of a LiteRT model's prefill_T signatures, ascending."""
+    n = lib.plm_model_litert_prefill_lengths(handle, ffi.NULL, 0)
+    if n < 0:
+        raise ValueError("not a LiteRT model")
+    out = ffi.new("int64_t[]", max(n, 1))
+    lib.plm_model_litert_prefill_lengths(handle, out, n)
+    return [int(out[i]) for i in range(n)]
