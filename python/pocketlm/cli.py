@@ -128,13 +128,27 @@ def _chat(a) -> None:
                   file=sys.stderr)
 
 
+def _row(key: str, value: str) -> None:
+    first, *rest = str(value).split("\n")
+    print(f"{key:18} {first}")
+    for line in rest:
+        print(f"{'':18} {line}")
+
+
 def _info(a) -> None:
     from .engine.base import Engine, describe
+    from .model.litert_info import describe_litert, litert_kind
 
     path = _model_path(a)
+    if litert_kind(path):  # a file LiteRT runs: read with its formats' schemas, never loaded into a runtime
+        for key, value in describe_litert(path):
+            _row(key, value)
+        if not a.stats:
+            return
     engine = Engine(path, max_tokens=a.max_tokens)
-    for key, value in describe(engine).items():
-        print(f"{key:18} {value}")
+    if not litert_kind(path):
+        for key, value in describe(engine).items():
+            _row(key, value)
     if a.stats:
         import threading
 
@@ -253,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(ch)
     ch.set_defaults(run=_chat)
 
-    i = sub.add_parser("info", help="architecture, parameters, weight types, size, context, tokenizer")
+    i = sub.add_parser("info", help="architecture, parameters, weight types, size, context, tokenizer; for the "
+                                    "files LiteRT runs, sections, metadata, signatures, KV cache and ops")
     i.add_argument("model", nargs="?", default=None, help="default: the built-in model")
     i.add_argument("--max-tokens", type=int, default=512, help="KV cache length for --stats")
     i.add_argument("--stats", action="store_true", help="also measure prefill and decode tokens/s")

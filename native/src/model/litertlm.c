@@ -191,14 +191,13 @@ static int section_model_type(const fb_buf *f, const fb_table *o, char **model_t
             return -1;
         if (*model_type || !key || key_len != 10 || memcmp(key, "model_type", 10) != 0 || vtype != VDATA_STRING)
             continue;
-        fb_table value, str;
+        fb_table value;
         int present;
         if (fb_subtable(f, &kv, 8, &value, &present)) return -1;
         if (!present) continue;
         const uint8_t *s;
         uint64_t len;
-        str = value;
-        if (fb_string(f, &str, 4, &s, &len)) return -1;
+        if (fb_string(f, &value, 4, &s, &len)) return -1; /* StringValue { value: string (slot 4) } */
         if (!s || !len) continue; /* an empty model_type is none */
         if (!(*model_type = (char *)malloc(len + 1))) return -2;
         memcpy(*model_type, s, len);
@@ -323,6 +322,7 @@ void plm_litertlm_close(plm_litertlm *l) {
 }
 
 void plm_litertlm_version(const plm_litertlm *l, uint32_t version[3]) {
+    if (!version) return;
     for (int i = 0; i < 3; i++) version[i] = l ? l->version[i] : 0;
 }
 
@@ -459,18 +459,21 @@ static int prompt_templates(plm_wire m, plm_litertlm_llm_metadata *md, const cha
     return 0;
 }
 
-/* which member of LlmModelType's oneof is set: its field number, 0 for none */
+/* which member of LlmModelType's oneof is set (the last one given): its field number, 0 for none. The members
+ * (llm_model_type.proto): generic_model 1, gemma3n 2, function_gemma 3, gemma3 4, qwen3 5, qwen2p5 7, gemma4 8,
+ * fast_vlm 9, lfm2 11, minicpm5 12, minicpmv4 13; other numbers are unknown fields. */
 static int model_type_field(plm_wire m, int *which) {
+    static const uint32_t members = 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 5 | 1u << 7 | 1u << 8 | 1u << 9 |
+                                    1u << 11 | 1u << 12 | 1u << 13;
     while (m.p < m.end) {
         uint32_t num;
         int wt;
         plm_wire sub = {0, 0};
         uint64_t v;
         if (plm_wire_field(&m, &num, &wt, &sub, &v)) return -1;
-        if (wt == 2) {
-            if (skip_message(sub)) return -1;
-            *which = (int)num;
-        }
+        if (wt != 2) continue;
+        if (skip_message(sub)) return -1;
+        if (num < 32 && (members >> num & 1u)) *which = (int)num;
     }
     return 0;
 }

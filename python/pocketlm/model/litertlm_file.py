@@ -151,8 +151,13 @@ def read_litertlm(path: str | Path, read_graphs: bool = True) -> LiteRTLMFile:
         except BufferError:  # a view a traceback still holds: the collector closes it
             pass
     if read_graphs:
+        weights = {w.model_type: w for w in out.sections_of(TFLITE_WEIGHTS)}
         for s in out.sections_of(TFLITE_MODEL):
-            out.models[s.index] = read_tflite(p, s.offset, s.size, name=f"{p}: {s.describe()}")
+            g = out.models[s.index] = read_tflite(p, s.offset, s.size, name=f"{p}: {s.describe()}")
+            w = weights.get(s.model_type)
+            if w is not None and g.external_end > w.size:  # its external buffers lie in that section
+                raise ModelFileError(f"{p}: {s.describe()}: its external buffers run past the end of {w.describe()} "
+                                     f"(end at {g.external_end}, the section has {w.size} bytes)")
     return out
 
 
@@ -260,7 +265,7 @@ def _parse_proto(msg, view, s: Section, p: Path) -> None:
     try:
         msg.ParseFromString(bytes(view[s.offset:s.offset + s.size]))
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise ModelFileError(f"{p}: {s.describe()}: not a {msg.DESCRIPTOR.name} protobuf "
+        raise ModelFileError(f"{p}: {s.describe()}: not an {msg.DESCRIPTOR.name} protobuf "
                              f"({type(e).__name__}: {e})") from None
 
 
@@ -317,8 +322,9 @@ def llm_metadata_dict(msg) -> dict:
             meta["sampler_params"]["seed"] = sp.seed
     if msg.max_num_tokens:
         meta["max_num_tokens"] = msg.max_num_tokens
-    if msg.HasField("llm_model_type"):
-        meta["llm_model_type"] = msg.llm_model_type.WhichOneof("model_type")
+    which = msg.llm_model_type.WhichOneof("model_type") if msg.HasField("llm_model_type") else None
+    if which:
+        meta["llm_model_type"] = which
     if msg.HasField("suppress_tokens"):
         meta["suppress_token_ids"] = list(msg.suppress_tokens.ids)
     if msg.HasField("pad_token"):

@@ -118,6 +118,7 @@ class TFLiteModel:
     weight_bytes: int  # bytes of those weights held in the model (each buffer once)
     external_parameters: int  # parameters whose bytes live outside the model (external buffers)
     external_groups: list[str]  # the external buffer groups' names
+    external_end: int  # where the last external buffer ends (offset + length; 0: none), in its weights file
     ops: dict[str, int]  # builtin op -> operators using it, over every subgraph
     flex_ops: list[str]  # select TensorFlow ops (custom "Flex..." codes), without the prefix
     custom_ops: list[str]  # other custom ops
@@ -344,7 +345,8 @@ def _read(tflite, buf, where: str) -> TFLiteModel:
         signatures=signatures, prefill_lengths=prefills, decode=decode is not None,
         kv_cache=_kv_cache(signatures, where), vocab_size=logits.shape[-1] if logits and logits.shape else None,
         weights=dict(weights.most_common()), weight_bytes=weight_bytes, external_parameters=external_params,
-        external_groups=ext_groups, ops=dict(ops.most_common()), flex_ops=sorted(flex), custom_ops=sorted(custom),
+        external_groups=ext_groups, external_end=max((o + n for _, o, n in external["buffers"].values()), default=0),
+        ops=dict(ops.most_common()), flex_ops=sorted(flex), custom_ops=sorted(custom),
         composites=dict(composites.most_common()), metadata=metadata)
 
 
