@@ -74,7 +74,9 @@ def _open(a):
 
     options = (LlmInferenceOptions.builder().setModelPath(_model_path(a)).setMaxTokens(a.max_tokens)
                .setTopK(a.top_k).setTemperature(a.temperature).setRandomSeed(a.seed).build())
-    llm = LlmInference.createFromOptions(None, options)
+    llm = LlmInference.createFromOptions(None, options, tokenizer=a.tokenizer)
+    for note in llm.engine.notes:
+        print(f"[{note}]", file=sys.stderr)
     b = (LlmInferenceSessionOptions.builder().setTopK(a.top_k).setTopP(a.top_p).setTemperature(a.temperature)
          .setRandomSeed(a.seed).setLoraPath(a.lora))
     if a.raw:
@@ -242,8 +244,10 @@ def _plot(rows, title: str, out: str) -> None:
 
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model file, .task bundle or checkpoint folder "
+    p.add_argument("--model", default=None, help="GGUF file, .task bundle, .litertlm, .tflite or checkpoint folder "
                                                  "(default: the built-in SmolLM2-135M-Instruct)")
+    p.add_argument("--tokenizer", default=None, help="a bare .tflite model's tokenizer.model / tokenizer.json "
+                                                     "(default: the one beside it)")
     p.add_argument("--max-tokens", type=int, default=512, help="input + output tokens (maxTokens)")
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--top-p", type=float, default=1.0)

@@ -227,6 +227,34 @@ class SentencePieceTokenizer(Tokenizer):
         return i if self.sp.is_control(i) or self.sp.is_unknown(i) or list(self.sp.encode(text)) == [i] else None
 
 
+class ByteMappedSentencePiece(SentencePieceTokenizer):
+    """A SentencePiece model over GPT-2's bytes-to-unicode alphabet, as
+    MediaPipe's runtime runs a .task whose METADATA asks for
+    INPUT_OUTPUT_NORMALIZATION_BYTES_TO_UNICODE (a byte-level BPE converted to
+    SentencePiece): each UTF-8 byte of the input becomes its printable
+    character before encoding, and decoded characters become bytes again.
+    LiteRT-LM ignores the setting and garbles such bundles."""
+
+    def __init__(self, model, bos_id=None, eos_ids=()):
+        super().__init__(model, bos_id, eos_ids)
+        self.byte_enc = bytes_to_unicode()
+        self.byte_dec = {c: b for b, c in self.byte_enc.items()}
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        ids = list(self.sp.encode("".join(self.byte_enc[b] for b in text.encode("utf-8"))))
+        return ([self.bos_id] if add_bos and self.bos_id is not None else []) + ids
+
+    def decode(self, ids) -> str:
+        buf = bytearray()
+        for c in self.sp.decode([int(i) for i in ids]):
+            b = self.byte_dec.get(c)
+            if b is None:
+                buf += c.encode("utf-8")  # a piece outside the byte alphabet (a control token's text)
+            else:
+                buf.append(b)
+        return buf.decode("utf-8", errors="replace")
+
+
 class ScoredPieceTokenizer(Tokenizer):
     """SentencePiece-style BPE from a vocabulary of pieces and scores (GGUF's
     "llama" tokenizer model, as llama.cpp's converter writes it): spaces become

@@ -116,18 +116,28 @@ class Engine:
     """One loaded model, shared by the sessions made from it."""
 
     def __init__(self, model_path: str | Path, max_tokens: int, backend=None, device=None, engine: str | None = None,
-                 kv_type: str = DEFAULT_KV_TYPE):
+                 kv_type: str = DEFAULT_KV_TYPE, tokenizer: str | Path | None = None):
         """device: a pocketlm.device.DeviceContext whose memory budget the engine
         and its sessions are counted against (None: no limit). engine: 'native'
         (libpocketlm's C engine) or 'python'; None takes POCKETLM_ENGINE, else
         native when libpocketlm loads (see engine_kind). A kernel backend given
         by name runs the Python engine over it. kv_type: the KV cache's F16
-        (llama.cpp's default) or F32."""
+        (llama.cpp's default) or F32. The files LiteRT runs (.litertlm, a
+        TFLite .task, .tflite) take the 'litert' engine whatever is asked, with
+        the graph's own F32 caches; tokenizer names a bare .tflite's."""
         if kv_type not in KV_TYPES:
             raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
-        self.kind = "python" if backend is not None and engine is None else engine_kind(engine)
+        from ..model.litert_model import LiteRTGraph
+
+        self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend, tokenizer=tokenizer)
+        if isinstance(self.model, LiteRTGraph):  # a file LiteRT runs, on LiteRT's own kernels
+            if backend is not None or (engine or "").strip().lower() == "python":
+                raise ValueError(f"{model_path}: a LiteRT file runs on LiteRT's kernels (the litert engine), not on "
+                                 "pocketlm's Python engine or a kernel backend")
+            self.kind, kv_type = "litert", self.model.cfg.kv_type
+        else:
+            self.kind = "python" if backend is not None and engine is None else engine_kind(engine)
         self.kv_type = kv_type
-        self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend)
         if self.tokenizer is None:
             raise ModelFileError(f"{model_path}: the model carries no tokenizer (no tokenizer.ggml.model); convert "
                                  "it with vocab_model_file")
@@ -138,7 +148,20 @@ class Engine:
         self.template_family = None  # the chat template's family, when libpocketlm recognises it
         self.text_path_note = None  # why a native engine keeps the Python tokenizer, when it does
         # each engine's module imports this one; the engine asked for is imported once it is chosen
-        if self.kind == "native":
+        self.notes: list[str] = []  # what a user should know about how this file runs
+        if self.kind == "litert":
+            from .litert import memory_note, open_graph
+            from .native import NativeSession, c_text_path
+
+            self.native = open_graph(self.model, max_tokens)
+            self._session_class = NativeSession
+            ctok, self.text_path_note = c_text_path(self.tokenizer)
+            if ctok is not None:
+                self.tokenizer = ctok
+            note = memory_note(self.model, max_tokens)
+            if note:
+                self.notes.append(note)
+        elif self.kind == "native":
             from .native import NativeModel, NativeSession, c_text_path
 
             source = getattr(self.model, "source", None)
@@ -172,7 +195,20 @@ class Engine:
         with reading(model_path, "chat template / prompt template"):
             self.templates = self._default_templates()
         self.stop_ids = set(self.tokenizer.eos_ids)
-        self.stop_ids.update(self._single_token(t, "stop_tokens") for t in self.metadata.get("stop_tokens") or [])
+        self.stop_ids.update(int(i) for i in self.metadata.get("stop_token_ids") or [])
+        # token sequences that end a response: LiteRT-LM tokenizes a stop token that is no single token as
+        # plain text and stops on that sequence
+        self.stop_sequences: list[list[int]] = [list(map(int, ids)) for ids in
+                                                self.metadata.get("stop_sequence_ids") or []]
+        for t in self.metadata.get("stop_tokens") or []:
+            if self.kind == "litert" and isinstance(t, str) and self.tokenizer.special_id(t) is None:
+                ids = self.tokenizer.encode(t)
+                if len(ids) == 1:
+                    self.stop_ids.add(ids[0])
+                elif ids:
+                    self.stop_sequences.append(ids)
+            else:
+                self.stop_ids.add(self._single_token(t, "stop_tokens"))
         for marker in _END_OF_TURN + ((self.templates.model_suffix.strip(),) if self.templates else ()):
             i = self.tokenizer.special_id(marker)
             if i is not None:

@@ -352,14 +352,17 @@ class NativeSession(Session):
         ffi, lib = _lib()
         eng = self.engine
         total = lib.plm_session_bytes(eng.native.handle, self._params)
-        kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
+        # a LiteRT graph's caches are their full length, whatever maxTokens is
+        kv = getattr(eng.model, "cache_length", eng.max_tokens) * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
         self._held = (("KV cache", kv), ("activations", total - kv))
         if eng.device is not None:
             # what the C session will allocate, counted before it is
             eng.device.memory.reserve_parts(list(self._held))
             self._finalizer = weakref.finalize(self, _release_all, eng.device.memory, self._held)
         try:
-            self.handle = ffi.gc(make(), lib.plm_session_free)
+            # the destructor holds the model: a session is freed before its model, whatever order the
+            # collector takes them in (a LiteRT session's interpreter runs over the model's graph)
+            self.handle = ffi.gc(make(), lambda h, model=self._native: lib.plm_session_free(h))
         except Exception:
             if eng.device is not None:
                 self._finalizer()
@@ -401,15 +404,20 @@ class NativeSession(Session):
         self._push_sampler()
         stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
         s = self.last_stats = GenerationStats(prefill_tokens=int(todo.size))
+        sequences, answer, ended = self.engine.stop_sequences, [], []
 
         def on_token(_user, token):
             try:
                 s.decode_tokens += 1  # live, as the Python engine's count is
                 self.tokens.append(token)  # run through the model next, or left pending at maxTokens
+                answer.append(token)
                 piece = stream.push(token)
                 if piece:
                     pieces.append(piece)
                     on_text(piece)
+                if any(len(q) <= len(answer) and answer[-len(q):] == q for q in sequences):
+                    ended.append(True)  # a stop sequence (LiteRT-LM's multi-token stop tokens)
+                    return 1
                 return 1 if cancelled is not None and cancelled.is_set() else 0
             except BaseException as e:  # raised again once C has returned
                 errors.append(e)
@@ -430,7 +438,7 @@ class NativeSession(Session):
         s.decode_tokens = stats.decode_tokens
         s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
             stats.time_to_first_token_s
-        s.stop_reason = _STOP_REASONS[stats.stop_reason]
+        s.stop_reason = "stop_token" if ended else _STOP_REASONS[stats.stop_reason]
         s.prefill_traffic, s.decode_traffic = _traffic(stats.prefill), _traffic(stats.decode)
         if self.engine.device is not None:
             self.engine.device.last_stats = s

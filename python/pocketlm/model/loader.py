@@ -1,5 +1,6 @@
-"""Loads a model by path: a pocketlm/llama.cpp GGUF file, a .task bundle,
-or a Hugging Face checkpoint folder (converted in memory)."""
+"""Loads a model by path, recognised by content: a pocketlm/llama.cpp GGUF
+file, a .task bundle (a GGUF or a TFLite model inside), a .litertlm, a
+.tflite LLM, or a Hugging Face checkpoint folder (converted in memory)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ def _is_gguf(path: Path) -> bool:
         return f.read(4) == b"GGUF"
 
 
-def load_model(path: str | Path, weight_type: str = "F32", backend=None):
+def load_model(path: str | Path, weight_type: str = "F32", backend=None, tokenizer: str | Path | None = None):
     """(Model, tokenizer, metadata). weight_type applies to checkpoint folders;
-    model files keep the types they were written in. A file that cannot be
-    read is a ModelFileError naming it and the part that is wrong."""
+    model files keep the types they were written in. The files LiteRT runs
+    (.litertlm, a TFLite .task, .tflite) give a litert_model.LiteRTGraph in
+    place of the Model; tokenizer names a bare .tflite's tokenizer file. A
+    file that cannot be read is a ModelFileError naming it and the part that
+    is wrong."""
     from ..tokenizer import load_tokenizer
     from .gguf_file import read_gguf
 
@@ -35,8 +39,16 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
         tok = load_tokenizer(p)
         model = Model.from_pretrained(p, weight_type, backend)
         return model, tok, ({"chat_template": tok.chat_template} if tok.chat_template else {})
+    from .litert_model import load_litertlm, load_tflite
+    from .tflite_file import is_tflite
+
     with open(p, "rb") as f:
-        magic = f.read(4)
+        head = f.read(8)
+    magic = head[:4]
+    if head == b"LITERTLM":
+        return load_litertlm(p)
+    if is_tflite(head):
+        return load_tflite(p, tokenizer)
     if magic == b"GGUF":
         cfg, weights, tok, meta = read_gguf(p)
         model = Model.from_typed(cfg, weights, backend)
@@ -45,8 +57,8 @@ def load_model(path: str | Path, weight_type: str = "F32", backend=None):
     if magic[:2] == b"PK" or zipfile.is_zipfile(p):
         with reading(p, ".task bundle"):
             return _load_bundle(p, backend)
-    raise ModelFileError(f"{p} is neither a GGUF model file, a .task bundle nor a checkpoint folder "
-                         f"(it starts with {magic!r})")
+    raise ModelFileError(f"{p} is neither a GGUF model file, a .task bundle, a .litertlm, a .tflite nor a "
+                         f"checkpoint folder (it starts with {head!r})")
 
 
 def _load_bundle(p: Path, backend):
@@ -54,6 +66,7 @@ def _load_bundle(p: Path, backend):
     from ..genai.llm_params import parse_metadata
     from ..tokenizer import BPETokenizer, SentencePieceTokenizer
     from .gguf_file import read_gguf
+    from .tflite_file import is_tflite
 
     try:
         zf = zipfile.ZipFile(p)
@@ -67,6 +80,13 @@ def _load_bundle(p: Path, backend):
         with reading(p, f"entry {METADATA_ENTRY}"):
             meta = parse_metadata(zf.read(METADATA_ENTRY), f"{p}: entry {METADATA_ENTRY}") \
                 if METADATA_ENTRY in names else {}
+        with zf.open(MODEL_ENTRY) as src:
+            head = src.read(8)
+        if is_tflite(head):  # MediaPipe's converter's / litert-torch's graph: LiteRT runs it
+            from .litert_model import load_litert_task
+            from .litertlm_file import describe_task_model
+
+            return load_litert_task(p, describe_task_model(p), meta, names, zf)
         info = zf.getinfo(MODEL_ENTRY)
         if info.compress_type == zipfile.ZIP_STORED:
             # the model is mapped where it lies inside the bundle

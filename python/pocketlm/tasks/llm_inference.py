@@ -108,18 +108,20 @@ class LlmInference:
         self._lora = None  # options.loraPath's adapter, for the implicit sessions
 
     @classmethod
-    def createFromOptions(cls, context, options: LlmInferenceOptions) -> LlmInference:
+    def createFromOptions(cls, context, options: LlmInferenceOptions, *, tokenizer: str | None = None) -> LlmInference:
         """Loads the model of options.modelPath. context is where Android passes
         its Context: a pocketlm.device.DeviceContext (`pocketlm.device.context("pixel_8")`)
         holds the run to that phone's memory budget and threads; None runs unconstrained.
-        A model that does not fit the phone raises DeviceMemoryError before any work."""
+        A model that does not fit the phone raises DeviceMemoryError before any work.
+        tokenizer (keyword only, pocketlm's own): the tokenizer file of a bare
+        .tflite model, which carries none (default: the one beside it)."""
         from ..device import DeviceContext
 
         if not isinstance(options, LlmInferenceOptions):
             raise TypeError(f"options must be LlmInferenceOptions, not {type(options).__name__}")
         if context is not None and not isinstance(context, DeviceContext):
             raise TypeError(f"context must be a pocketlm.device.DeviceContext or None, not {type(context).__name__}")
-        engine = Engine(options.model_path, options.max_tokens, device=context)
+        engine = Engine(options.model_path, options.max_tokens, device=context, tokenizer=tokenizer)
         engine.supported_lora_ranks = options.supported_lora_ranks
         try:
             lora = engine.load_lora(options.lora_path) if options.lora_path else None
