@@ -107,6 +107,29 @@ def test_bundles_mediapipe_wrote_answer_as_the_python_api(jvm, name, sampling):
     assert got["SIZE"] == str(size)
 
 
+@pytest.mark.parametrize("name", ["llama-tiny-int8.task", "llama-tiny-int8.litertlm"])
+def test_files_litert_runs_answer_as_the_python_api(jvm, name, monkeypatch):
+    # the bridge's libpocketlm runs the TFLite graph on LiteRT, found where the Python package has it
+    pytest.importorskip("litert_lm", reason="the LiteRT runtime (pip install pocketlm[litert])")
+    from pocketlm.engine.litert import litert_library
+    from tests.fixtures.litert import FOLDER as LITERT
+
+    monkeypatch.setenv("POCKETLM_LITERT_LIB", litert_library())
+    path, prompt = LITERT / name, "Hello world"
+    rc, got, err = run_jvm(jvm, "generate", path, max_tokens=64, turns=(prompt, ""))
+    assert rc == 0, (got, err)
+    raw = name.endswith(".litertlm")  # its Jinja template is no family the C text path recognises
+    with LlmInference.createFromOptions(None, py_options(path, max_tokens=64)) as llm:
+        if raw:
+            s = LlmInferenceSession.createFromOptions(llm, LlmInferenceSessionOptions.builder().setTopK(1)
+                                                      .setPromptTemplates(PromptTemplates()).build())
+            s.addQueryChunk(prompt)
+            want = s.generateResponse()
+        else:
+            want = llm.generateResponse(prompt)
+    assert got["SYNC"] == want and want
+
+
 @pytest.mark.parametrize("sampling", SAMPLINGS, ids=["greedy", "sampled"])
 def test_sessions_clone_and_overlap_as_the_python_api(jvm, sampling):
     model = default_model_path()

@@ -128,3 +128,38 @@ def test_max_tokens_reached_and_cancel():
         s.cancelGenerateResponseAsync()
         future.result(30)
         assert s.last_stats.stop_reason == "cancelled" and s.last_stats.decode_tokens < 256 - 3
+
+
+# -- MediaPipe's C API and the JVM bridge, over the same executor ----------------------
+
+
+@pytest.fixture
+def litert_lib(monkeypatch):
+    """C programs find LiteRT's library where the Python package has it."""
+    from pocketlm.engine.litert import litert_library
+
+    monkeypatch.setenv("POCKETLM_LITERT_LIB", litert_library())
+
+
+def test_the_c_api_runs_a_litertlm_as_litert_lm_does(program, litert_lib):
+    from tests.genai.test_c_api import run_c
+
+    # no turn template here: the file's Jinja template is no family C recognises, so the prompt goes as is
+    name = "llama-tiny-int8.litertlm"
+    rec = RECORDED[name]["litert_lm"]["prompts"][0]
+    rc, got = run_c(program, FOLDER / name, max_tokens=len(rec["prompt_ids"]) + OUT, turns=(rec["prompt"], "-"))
+    assert rc == 0, got
+    assert got["SYNC1"] == rec["session"] and got["ASYNC2"] == rec["session"]  # the clone answers the same
+    assert got["SIZE"] == str(len(rec["prompt_ids"]) - 1)
+
+
+@pytest.mark.parametrize("sampling", [dict(top_k=1, temperature=0.0), dict(top_k=40, temperature=0.8, seed=7)],
+                         ids=["greedy", "sampled"])
+def test_the_c_api_answers_a_tflite_task_as_the_python_api(program, litert_lib, sampling):
+    from tests.genai.test_c_api import run_c, run_python
+
+    path, turns = FOLDER / "llama-tiny-int8.task", ("Hello world", "-")
+    rc, got = run_c(program, path, max_tokens=64, turns=turns, **sampling)
+    assert rc == 0, got
+    want = run_python(path, max_tokens=64, turns=turns, **sampling)
+    assert {k: v if k == "SIZE" else v.lstrip() for k, v in got.items() if k in want} == want

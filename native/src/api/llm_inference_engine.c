@@ -253,7 +253,21 @@ static int open_task(engine *e, char **error_msg, plm_llm_params *meta, int *has
             st = err(error_msg, PLM_ERR_FORMAT, "%s: METADATA asks for an input/output normalization pocketlm does "
                      "not know", e->path);
     }
-    if (!st) st = plm_model_open(e->path, off, size, &e->model, error_msg);
+    int litert = 0;
+    if (!st) { /* the model entry: a GGUF (pocketlm's converter), or a TFLite graph LiteRT runs */
+        unsigned char head[8] = {0};
+        FILE *mf = fopen(e->path, "rb");
+        const int got = mf && !fseeko(mf, (off_t)off, SEEK_SET) && fread(head, 1, 8, mf) == 8;
+        if (mf) fclose(mf);
+        if (got && memcmp(head + 4, "TFL3", 4) == 0) {
+            litert = 1;
+            st = plm_model_open_litert(e->path, off, size, &e->model, error_msg);
+        } else {
+            st = plm_model_open(e->path, off, size, &e->model, error_msg);
+        }
+    }
+    if (!st && litert && plm_task_find(task, "TOKENIZER_MODEL") < 0)
+        st = err(error_msg, PLM_ERR_FORMAT, "%s: a .task with a TFLite model needs a TOKENIZER_MODEL entry", e->path);
     if (!st) { /* the tokenizer: the bundle's TOKENIZER_MODEL entry, else the GGUF's own */
         const int64_t ti = plm_task_find(task, "TOKENIZER_MODEL");
         uint64_t toff, tsize;
@@ -288,6 +302,85 @@ static int open_task(engine *e, char **error_msg, plm_llm_params *meta, int *has
         }
     }
     *task_out = task;
+    return st;
+}
+
+/* A .litertlm (LiteRT-LM's file): its prefill/decode TFLite graph runs on LiteRT (plm_model_open_litert), its
+ * tokenizer section is the tokenizer, and its LlmMetadata gives the start and stop tokens and the turns (the
+ * prompt templates, else the Jinja template's family). A stop token that is several tokens long (LiteRT-LM
+ * tokenizes such a text as plain text and stops on the sequence) is not a stop here: the C generate loop
+ * stops on single ids; Python's API stops on the sequence. */
+static int open_litertlm(engine *e, char **error_msg) {
+    plm_litertlm *f = NULL;
+    int st = plm_litertlm_open(e->path, &f, error_msg);
+    if (st) return st;
+    plm_litertlm_llm_metadata *meta = (plm_litertlm_llm_metadata *)calloc(1, sizeof *meta);
+    if (!meta) {
+        plm_litertlm_close(f);
+        return err(error_msg, PLM_ERR_NOMEM, "out of memory");
+    }
+    int64_t mi = plm_litertlm_find(f, PLM_LITERTLM_TFLITE_MODEL, "tf_lite_prefill_decode");
+    if (mi < 0) mi = plm_litertlm_find(f, PLM_LITERTLM_TFLITE_MODEL, NULL);
+    int type;
+    uint64_t off = 0, size = 0;
+    const char *role;
+    if (mi < 0 || plm_litertlm_section(f, mi, &type, &off, &size, &role) != PLM_OK)
+        st = err(error_msg, PLM_ERR_FORMAT, "%s: no TFLiteModel section (tf_lite_prefill_decode)", e->path);
+    if (!st) st = plm_model_open_litert(e->path, off, size, &e->model, error_msg);
+    if (!st) {
+        int kind;
+        const void *data;
+        uint64_t n;
+        st = plm_litertlm_tokenizer(f, &kind, &data, &n, error_msg);
+        if (st == PLM_ERR_NOT_FOUND)
+            st = err(error_msg, PLM_ERR_FORMAT, "%s: no tokenizer section (SP_Tokenizer or HF_Tokenizer_Zlib)",
+                     e->path);
+        char what[600];
+        snprintf(what, sizeof what, "%s: tokenizer section", e->path);
+        if (!st) st = plm_tokenizer_from_bytes(data, n, -1, NULL, 0, what, &e->tok, error_msg);
+    }
+    if (!st) {
+        st = plm_litertlm_metadata(f, meta, error_msg);
+        if (st == PLM_ERR_NOT_FOUND) st = PLM_OK, memset(meta, 0, sizeof *meta);
+    }
+    if (!st) st = configure(e, NULL, error_msg);
+    if (!st && meta->start_token.kind == PLM_LITERTLM_TOKEN_IDS && meta->start_token.n_ids == 1) {
+        e->bos = meta->token_ids[meta->start_token.first_id], e->add_bos = 1;
+    } else if (!st && meta->start_token.kind == PLM_LITERTLM_TOKEN_TEXT) {
+        st = meta_token(e, meta->start_token.text, "start_token", &e->bos, error_msg);
+        e->add_bos = 1;
+    }
+    for (int64_t i = 0; !st && i < meta->n_stop_tokens; i++) {
+        const plm_litertlm_token *t = &meta->stop_tokens[i];
+        if (t->kind == PLM_LITERTLM_TOKEN_IDS && t->n_ids == 1) {
+            add_stop(e, meta->token_ids[t->first_id]);
+        } else if (t->kind == PLM_LITERTLM_TOKEN_TEXT) {
+            char *text = str_of(t->text);
+            const int64_t id = text ? single_token(e, text) : -1;
+            if (id >= 0) add_stop(e, (int32_t)id);
+            free(text);
+        }
+    }
+    if (!st && (meta->has_user_affixes || meta->has_model_affixes)) { /* LiteRT-LM's PromptTemplates */
+        e->has_templates = 1;
+        memset(&e->tpl, 0, sizeof e->tpl);
+        snprintf(e->tpl.user_prefix, sizeof e->tpl.user_prefix, "%.*s", (int)meta->user_prefix.len,
+                 meta->user_prefix.ptr ? meta->user_prefix.ptr : "");
+        snprintf(e->tpl.model_prefix, sizeof e->tpl.model_prefix, "%.*s%.*s", (int)meta->user_suffix.len,
+                 meta->user_suffix.ptr ? meta->user_suffix.ptr : "", (int)meta->model_prefix.len,
+                 meta->model_prefix.ptr ? meta->model_prefix.ptr : "");
+        snprintf(e->tpl.model_suffix, sizeof e->tpl.model_suffix, "%.*s", (int)meta->model_suffix.len,
+                 meta->model_suffix.ptr ? meta->model_suffix.ptr : "");
+    } else if (!st && meta->has_jinja_template && !e->has_templates) {
+        char *tmpl = str_of(meta->jinja_template);
+        const int32_t *eos;
+        const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
+        char *bos_text = token_text(e, e->bos), *eos_text = token_text(e, n_eos ? eos[0] : e->n_stops ? e->stops[0] : -1);
+        if (tmpl) e->has_templates = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl) != NULL;
+        free(tmpl), free(bos_text), free(eos_text);
+    }
+    free(meta);
+    plm_litertlm_close(f);
     return st;
 }
 
@@ -334,6 +427,8 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
     int has_meta = 0, st;
     plm_task *task = NULL;
     if (!meta) st = err(error_msg, PLM_ERR_NOMEM, "out of memory");
+    else if (got == 4 && memcmp(magic, "LITE", 4) == 0) /* LITERTLM: plm_litertlm_open checks the rest */
+        st = open_litertlm(e, error_msg), has_meta = -1; /* configured there, from its LlmMetadata */
     else if (!(got == 4 && memcmp(magic, "GGUF", 4) == 0) && plm_task_probe(e->path))
         st = open_task(e, error_msg, meta, &has_meta, &task); /* a zip, found by its end record, not its first bytes */
     else if (got < 4 || memcmp(magic, "GGUF", 4) != 0)
@@ -348,7 +443,7 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
         if (!st) st = plm_tokenizer_from_gguf(g, e->path, &e->tok, error_msg);
         plm_gguf_close(g);
     }
-    if (!st) st = configure(e, has_meta ? meta : NULL, error_msg);
+    if (!st && has_meta >= 0) st = configure(e, has_meta ? meta : NULL, error_msg);
     plm_task_close(task);
     free(meta);
     if (st) {
