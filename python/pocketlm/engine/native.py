@@ -52,9 +52,13 @@ def c_text_path(tok):
     tokenizer takes the Python one's BOS/EOS, add_bos and chat template."""
     from ..kernels.native import CTokenizer
 
+    from ..tokenizer import ByteMappedSentencePiece
+
     origin = getattr(tok, "origin", None)
     if origin is None:
         return None, "the vocabulary was read from an inflated bundle entry that is gone"
+    if isinstance(tok, ByteMappedSentencePiece):
+        return None, "the bytes-to-unicode mapping around the SentencePiece model is applied in Python only"
     try:
         if origin[0] == "gguf":
             ctok = CTokenizer.from_gguf(*origin[1:])

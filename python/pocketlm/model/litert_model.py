@@ -81,9 +81,14 @@ def is_litert_file(path: str | Path) -> bool:
 def _check_runnable(graph, where: str) -> None:
     """An LLM graph LiteRT's executor can drive: prefill_N and decode signatures over a KV cache."""
     if graph.whole_generation:
+        ops = f" and its select TF ops ({', '.join(graph.flex_ops[:6])}{', ...' if len(graph.flex_ops) > 6 else ''})" \
+            if graph.flex_ops else ""
         raise ModelFileError(f"{where}: a whole-generation graph (signature {', '.join(graph.whole_generation)}: text "
-                             "in, text out), not prefill/decode signatures: it runs only on TensorFlow's interpreter "
-                             "with its select TF ops, which pocketlm's LiteRT engine does not drive")
+                             "in, text out, as TensorFlow Lite's GPT-2 Android example exports it), not prefill/decode "
+                             f"signatures. It needs TensorFlow's own TFLite interpreter{ops}, which pocketlm does not "
+                             "drive: run it with tensorflow-cpu and tensorflow-text (pip install tensorflow-cpu "
+                             "tensorflow-text; tf.lite.Interpreter), or export the model with litert-torch to a "
+                             ".litertlm (pocketlm convert --to litertlm)")
     if not graph.decode or not graph.prefill_lengths or graph.kv_cache is None or not graph.vocab_size:
         missing = [what for what, ok in (("a decode signature", graph.decode),
                                          ("prefill_N signatures", graph.prefill_lengths),
@@ -198,4 +203,6 @@ def load_tflite(p: Path, tokenizer: str | Path | None = None):
         raise FileNotFoundError(f"no tokenizer at {t}")
     data = t.read_bytes()
     tok = _tokenizer_from("tokenizer.json" if data[:1] == b"{" else "sentencepiece", data, None, (), str(t))
+    if data[:1] != b"{":  # no metadata names a start token: a SentencePiece model's BOS starts the sequence,
+        tok.add_bos = tok.bos_id is not None  # as for SentencePiece checkpoints (tokenizer.load_tokenizer)
     return LiteRTGraph(str(p), 0, p.stat().st_size, "tflite", graph), tok, {}
