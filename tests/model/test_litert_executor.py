@@ -192,7 +192,7 @@ def test_a_cancel_from_another_thread_leaves_the_session_whole(model, delay_ms):
     worker.start()
     generated: list[int] = []
     try:
-        stats = s.generate([2], on_token=lambda t: generated.append(t) and False)
+        stats = s.generate([], on_token=lambda t: generated.append(t) and False)
     finally:
         done.set()
         worker.join()
@@ -209,6 +209,34 @@ def test_session_memory_counts_the_caches_of_every_signature(model):
     assert s.memory == model.session_bytes(CACHE, "F32") > 3 * 2 * kv  # in and out, for prefill_8, prefill_32, decode
 
 
+def graph_range(name: str) -> tuple[int, int]:
+    """where the TFLite graph lies in a .litertlm (its TFLiteModel section) or a .task (its stored entry)"""
+    if name.endswith(".task"):
+        entries, _ = native.task_read(FOLDER / name)
+        _, off, size, stored = next(e for e in entries if e[0] == "TF_LITE_PREFILL_DECODE")
+        assert stored
+        return off, size
+    sec = next(x for x in RECORDED["files"][name]["sections"] if x["type"] == "TFLiteModel")
+    return sec["begin"], sec["end"] - sec["begin"]
+
+
+@pytest.mark.parametrize("name", [n for n, f in RECORDED["files"].items() if "litert_lm" in f])
+def test_every_litert_file_generates_litert_lms_tokens(name):
+    """int8 and F32 weights, SentencePiece and BPE vocabularies, .litertlm sections and .task
+    entries: the recorded prompt ids in, litert_lm's greedy tokens out (its stop ids: the
+    single-token end ids)."""
+    rec = RECORDED["files"][name]["litert_lm"]
+    stop = [ids[0] for ids in rec["eos_token_ids"] if len(ids) == 1]
+    m = NativeModel(native.open_litert_model(FOLDER / name, *graph_range(name)), None)
+    for p in rec["prompts"]:
+        assert p["session_matches_interpreter"]
+        s = session(m, sampler=Sampler(top_k=1, temperature=0.0))
+        s.add(p["prompt_ids"])
+        got: list[int] = []
+        s.generate(stop, on_token=lambda t: got.append(t) or len(got) >= 32)
+        assert got == p["interpreter_tokens"], (name, p["prompt"])
+
+
 def test_max_tokens_past_the_cache_is_refused_naming_both(model):
     with pytest.raises(ValueError, match=r"max_tokens 300 .*256 positions"):
         session(model, max_tokens=300)
@@ -221,6 +249,35 @@ def test_files_that_are_not_llm_graphs_are_refused_by_name():
         native.open_litert_model(FOLDER / "gpt2-keras-int8.tflite")
     with pytest.raises(ModelFileError, match="past the file's end"):
         native.open_litert_model(TFLITE, 16, TFLITE.stat().st_size)
+
+
+def _patched(tmp_path: Path, where) -> Path:
+    """the fixture with the uint32 at where(model) (a byte offset) set to 999"""
+    import tflite
+
+    raw = bytearray(TFLITE.read_bytes())
+    at = where(tflite.Model.GetRootAs(bytes(raw), 0))
+    raw[at:at + 4] = (999).to_bytes(4, "little")
+    out = tmp_path / "patched.tflite"
+    out.write_bytes(bytes(raw))
+    return out
+
+
+def test_signature_indices_tflite_does_not_check_are_refused_before_it_sees_them(tmp_path):
+    """TFLite's verifier passes these and its signature runner would index past its arrays"""
+    def subgraph_index(m):
+        sd = m.SignatureDefs(2)
+        return sd._tab.Pos + sd._tab.Offset(12)
+
+    def tensor_index(m):
+        tm = m.SignatureDefs(2).Inputs(1)
+        return tm._tab.Pos + tm._tab.Offset(6)
+
+    pytest.importorskip("tflite")
+    with pytest.raises(ModelFileError, match="signature 2 names subgraph 999 of 14"):
+        native.open_litert_model(_patched(tmp_path, subgraph_index))
+    with pytest.raises(ModelFileError, match="signature 2's input 1 is not a tensor of its subgraph"):
+        native.open_litert_model(_patched(tmp_path, tensor_index))
 
 
 def test_a_model_inside_a_bundle_opens_from_its_range(model):

@@ -65,7 +65,8 @@ static int map_range(plm_lrt_model *m, const char *path, uint64_t offset, uint64
     const uint64_t file = (uint64_t)sb.st_size;
     if (offset > file || (size && size > file - offset)) {
         close(fd);
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: the TFLite model at %llu (%llu bytes) lies past the file's end (%llu bytes)",
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: the TFLite model at %llu (%llu bytes) lies past the file's end (%llu bytes)",
                           path, (unsigned long long)offset, (unsigned long long)size, (unsigned long long)file);
     }
     if (!size) size = file - offset;
@@ -92,7 +93,8 @@ static int map_range(plm_lrt_model *m, const char *path, uint64_t offset, uint64
     void *copy = NULL;
     if (posix_memalign(&copy, 64, (size_t)size) != 0) {
         munmap(p, len);
-        return plm_errorf(error, PLM_ERR_NOMEM, "%s: out of memory for an aligned copy of the TFLite model (%llu bytes)",
+        return plm_errorf(error, PLM_ERR_NOMEM,
+                          "%s: out of memory for an aligned copy of the TFLite model (%llu bytes)",
                           path, (unsigned long long)size);
     }
     memcpy(copy, data, (size_t)size);
@@ -101,6 +103,130 @@ static int map_range(plm_lrt_model *m, const char *path, uint64_t offset, uint64
     m->map_bytes = (size_t)size;
     m->map_is_copy = 1;
     m->data = copy;
+    return PLM_OK;
+}
+
+/* ---- what TFLite takes on trust --------------------------------------------------------
+ * TfLiteModelCreate verifies the flatbuffer's structure, but the signature runner indexes a
+ * signature's subgraph and tensors without checking them (a changed byte there crashes it).
+ * So those indices are read here, every offset bounds-checked, before TFLite sees the bytes:
+ * Model.subgraphs (vtable slot 8), SubGraph.tensors (4), Model.signature_defs (18),
+ * SignatureDef.inputs / outputs (4, 6) and subgraph_index (12), TensorMap.tensor_index (6). */
+
+typedef struct {
+    const uint8_t *b;
+    size_t n;
+} plm_fb;
+
+static int fb_u32(const plm_fb *f, size_t at, uint32_t *v) {
+    if (at > f->n || f->n - at < 4) return 0;
+    memcpy(v, f->b + at, 4);
+    return 1;
+}
+
+/* where field `slot` (a vtable byte offset) of the table at t lies; 0 when absent or out of bounds */
+static size_t fb_field(const plm_fb *f, size_t t, unsigned slot) {
+    uint32_t so;
+    if (!fb_u32(f, t, &so)) return 0;
+    const int64_t vt = (int64_t)t - (int64_t)(int32_t)so;
+    if (vt < 0 || (uint64_t)vt + 4 > f->n) return 0;
+    uint16_t vsize, fo;
+    memcpy(&vsize, f->b + vt, 2);
+    if (slot + 2 > vsize || (uint64_t)vt + slot + 2 > f->n) return 0;
+    memcpy(&fo, f->b + vt + slot, 2);
+    return fo && t + fo + 4 <= f->n ? t + fo : 0;
+}
+
+/* the table, vector or string an offset field at `at` points to; 0 when out of bounds */
+static size_t fb_deref(const plm_fb *f, size_t at) {
+    uint32_t off;
+    if (!at || !fb_u32(f, at, &off) || off == 0 || (uint64_t)at + off + 4 > f->n) return 0;
+    return at + off;
+}
+
+/* a vector field: its element count and where the elements start; 0 when absent or bad */
+static int fb_vector(const plm_fb *f, size_t t, unsigned slot, size_t *elems, uint32_t *len) {
+    const size_t v = fb_deref(f, fb_field(f, t, slot));
+    if (!v || !fb_u32(f, v, len) || *len > (f->n - v - 4) / 4) return 0;
+    *elems = v + 4;
+    return 1;
+}
+
+/* a string field: its bytes and length; 0 when absent or out of bounds */
+static int fb_string(const plm_fb *f, size_t t, unsigned slot, const uint8_t **str, uint32_t *len) {
+    const size_t v = fb_deref(f, fb_field(f, t, slot));
+    if (!v || !fb_u32(f, v, len) || *len >= f->n - v - 4) return 0; /* room for the NUL after it */
+    *str = f->b + v + 4;
+    return 1;
+}
+
+static int fb_same(const uint8_t *a, uint32_t na, const uint8_t *b, uint32_t nb) {
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+static uint32_t fb_scalar_u32(const plm_fb *f, size_t t, unsigned slot) {
+    uint32_t v = 0;
+    const size_t at = fb_field(f, t, slot);
+    if (at) fb_u32(f, at, &v);
+    return v;
+}
+
+static int check_signature_indices(const plm_lrt_model *m, char **error) {
+    const plm_fb f = {(const uint8_t *)m->data, m->size};
+    uint32_t r = 0;
+    const size_t model = fb_u32(&f, 0, &r) && (uint64_t)r + 4 <= f.n ? (size_t)r : 0;
+    size_t subs, sigs;
+    uint32_t n_sub = 0, n_sig = 0;
+    if (!model || !fb_vector(&f, model, 8, &subs, &n_sub))
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: the TFLite model has no subgraphs", m->what);
+    if (!fb_vector(&f, model, 18, &sigs, &n_sig)) return PLM_OK; /* no signatures: discover says so */
+    for (uint32_t i = 0; i < n_sig; i++) {
+        const size_t sd = fb_deref(&f, sigs + 4 * (size_t)i);
+        const uint8_t *key;
+        uint32_t key_len;
+        if (!sd || !fb_string(&f, sd, 8, &key, &key_len) || !key_len)
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %u has no key", m->what, i);
+        for (uint32_t k = 0; k < i; k++) {
+            const uint8_t *other;
+            uint32_t other_len;
+            if (fb_string(&f, fb_deref(&f, sigs + 4 * (size_t)k), 8, &other, &other_len) &&
+                fb_same(key, key_len, other, other_len))
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: signatures %u and %u have the same key", m->what, k, i);
+        }
+        const uint32_t g = fb_scalar_u32(&f, sd, 12);
+        if (g >= n_sub)
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %u names subgraph %u of %u", m->what, i, g, n_sub);
+        const size_t sg = fb_deref(&f, subs + 4 * (size_t)g);
+        size_t tensors;
+        uint32_t n_tensors = 0;
+        if (!sg || !fb_vector(&f, sg, 4, &tensors, &n_tensors))
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: subgraph %u of signature %u has no tensors", m->what, g, i);
+        for (unsigned slot = 4; slot <= 6; slot += 2) {
+            size_t maps;
+            uint32_t n_maps = 0;
+            if (!fb_vector(&f, sd, slot, &maps, &n_maps)) continue;
+            const char *side = slot == 4 ? "input" : "output";
+            for (uint32_t j = 0; j < n_maps; j++) {
+                const size_t tm = fb_deref(&f, maps + 4 * (size_t)j);
+                const uint8_t *name;
+                uint32_t name_len;
+                if (!tm || !fb_string(&f, tm, 4, &name, &name_len) || !name_len)
+                    return plm_errorf(error, PLM_ERR_FORMAT,
+                                      "%s: signature %u's %s %u has no name", m->what, i, side, j);
+                if (fb_scalar_u32(&f, tm, 6) >= n_tensors)
+                    return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %u's %s %u is not a tensor of its subgraph",
+                                      m->what, i, side, j);
+                for (uint32_t k = 0; k < j; k++) {
+                    const uint8_t *other;
+                    uint32_t other_len;
+                    if (fb_string(&f, fb_deref(&f, maps + 4 * (size_t)k), 4, &other, &other_len) &&
+                        fb_same(name, name_len, other, other_len))
+                        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %u has two %ss of one name", m->what, i,
+                                          side);
+                }
+            }
+        }
+    }
     return PLM_OK;
 }
 
@@ -123,7 +249,8 @@ static int is_kv_name(const char *name, int *is_v, int64_t *layer) {
 static void dims_text(const plm_tfl *a, const TfLiteTensor *t, char *buf, size_t cap) {
     size_t n = (size_t)snprintf(buf, cap, "[");
     const int32_t nd = a->TensorNumDims(t);
-    for (int32_t i = 0; i < nd && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %d" : "%d", a->TensorDim(t, i));
+    for (int32_t i = 0; i < nd && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ", %d" : "%d", a->TensorDim(t, i));
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
@@ -158,7 +285,8 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
     TfLiteTensor *pos = a->SignatureRunnerGetInputTensor(r, "input_pos");
     TfLiteTensor *tok = a->SignatureRunnerGetInputTensor(r, "tokens");
     if (!pos || !tok)
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s has no %s input (LLM signatures take tokens and input_pos)",
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: signature %s has no %s input (LLM signatures take tokens and input_pos)",
                           what, key, pos ? "tokens" : "input_pos");
     if (a->TensorType(pos) != PLM_TFL_INT32 || a->TensorNumDims(pos) != 1 || a->TensorDim(pos, 0) < 1) {
         dims_text(a, pos, dims, sizeof dims);
@@ -167,7 +295,8 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
     }
     const int64_t T = a->TensorDim(pos, 0);
     if (is_decode && T != 1)
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature decode runs %lld positions at once, not 1", what, (long long)T);
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: signature decode runs %lld positions at once, not 1", what, (long long)T);
     const int64_t tok_dims[2] = {1, T};
     if (a->TensorType(tok) != PLM_TFL_INT32 || !dims_are(a, tok, tok_dims, 2)) {
         dims_text(a, tok, dims, sizeof dims);
@@ -194,16 +323,19 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
         n_kv++;
     }
     if (n_kv == 0 || n_kv % 2)
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s takes %lld KV cache inputs, not a k and a v per layer",
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: signature %s takes %lld KV cache inputs, not a k and a v per layer",
                           what, key, (long long)n_kv);
     if (n_kv > PLM_LRT_MAX_KV)
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s has %lld KV caches; the executor takes at most %d", what,
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: signature %s has %lld KV caches; the executor takes at most %d", what,
                           key, (long long)n_kv, PLM_LRT_MAX_KV);
     if (first) {
         m->n_kv = n_kv;
         m->has_mask = (int)has_mask;
     } else if (n_kv != m->n_kv || has_mask != m->has_mask) {
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s takes %lld KV caches%s, signature %s %lld%s", what, key,
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: signature %s takes %lld KV caches%s, signature %s %lld%s", what, key,
                           (long long)n_kv, has_mask ? " and a mask" : "", "decode", (long long)m->n_kv,
                           m->has_mask ? " and a mask" : "");
     }
@@ -214,18 +346,21 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
         const TfLiteTensor *in = a->SignatureRunnerGetInputTensor(r, name);
         const TfLiteTensor *out = a->SignatureRunnerGetOutputTensor(r, name);
         if (!in)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s has no input %s (KV caches are numbered 0..%lld)", what,
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: signature %s has no input %s (KV caches are numbered 0..%lld)", what,
                               key, name, (long long)(n_kv / 2 - 1));
         if (!out)
             return plm_errorf(error, PLM_ERR_FORMAT,
-                              "%s: signature %s does not give %s back as an output (the caches must be inputs and outputs of "
-                              "every signature)", what, key, name);
+                              "%s: signature %s does not give %s back as an output (the caches must be "
+                              "inputs and outputs of every signature)", what, key, name);
         if (a->TensorType(in) != PLM_TFL_FLOAT32 || a->TensorType(out) != PLM_TFL_FLOAT32)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s's %s is %s; the executor runs float32 KV caches", what,
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: signature %s's %s is %s; the executor runs float32 KV caches", what,
                               key, name, type_text(a->TensorType(a->TensorType(in) != PLM_TFL_FLOAT32 ? in : out)));
         if (a->TensorNumDims(in) != 4) {
             dims_text(a, in, dims, sizeof dims);
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s's %s is %s, not [1, kv_heads, C, head_dim] (or V's "
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: signature %s's %s is %s, not [1, kv_heads, C, head_dim] (or V's "
                               "[1, kv_heads, head_dim, C])", what, key, name, dims);
         }
         plm_lrt_kv *kv = &m->kv[j];
@@ -236,7 +371,8 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
             for (int d = 0; d < 4; d++) {
                 if (kv->dims[d] < 1) {
                     dims_text(a, in, dims, sizeof dims);
-                    return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s's %s has shape %s", what, key, name, dims);
+                    return plm_errorf(error, PLM_ERR_FORMAT,
+                                      "%s: signature %s's %s has shape %s", what, key, name, dims);
                 }
                 e *= (size_t)kv->dims[d];
             }
@@ -247,7 +383,8 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
             char d2[96];
             dims_text(a, dims_are(a, in, want, 4) ? out : in, dims, sizeof dims);
             snprintf(d2, sizeof d2, "[%d, %d, %d, %d]", kv->dims[0], kv->dims[1], kv->dims[2], kv->dims[3]);
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s is %s in signature %s but %s in decode", what, name, dims, key, d2);
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: %s is %s in signature %s but %s in decode", what, name, dims, key, d2);
         }
     }
     const TfLiteTensor *mask = a->SignatureRunnerGetInputTensor(r, "mask");
@@ -255,12 +392,14 @@ static int check_signature(plm_lrt_model *m, TfLiteSignatureRunner *r, const cha
         if (a->TensorType(mask) != PLM_TFL_FLOAT32 || a->TensorNumDims(mask) != 4 || a->TensorDim(mask, 0) != 1 ||
             a->TensorDim(mask, 1) != 1 || a->TensorDim(mask, 2) != T) {
             dims_text(a, mask, dims, sizeof dims);
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s's mask is %s %s, not an additive float32 [1, 1, %lld, C]",
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: signature %s's mask is %s %s, not an additive float32 [1, 1, %lld, C]",
                               what, key, type_text(a->TensorType(mask)), dims, (long long)T);
         }
         if (first) m->cache_length = a->TensorDim(mask, 3);
         else if (a->TensorDim(mask, 3) != m->cache_length)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: signature %s's mask covers %d positions, decode's %lld", what, key,
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: signature %s's mask covers %d positions, decode's %lld", what, key,
                               a->TensorDim(mask, 3), (long long)m->cache_length);
     }
     if (is_decode) {
@@ -289,15 +428,18 @@ static int check_layout(plm_lrt_model *m, char **error) {
     for (int64_t j = 0; j < m->n_kv; j++) {
         plm_lrt_kv *kv = &m->kv[j];
         if (kv->dims[0] != 1)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s has a batch of %d; the executor runs batch 1", m->what, kv->name,
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: %s has a batch of %d; the executor runs batch 1", m->what, kv->name,
                               kv->dims[0]);
         const int at2 = kv->dims[2] == C, at3 = kv->dims[3] == C;
         if (!at2 && !at3)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s is [%d, %d, %d, %d], with no axis of the cache's %lld positions",
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: %s is [%d, %d, %d, %d], with no axis of the cache's %lld positions",
                               m->what, kv->name, kv->dims[0], kv->dims[1], kv->dims[2], kv->dims[3], (long long)C);
         kv->seq_axis = at2 && at3 ? -1 : at2 ? 2 : 3;
         if (j % 2 == 0 && kv->seq_axis == 3)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s is [%d, %d, %d, %d]: keys are laid out [1, kv_heads, %lld, head_dim]",
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: %s is [%d, %d, %d, %d]: keys are laid out [1, kv_heads, %lld, head_dim]",
                               m->what, kv->name, kv->dims[0], kv->dims[1], kv->dims[2], kv->dims[3], (long long)C);
         m->cache_bytes += kv->bytes;
     }
@@ -334,8 +476,9 @@ static int discover(plm_lrt_model *m, char **error) {
         if (!key) continue;
         if (nn < sizeof names) nn += (size_t)snprintf(names + nn, sizeof names - nn, nn ? ", %s" : "%s", key);
         if (!strcmp(key, "decode")) has_decode = 1;
-        else if (!strncmp(key, "prefill_", 8) && key[8] >= '1' && key[8] <= '9' && strlen(key) < sizeof prefill[0].key &&
-                 strspn(key + 8, "0123456789") == strlen(key + 8) && n_prefill < 64) {
+        else if (!strncmp(key, "prefill_", 8) && key[8] >= '1' && key[8] <= '9' &&
+                 strlen(key) < sizeof prefill[0].key && strspn(key + 8, "0123456789") == strlen(key + 8) &&
+                 n_prefill < 64) {
             snprintf(prefill[n_prefill].key, sizeof prefill[0].key, "%s", key);
             n_prefill++;
         }
@@ -349,7 +492,8 @@ static int discover(plm_lrt_model *m, char **error) {
     /* decode first: its shapes are the ones the others are held against */
     TfLiteSignatureRunner *r = a->InterpreterGetSignatureRunner(it, "decode");
     int64_t T = 0;
-    if (!r) st = plm_errorf(error, PLM_ERR_FORMAT, "%s: LiteRT gives no runner for decode: %s", m->what, reported(m->report));
+    if (!r) st = plm_errorf(error, PLM_ERR_FORMAT,
+                            "%s: LiteRT gives no runner for decode: %s", m->what, reported(m->report));
     else {
         st = check_signature(m, r, "decode", 1, 1, &T, error);
         a->SignatureRunnerDelete(r);
@@ -405,12 +549,15 @@ int plm_lrt_model_open(const char *path, uint64_t offset, uint64_t size, plm_lrt
     m->what = strdup(path);
     int st = m->what ? map_range(m, path, offset, size, error) : plm_errorf(error, PLM_ERR_NOMEM, "out of memory");
     if (!st && memcmp((const uint8_t *)m->data + 4, "TFL3", 4) != 0)
-        st = plm_errorf(error, PLM_ERR_FORMAT, "%s: the bytes at %llu are not a TFLite flatbuffer (no TFL3 identifier)", path,
+        st = plm_errorf(error, PLM_ERR_FORMAT,
+                        "%s: the bytes at %llu are not a TFLite flatbuffer (no TFL3 identifier)", path,
                         (unsigned long long)offset);
+    if (!st) st = check_signature_indices(m, error);
     if (!st) {
         m->model = a->ModelCreateWithErrorReporter(m->data, m->size, report, m->report);
         if (!m->model)
-            st = plm_errorf(error, PLM_ERR_FORMAT, "%s: LiteRT could not read the TFLite model: %s", path, reported(m->report));
+            st = plm_errorf(error, PLM_ERR_FORMAT,
+                            "%s: LiteRT could not read the TFLite model: %s", path, reported(m->report));
     }
     if (!st) st = discover(m, error);
     if (st) {
@@ -456,7 +603,8 @@ static int bind_runner(plm_lrt_state *st, plm_lrt_runner *r, const char *key, in
     const plm_tfl *a = m->api;
     st->report[0] = 0;
     r->r = a->InterpreterGetSignatureRunner(st->interpreter, key);
-    if (!r->r) return plm_errorf(error, PLM_ERR_FORMAT, "%s: LiteRT gives no runner for %s: %s", m->what, key, reported(st->report));
+    if (!r->r) return plm_errorf(error, PLM_ERR_FORMAT,
+                                 "%s: LiteRT gives no runner for %s: %s", m->what, key, reported(st->report));
     r->T = T;
     if (a->SignatureRunnerAllocateTensors(r->r) != PLM_TFL_OK)
         return plm_errorf(error, PLM_ERR_NOMEM, "%s: LiteRT could not allocate %s's tensors: %s", m->what, key,
@@ -466,16 +614,19 @@ static int bind_runner(plm_lrt_state *st, plm_lrt_runner *r, const char *key, in
     r->mask = m->has_mask ? a->SignatureRunnerGetInputTensor(r->r, "mask") : NULL;
     r->logits = is_decode ? a->SignatureRunnerGetOutputTensor(r->r, "logits") : NULL;
     if (!r->tokens || !r->pos || (m->has_mask && !r->mask) || (is_decode && !r->logits))
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s lost an input or output between two interpreters", m->what, key);
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: %s lost an input or output between two interpreters", m->what, key);
     for (int64_t j = 0; j < m->n_kv; j++) {
         r->kv_in[j] = a->SignatureRunnerGetInputTensor(r->r, m->kv[j].name);
         r->kv_out[j] = a->SignatureRunnerGetOutputTensor(r->r, m->kv[j].name);
         if (!r->kv_in[j] || !r->kv_out[j] || !a->TensorData(r->kv_in[j]) || !a->TensorData(r->kv_out[j]) ||
             a->TensorByteSize(r->kv_in[j]) != m->kv[j].bytes || a->TensorByteSize(r->kv_out[j]) != m->kv[j].bytes)
-            return plm_errorf(error, PLM_ERR_FORMAT, "%s: %s's %s is not the %zu-byte cache the model declared", m->what, key,
+            return plm_errorf(error, PLM_ERR_FORMAT,
+                              "%s: %s's %s is not the %zu-byte cache the model declared", m->what, key,
                               m->kv[j].name, m->kv[j].bytes);
         if (a->TensorData(r->kv_in[j]) == a->TensorData(r->kv_out[j])) st->can_cancel_in_run = 0;
-        memset(a->TensorData(r->kv_in[j]), 0, m->kv[j].bytes); /* arena memory is not cleared: 0 x NaN under a mask is NaN */
+        /* arena memory is not cleared, and a masked-out NaN still makes 0 x NaN = NaN */
+        memset(a->TensorData(r->kv_in[j]), 0, m->kv[j].bytes);
     }
     if (!a->TensorData(r->tokens) || !a->TensorData(r->pos) || (r->mask && !a->TensorData(r->mask)) ||
         (r->logits && (!a->TensorData(r->logits) || a->TensorByteSize(r->logits) < (size_t)m->vocab_size * 4)))
@@ -605,7 +756,8 @@ static int invoke(plm_lrt_state *st, plm_lrt_runner *r, const int32_t *ids, int6
     __atomic_store_n(&st->running, 0, __ATOMIC_RELEASE);
     if (s == PLM_TFL_CANCELLED) return PLM_LRT_STOPPED; /* the inputs are untouched: the cache is as before */
     if (s != PLM_TFL_OK)
-        return plm_errorf(error, PLM_ERR_FORMAT, "%s: a %lld-position run failed at position %lld (TFLite status %d): %s",
+        return plm_errorf(error, PLM_ERR_FORMAT,
+                          "%s: a %lld-position run failed at position %lld (TFLite status %d): %s",
                           m->what, (long long)T, (long long)pos0, s, reported(st->report));
     /* the positions this run wrote, into every runner's input caches */
     for (int64_t j = 0; j < m->n_kv; j++) {
