@@ -13,20 +13,60 @@ from pathlib import Path
 from .tasks._generation import IllegalStateError
 
 
+# convert's options of one target only (dest -> option); they default to None so a given one is seen
+_GGUF_ONLY = {"ckpt_format": "--ckpt-format", "model_type": "--model-type", "backend": "--backend",
+              "output_file": "--output-file", "float": "--float", "asymmetric": "--asymmetric",
+              "attention_quant_bits": "--attention-quant-bits", "feedforward_quant_bits": "--feedforward-quant-bits",
+              "embedding_quant_bits": "--embedding-quant-bits", "vocab_model_file": "--vocab-model-file",
+              "lora_ckpt": "--lora-ckpt", "lora_rank": "--lora-rank", "lora_output_file": "--lora-output-file"}
+_LITERTLM_ONLY = {"quantization_recipe": "--quantization-recipe (--quantize)", "prefill_lengths": "--prefill-lengths",
+                  "cache_length": "--cache-length (--kv-cache-length)"}
+
+
+def _refuse_options(a, options: dict[str, str], why: str) -> None:
+    given = [opt for dest, opt in options.items() if getattr(a, dest) is not None and getattr(a, dest) is not False]
+    if given:
+        raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --to {a.to} ({why})")
+
+
 def _convert(a) -> None:
+    if a.to == "litertlm":
+        _refuse_options(a, _GGUF_ONLY, "options of the GGUF converter; litert-torch reads the architecture, "
+                                       "weights and tokenizer from the checkpoint folder")
+        from .genai import litert_export
+
+        def given(value, default):
+            return default if value is None else value
+
+        path = litert_export.export_litertlm(
+            a.input_ckpt, a.output_dir, quantize=given(a.quantization_recipe, litert_export.DEFAULT_RECIPE),
+            prefill_lengths=given(a.prefill_lengths, litert_export.DEFAULT_PREFILL_LENGTHS),
+            cache_length=given(a.cache_length, litert_export.DEFAULT_CACHE_LENGTH))
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
+    _refuse_options(a, _LITERTLM_ONLY, "litert-torch's exporter options")
     from .genai.converter import ConversionConfig, convert_checkpoint
 
-    cfg = ConversionConfig(input_ckpt=a.input_ckpt, ckpt_format=a.ckpt_format, model_type=a.model_type,
-                           backend=a.backend, output_dir=a.output_dir, is_quantized=not a.float,
-                           is_symmetric=not a.asymmetric, attention_quant_bits=a.attention_quant_bits,
-                           feedforward_quant_bits=a.feedforward_quant_bits,
-                           embedding_quant_bits=a.embedding_quant_bits, vocab_model_file=a.vocab_model_file or "",
+    cfg = ConversionConfig(input_ckpt=a.input_ckpt, ckpt_format=a.ckpt_format or "safetensors",
+                           model_type=a.model_type, backend=a.backend or "cpu", output_dir=a.output_dir,
+                           is_quantized=not a.float, is_symmetric=not a.asymmetric,
+                           attention_quant_bits=a.attention_quant_bits or 8,
+                           feedforward_quant_bits=a.feedforward_quant_bits or 8,
+                           embedding_quant_bits=a.embedding_quant_bits or 8, vocab_model_file=a.vocab_model_file or "",
                            output_tflite_file=a.output_file, lora_ckpt=a.lora_ckpt, lora_rank=a.lora_rank,
                            lora_output_tflite_file=a.lora_output_file)
     path = convert_checkpoint(cfg)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if cfg.lora_ckpt:
         print(f"wrote {cfg.lora_output_tflite_file} (LoRA adapter, rank {cfg.lora_rank})")
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    """--prefill-lengths: comma-separated, as litert-torch's exporter takes them."""
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated token counts: {text!r}") from None
 
 
 def _convert_lora(a) -> None:
@@ -186,9 +226,17 @@ def _fit(a) -> None:
 
     from .device import estimate, list_profiles, load_profile, memory_needed
     from .engine.base import Engine
+    from .model.litert_info import litert_kind
     from .sampling import Sampler
 
-    engine = Engine(_model_path(a), max_tokens=a.max_tokens)
+    path = _model_path(a)
+    if litert_kind(path):
+        # LiteRT runs the graph with its own buffers and kernels: neither the weights and buffers the C engine
+        # counts nor the traffic the speed estimate reads are seen, so fit would print zeros
+        raise ValueError(f"{path}: fit does not estimate the files LiteRT runs (.litertlm, a TFLite .task, "
+                         f".tflite) yet; `pocketlm info {path}` gives their weights, KV cache length and "
+                         "prefill lengths")
+    engine = Engine(path, max_tokens=a.max_tokens)
     # measure what a prefill and a few decode steps read and compute on this model
     session = engine.new_session(Sampler(top_k=1), None)
     session.add_query_chunk(" ".join(["hello"] * max(1, min(a.prompt_tokens, a.max_tokens - 17))))
@@ -288,11 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", default=None, metavar="OUT.png", help="also draw it (needs matplotlib)")
     f.set_defaults(run=_fit)
 
-    c = sub.add_parser("convert", help="Hugging Face checkpoint -> pocketlm model file (GGUF)")
-    c.add_argument("--input-ckpt", required=True, help="checkpoint folder, file, or glob like 'model*.safetensors'")
-    c.add_argument("--ckpt-format", default="safetensors", choices=["safetensors", "pytorch"])
+    c = sub.add_parser("convert", help="Hugging Face checkpoint -> pocketlm model file (GGUF), or with --to litertlm "
+                                       "the .litertlm a phone runs, by litert-torch's exporter")
+    c.add_argument("--to", default="gguf", choices=["gguf", "litertlm"],
+                   help="gguf: pocketlm's converter (MediaPipe's options below); litertlm: litert-torch's HF exporter, "
+                        "writing OUTPUT_DIR/model.litertlm (pip install 'pocketlm[litert-convert]'; its options last)")
+    c.add_argument("--input-ckpt", required=True, help="checkpoint folder, file, or glob like 'model*.safetensors' "
+                                                       "(--to litertlm: a folder)")
+    c.add_argument("--ckpt-format", default=None, choices=["safetensors", "pytorch"], help="default safetensors")
     c.add_argument("--model-type", default=None, help="GEMMA_2B, PHI_2, ... or LLAMA, GPT2, ...; default: config.json")
-    c.add_argument("--backend", default="cpu", choices=["cpu", "gpu"])
+    c.add_argument("--backend", default=None, choices=["cpu", "gpu"], help="default cpu")
     c.add_argument("--output-dir", required=True)
     c.add_argument("--output-file", default=None,
                    help="model file to write (output_tflite_file; default OUTPUT_DIR/model.tflite, a GGUF file)")
@@ -300,12 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep F32 weights (is_quantized=False); default: the *-quant-bits, 8 as in MediaPipe")
     c.add_argument("--asymmetric", action="store_true", help="4-bit weights as Q4_1 rather than Q4_0")
     for group in ("attention", "feedforward", "embedding"):
-        c.add_argument(f"--{group}-quant-bits", type=int, default=8, choices=[4, 8, 16])
+        c.add_argument(f"--{group}-quant-bits", type=int, default=None, choices=[4, 8, 16], help="default 8")
     c.add_argument("--vocab-model-file", default=None, help="tokenizer.model, or a folder with tokenizer.json")
     c.add_argument("--lora-ckpt", default=None, help="a PEFT adapter (folder or adapter_model.safetensors) to convert "
                                                    "too (with --lora-rank)")
     c.add_argument("--lora-rank", type=int, default=None, help="the adapter's rank (lora_rank)")
     c.add_argument("--lora-output-file", default=None, help="adapter file to write (default OUTPUT_DIR/lora.tflite)")
+    c.add_argument("--quantization-recipe", "--quantize", default=None, metavar="RECIPE",
+                   help="--to litertlm: litert-torch's quantization_recipe (default dynamic_wi8_afp32: int8 "
+                        "per-channel weights, float activations; none keeps float32; a wrong name lists them)")
+    c.add_argument("--prefill-lengths", type=_lengths, default=None, metavar="N,N,...",
+                   help="--to litertlm: a prefill_N signature for each (default 128)")
+    c.add_argument("--cache-length", "--kv-cache-length", type=int, default=None, metavar="N",
+                   help="--to litertlm: the KV cache's positions, fixed in the graph: the most maxTokens it runs "
+                        "with (default 4096)")
     c.set_defaults(run=_convert)
 
     cl = sub.add_parser("convert-lora", help="PEFT LoRA adapter -> GGUF LoRA adapter for a model "
