@@ -163,3 +163,10 @@ def test_the_c_api_answers_a_tflite_task_as_the_python_api(program, litert_lib, 
     assert rc == 0, got
     want = run_python(path, max_tokens=64, turns=turns, **sampling)
     assert {k: v if k == "SIZE" else v.lstrip() for k, v in got.items() if k in want} == want
+
+
+def test_the_c_api_refuses_a_bare_tflite_saying_what_to_do(program):
+    from tests.genai.test_c_api import run_c
+
+    rc, got = run_c(program, FOLDER / "llama-tiny-int8.tflite", max_tokens=40, turns=("Hello", "-"))
+    assert rc != 0 and "carries no tokenizer" in got["ERROR"] and "--tokenizer" in got["ERROR"]

@@ -384,6 +384,15 @@ static int open_litertlm(engine *e, char **error_msg) {
     return st;
 }
 
+/* "TFL3" at bytes 4-8: a TFLite flatbuffer */
+static int tflite_file(const char *path) {
+    unsigned char head[8] = {0};
+    FILE *f = fopen(path, "rb");
+    const int got = f && fread(head, 1, 8, f) == 8;
+    if (f) fclose(f);
+    return got && memcmp(head + 4, "TFL3", 4) == 0;
+}
+
 int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngine_Engine **engine_out,
                                     char **error_msg) {
     if (error_msg) *error_msg = NULL;
@@ -431,6 +440,10 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
         st = open_litertlm(e, error_msg), has_meta = -1; /* configured there, from its LlmMetadata */
     else if (!(got == 4 && memcmp(magic, "GGUF", 4) == 0) && plm_task_probe(e->path))
         st = open_task(e, error_msg, meta, &has_meta, &task); /* a zip, found by its end record, not its first bytes */
+    else if (got == 4 && tflite_file(e->path))
+        st = err(error_msg, PLM_ERR_INVALID_ARG, "%s: a bare .tflite carries no tokenizer, and LlmModelSettings has no "
+                 "field for one: bundle it with its tokenizer into a .task (MediaPipe's bundler) or a .litertlm, or "
+                 "run it from Python or the CLI with --tokenizer", ms->model_path);
     else if (got < 4 || memcmp(magic, "GGUF", 4) != 0)
         st = err(error_msg, PLM_ERR_FORMAT, "%s: neither a GGUF model file nor a .task bundle (it starts with %02x %02x "
                  "%02x %02x; GGUF files start with 'GGUF', .task bundles are zip archives)", ms->model_path,
