@@ -35,6 +35,11 @@ class DeviceMemoryError(MemoryError):
     """The model, or an allocation during the run, does not fit the phone's app memory budget."""
 
 
+class SpeedNotModelledError(ValueError):
+    """The run counted nothing the speed estimate reads (the LiteRT engine's runs: LiteRT's kernels report no
+    traffic), so no phone speed is given rather than a wrong one."""
+
+
 @dataclass(frozen=True)
 class CpuCluster:
     kind: str  # "big", "mid" or "little"
@@ -140,16 +145,18 @@ class MemoryNeed:
     """Resident bytes a model needs on a phone, by part."""
 
     weights: int  # every tensor as mapped (the file's tensor data)
-    kv_cache: int  # keys and values for maxTokens positions
+    kv_cache: int  # keys and values for maxTokens positions (a LiteRT graph: its KV cache tensors, whole)
     activations: int  # the largest prefill's per-token buffers + one row of logits
     runtime: int = RUNTIME_OVERHEAD_BYTES
+    packed_weights: int = 0  # XNNPack's repacked copy of the weights, a session (the LiteRT engine)
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv_cache + self.activations + self.runtime
+        return self.weights + self.kv_cache + self.activations + self.runtime + self.packed_weights
 
     def breakdown(self) -> str:
-        return (f"weights {_fmt(self.weights)}, KV cache {_fmt(self.kv_cache)}, activations "
+        packed = f", XNNPack packed weights {_fmt(self.packed_weights)}" if self.packed_weights else ""
+        return (f"weights {_fmt(self.weights)}{packed}, KV cache {_fmt(self.kv_cache)}, activations "
                 f"{_fmt(self.activations)}, runtime {_fmt(self.runtime)}")
 
 
@@ -162,10 +169,20 @@ def activation_bytes_per_token(cfg) -> int:
 def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> MemoryNeed:
     """What a model needs with a session of max_tokens. native: the C engine's
     model (a NativeModel), whose figures are what it allocates: the weights it
-    maps plus what it converted, and the session's buffers."""
+    maps plus what it converted, and the session's buffers. A LiteRT graph
+    (model.litert_model.LiteRTGraph) is counted as LiteRT holds it
+    (engine/litert.py's figures: the mapped graph, LiteRT's runtime, and a
+    session's whole KV cache, XNNPack's packed weights and activations)."""
     from ..model.forward import PREFILL_CHUNK
     from ..model.info import kv_bytes_per_token, weight_bytes
+    from ..model.litert_model import LiteRTGraph
 
+    if isinstance(model, LiteRTGraph):
+        from ..engine.litert import LITERT_RUNTIME_BYTES, mapped_bytes, session_memory
+
+        parts = dict(session_memory(model, native, max_tokens))
+        return MemoryNeed(mapped_bytes(model, native), parts["KV cache"], parts["activations"], LITERT_RUNTIME_BYTES,
+                          parts["packed weights"])
     cfg = model.cfg
     kv = max_tokens * kv_bytes_per_token(model, kv_type)
     if native is not None:
@@ -176,8 +193,16 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
 
 def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int, kv_type: str = "F32") -> list[str]:
     from ..model.info import kv_bytes_per_token, parameter_count
+    from ..model.litert_model import LiteRTGraph
 
     ideas = []
+    if isinstance(model, LiteRTGraph):  # the cache length is fixed in the graph: maxTokens does not shrink it
+        per_position = need.kv_cache / model.cache_length
+        room = budget - (need.total - need.kv_cache)
+        if room >= per_position and room // per_position < model.cache_length:
+            ideas.append(f"the model exported with a KV cache of <= {int(room // per_position)} positions (this "
+                         f"file's is {model.cache_length}, whatever maxTokens is)")
+        return ideas
     params = parameter_count(model)
     for label, bytes_per_param in (("int8 (Q8_0) weights", 34 / 32), ("int4 (Q4_0) weights", 18 / 32)):
         w = int(params * bytes_per_param)
@@ -283,8 +308,10 @@ class DeviceContext:
                  f"{_fmt(self.profile.app_memory_budget)} allowed (desktop process peak RSS {_fmt(rss)}, "
                  f"Python included); {self.profile.threads} threads"]
         if self.last_stats is not None and self.last_stats.decode_traffic.tokens:
-            e = estimate(self.profile, self.last_stats)
-            lines.append(f"estimated on the phone: {e.summary()}")
+            try:
+                lines.append(f"estimated on the phone: {estimate(self.profile, self.last_stats).summary()}")
+            except SpeedNotModelledError as e:
+                lines.append(f"estimated on the phone: not modelled ({e})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -325,8 +352,16 @@ def _roofline(profile: DeviceProfile, traffic, quantized: bool) -> tuple[float, 
 def estimate(profile: DeviceProfile, stats, quantized: bool | None = None) -> SpeedEstimate:
     """Phone speed from a GenerationStats' measured traffic. quantized: the
     weights are int8/int4 (integer dot products); default: read from the
-    bytes per flop of the run (under ~1.5 bytes a multiply-add is quantized)."""
+    bytes per flop of the run (under ~1.5 bytes a multiply-add is quantized).
+    A run that ran tokens but counted no bytes or flops (the LiteRT engine's)
+    raises SpeedNotModelledError: its speed is not modelled yet."""
     pre, dec = stats.prefill_traffic, stats.decode_traffic
+    if (pre.tokens or dec.tokens) and not any((pre.weight_bytes, pre.kv_bytes, pre.flops, dec.weight_bytes,
+                                               dec.kv_bytes, dec.flops)):
+        raise SpeedNotModelledError(
+            f"the run's {pre.tokens} prefill and {dec.tokens} decode tokens counted no weight or KV bytes read and "
+            "no flops, which the estimate needs: the LiteRT engine's runs (LiteRT's kernels) report none, so "
+            "their speed on a phone is not modelled yet")
     if quantized is None:
         t = dec if dec.tokens else pre
         per_token_weights = t.weight_bytes / max(t.tokens, 1)
@@ -340,4 +375,5 @@ def estimate(profile: DeviceProfile, stats, quantized: bool | None = None) -> Sp
 
 
 __all__ = ["CpuCluster", "DeviceContext", "DeviceMemoryError", "DeviceProfile", "MemoryBudget", "MemoryNeed",
-           "SpeedEstimate", "context", "estimate", "list_profiles", "load_profile", "memory_needed"]
+           "SpeedEstimate", "SpeedNotModelledError", "context", "estimate", "list_profiles", "load_profile",
+           "memory_needed"]

@@ -356,9 +356,13 @@ class NativeSession(Session):
         ffi, lib = _lib()
         eng = self.engine
         total = lib.plm_session_bytes(eng.native.handle, self._params)
-        # a LiteRT graph's caches are their full length, whatever maxTokens is
-        kv = getattr(eng.model, "cache_length", eng.max_tokens) * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
-        self._held = (("KV cache", kv), ("activations", total - kv))
+        if eng.kind == "litert":  # the graph's whole KV cache, XNNPack's packed weights, the activations
+            from .litert import session_memory
+
+            self._held = () if eng.device is None else tuple(session_memory(eng.model, eng.native, eng.max_tokens))
+        else:
+            kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
+            self._held = (("KV cache", kv), ("activations", total - kv))
         if eng.device is not None:
             # what the C session will allocate, counted before it is
             eng.device.memory.reserve_parts(list(self._held))
