@@ -82,7 +82,7 @@ def test_clone_and_seeds():
 
 
 def test_sessions_across_turns():
-    path = FOLDER / "llama-tiny-f32.litertlm"
+    path = FOLDER / "llama-tiny-int8.litertlm"
     with LlmInference.createFromOptions(None, options(path, 256)) as llm:
         s = raw_session(llm)
         s.addQueryChunk("Hello world")
@@ -90,7 +90,7 @@ def test_sessions_across_turns():
 
         def listener(partial, done):  # the tiny model never ends a turn: the first one is cut short
             calls.append(partial)
-            if len(calls) == 5:
+            if len(calls) == 1 and not done:
                 s.cancelGenerateResponseAsync()
 
         s.generateResponseAsync(listener).result(30)
@@ -117,15 +117,17 @@ def test_max_tokens_reached_and_cancel():
         s = raw_session(llm)
         s.addQueryChunk("Hello world")
         got = []
-        started = threading.Event()
+        started, sent = threading.Event(), threading.Event()
 
-        def listener(partial, done):
+        def listener(partial, done):  # holds the generation until this thread has asked to cancel
             got.append(partial)
             started.set()
+            sent.wait(30)
 
         future = s.generateResponseAsync(listener)
-        started.wait(30)
-        s.cancelGenerateResponseAsync()
+        assert started.wait(30)
+        s.cancelGenerateResponseAsync()  # from another thread than the generation's
+        sent.set()
         future.result(30)
         assert s.last_stats.stop_reason == "cancelled" and s.last_stats.decode_tokens < 256 - 3
 
