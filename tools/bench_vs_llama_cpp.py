@@ -436,7 +436,7 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
     smol = {(name, t): (ours, cpp) for name, _, t, ours, cpp in results if name.startswith("SmolLM2")}
     for t in a.threads:
         ref = smol.get(("SmolLM2-135M Q8_0", t), (None,))[0]
-        rows = []
+        rows, notes = [], []
         for name in ("SmolLM2-135M Q8_0", "SmolLM2-135M Q4_1"):
             if (name, t) not in smol:
                 continue
@@ -464,7 +464,7 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
             if ours_lit:
                 rows.append(("pocketlm (LiteRT engine)", "int8 .litertlm", ours_lit["pp"], ours_lit["tg"], lim))
             if lit:
-                print(f"{'':3}  (LiteRT-LM counted {lit['pp_tokens']} prefill and {lit['tg_tokens']} decode tokens; "
+                notes.append(f"{'':3}  (LiteRT-LM counted {lit['pp_tokens']} prefill and {lit['tg_tokens']} decode tokens; "
                       f"engine init {lit['init_s']:.2f} s; peak RSS {(lit['peak_rss'] - base_rss) / 1e6:.0f} MB "
                       "over the interpreter's)")
         for who, file, pp, tg, lim in rows:
@@ -472,6 +472,8 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
             xt = f"{tg / ref['tg']:5.2f}x" if ref else "     -"
             print(f"{t:>3}  {who:24} {file:22} {pp:13.1f} {xp:>6}  {tg:12.1f} {xt:>6}  "
                   f"{tg / lim:6.0%} of {lim:6.0f}/s")
+        for note in notes:
+            print(note)
 
 
 if __name__ == "__main__":
