@@ -22,7 +22,7 @@ import pytest
 
 from pocketlm import LlmInference, LlmInferenceOptions, LlmInferenceSession, LlmInferenceSessionOptions, device
 from pocketlm.device import DeviceMemoryError, SpeedNotModelledError, estimate, load_profile, memory_needed
-from pocketlm.engine.litert import LITERT_RUNTIME_BYTES, graph_memory
+from pocketlm.model.litert_memory import LITERT_RUNTIME_BYTES, graph_memory
 from tests.fixtures import litert as fx
 from tests.fixtures.litert import FOLDER
 

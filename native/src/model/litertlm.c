@@ -24,14 +24,10 @@
  */
 #include "model/model.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #ifdef PLM_HAVE_ZLIB
 #include <zlib.h>
 #endif
@@ -282,24 +278,11 @@ int plm_litertlm_open(const char *path, plm_litertlm **out, char **error) {
         return plm_errorf(error, PLM_ERR_NOMEM, "%s: out of memory", path);
     }
     pthread_mutex_init(&l->lock, NULL);
-    const int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+    const int mst = plm_map_file(path, HEADER_BEGIN, &l->map, &l->size, error);
+    if (mst) {
         plm_litertlm_close(l);
-        return plm_errorf(error, PLM_ERR_IO, "%s: cannot open the file", path);
+        return mst;
     }
-    l->size = (uint64_t)st.st_size;
-    if (l->size >= HEADER_BEGIN) {
-        void *m = mmap(NULL, (size_t)l->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            close(fd);
-            plm_litertlm_close(l);
-            return plm_errorf(error, PLM_ERR_IO, "%s: cannot map the file", path);
-        }
-        l->map = (const uint8_t *)m;
-    }
-    close(fd);
     const int s = parse(l, error);
     if (s) {
         plm_litertlm_close(l);
@@ -313,7 +296,7 @@ void plm_litertlm_close(plm_litertlm *l) {
     if (!l) return;
     for (int64_t i = 0; i < l->n; i++) free(l->sections[i].model_type);
     free(l->sections);
-    if (l->map) munmap((void *)l->map, (size_t)l->size);
+    plm_unmap_file(l->map, l->size);
     free(l->tokenizer_json);
     free(l->tokenizer_error);
     pthread_mutex_destroy(&l->lock);

@@ -12,12 +12,8 @@
  */
 #include "model/model.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 typedef struct {
     char *name;
@@ -176,24 +172,11 @@ int plm_task_open(const char *path, plm_task **out, char **error) {
         free(t);
         return plm_errorf(error, PLM_ERR_NOMEM, "%s: out of memory", path);
     }
-    const int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+    const int mst = plm_map_file(path, 1, &t->map, &t->size, error);
+    if (mst) {
         plm_task_close(t);
-        return plm_errorf(error, PLM_ERR_IO, "%s: cannot open the file", path);
+        return mst;
     }
-    t->size = (uint64_t)st.st_size;
-    if (t->size) {
-        void *m = mmap(NULL, (size_t)t->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            close(fd);
-            plm_task_close(t);
-            return plm_errorf(error, PLM_ERR_IO, "%s: cannot map the file", path);
-        }
-        t->map = (const uint8_t *)m;
-    }
-    close(fd);
     const int s = parse(t, error);
     if (s) {
         plm_task_close(t);
@@ -207,7 +190,7 @@ void plm_task_close(plm_task *t) {
     if (!t) return;
     for (int64_t i = 0; i < t->n; i++) free(t->entries[i].name);
     free(t->entries);
-    if (t->map) munmap((void *)t->map, (size_t)t->size);
+    plm_unmap_file(t->map, t->size);
     free(t->path);
     free(t);
 }

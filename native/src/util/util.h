@@ -14,6 +14,13 @@
 /* a malloc'd printf into *out (nothing when out is NULL); returns status */
 int plm_errorf(char **out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ---- files ------------------------------------------------------------- */
+
+/* Maps the regular file at path whole and read-only: *map (NULL when the file is shorter than min_size or
+ * empty) and *size. PLM_ERR_IO naming the file when it cannot be opened or mapped. */
+int plm_map_file(const char *path, uint64_t min_size, const uint8_t **map, uint64_t *size, char **error);
+void plm_unmap_file(const uint8_t *map, uint64_t size);
+
 /* ---- UTF-8 -------------------------------------------------------------- */
 
 /* Decodes one code point at s[0..n); *len gets the bytes it took. An invalid

@@ -171,14 +171,14 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
     model (a NativeModel), whose figures are what it allocates: the weights it
     maps plus what it converted, and the session's buffers. A LiteRT graph
     (model.litert_model.LiteRTGraph) is counted as LiteRT holds it
-    (engine/litert.py's figures: the mapped graph, LiteRT's runtime, and a
+    (model/litert_memory.py's figures: the mapped graph, LiteRT's runtime, and a
     session's whole KV cache, XNNPack's packed weights and activations)."""
     from ..model.forward import PREFILL_CHUNK
     from ..model.info import kv_bytes_per_token, weight_bytes
     from ..model.litert_model import LiteRTGraph
 
     if isinstance(model, LiteRTGraph):
-        from ..engine.litert import LITERT_RUNTIME_BYTES, mapped_bytes, session_memory
+        from ..model.litert_memory import LITERT_RUNTIME_BYTES, mapped_bytes, session_memory
 
         parts = dict(session_memory(model, native, max_tokens))
         return MemoryNeed(mapped_bytes(model, native), parts["KV cache"], parts["activations"], LITERT_RUNTIME_BYTES,

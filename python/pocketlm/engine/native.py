@@ -357,7 +357,7 @@ class NativeSession(Session):
         eng = self.engine
         total = lib.plm_session_bytes(eng.native.handle, self._params)
         if eng.kind == "litert":  # the graph's whole KV cache, XNNPack's packed weights, the activations
-            from .litert import session_memory
+            from ..model.litert_memory import session_memory
 
             self._held = () if eng.device is None else tuple(session_memory(eng.model, eng.native, eng.max_tokens))
         else:

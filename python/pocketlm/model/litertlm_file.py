@@ -400,6 +400,8 @@ def describe_task_model(path: str | Path, read_graph: bool = True) -> TaskModel:
     litert-torch), read from its first bytes; with read_graph a TFLite graph
     is read too (read_tflite, in place for a stored entry). A loader routes
     on .kind; a bundle that cannot be read is a ModelFileError naming it."""
+    from .loader import _stored_data_offset
+
     p = Path(path)
     with reading(p, ".task bundle"):
         try:
@@ -414,7 +416,7 @@ def describe_task_model(path: str | Path, read_graph: bool = True) -> TaskModel:
             info = zf.getinfo(TASK_MODEL_ENTRY)
             what = f"{p}: entry {TASK_MODEL_ENTRY}"
             stored = info.compress_type == zipfile.ZIP_STORED
-            offset = _stored_data_offset(p, info) if stored else -1
+            offset = _stored_data_offset(p, info) if stored else -1  # the loader's reading of it
             if stored and offset + info.file_size > p.stat().st_size:
                 raise ModelFileError(f"{what} runs past the end of the file (ends at {offset + info.file_size}, "
                                      f"the file has {p.stat().st_size} bytes)")
@@ -431,15 +433,3 @@ def describe_task_model(path: str | Path, read_graph: bool = True) -> TaskModel:
                         data = zf.read(info)
                     out.tflite = read_tflite(data, name=what)
             return out
-
-
-def _stored_data_offset(path: Path, info: zipfile.ZipInfo) -> int:
-    """Where a stored zip entry's bytes start: after its local header (30 bytes, the name and the extra field,
-    whose lengths the local header gives)."""
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        header = f.read(30)
-    if len(header) < 30 or header[:4] != b"PK\x03\x04":
-        raise ModelFileError(f"{path}: corrupted bundle: no local header for {info.filename}")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    return info.header_offset + 30 + name_len + extra_len
