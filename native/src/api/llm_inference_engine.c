@@ -384,15 +384,6 @@ static int open_litertlm(engine *e, char **error_msg) {
     return st;
 }
 
-/* "TFL3" at bytes 4-8: a TFLite flatbuffer */
-static int tflite_file(const char *path) {
-    unsigned char head[8] = {0};
-    FILE *f = fopen(path, "rb");
-    const int got = f && fread(head, 1, 8, f) == 8;
-    if (f) fclose(f);
-    return got && memcmp(head + 4, "TFL3", 4) == 0;
-}
-
 int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngine_Engine **engine_out,
                                     char **error_msg) {
     if (error_msg) *error_msg = NULL;
@@ -425,12 +416,12 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
         e->n_lora_ranks = ms->number_of_supported_lora_ranks;
     }
     FILE *f = fopen(e->path, "rb");
-    char magic[4] = {0};
+    char magic[8] = {0};
     if (!f) {
         engine_unref(e);
         return err(error_msg, PLM_ERR_IO, "%s: cannot open the model file", ms->model_path);
     }
-    const size_t got = fread(magic, 1, 4, f);
+    const size_t head = fread(magic, 1, 8, f), got = head < 4 ? head : 4;
     fclose(f);
     plm_llm_params *meta = (plm_llm_params *)calloc(1, sizeof *meta);
     int has_meta = 0, st;
@@ -440,7 +431,7 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
         st = open_litertlm(e, error_msg), has_meta = -1; /* configured there, from its LlmMetadata */
     else if (!(got == 4 && memcmp(magic, "GGUF", 4) == 0) && plm_task_probe(e->path))
         st = open_task(e, error_msg, meta, &has_meta, &task); /* a zip, found by its end record, not its first bytes */
-    else if (got == 4 && tflite_file(e->path))
+    else if (head == 8 && memcmp(magic + 4, "TFL3", 4) == 0) /* a TFLite flatbuffer */
         st = err(error_msg, PLM_ERR_INVALID_ARG, "%s: a bare .tflite carries no tokenizer, and LlmModelSettings has no "
                  "field for one: bundle it with its tokenizer into a .task (MediaPipe's bundler) or a .litertlm, or "
                  "run it from Python or the CLI with --tokenizer", ms->model_path);

@@ -45,7 +45,6 @@ class LiteRTGraph:
     size: int  # its bytes
     container: str  # "litertlm", "task" or "tflite"
     tflite: object  # the graph as tflite_file.read_tflite read it (signatures, KV cache, weights)
-    source = None  # no GGUF for the native engine to map: the LiteRT engine runs this
 
     @property
     def cfg(self) -> LiteRTConfig:
@@ -113,13 +112,6 @@ def _tokenizer_from(kind: str, data: bytes, bos_id, eos_ids, where: str, bytes_t
     return tok
 
 
-def _start_and_stops(meta: dict) -> tuple[int | None, list[int]]:
-    """LlmMetadata's start token and single-id stop tokens, as ids where the file gives ids."""
-    start = meta.get("start_token_id")
-    stops = [ids[0] for ids in meta.get("stop_token_ids", []) if len(ids) == 1]
-    return start, stops
-
-
 def load_litertlm(p: Path):
     """(LiteRTGraph, tokenizer, metadata) of a .litertlm."""
     from .litertlm_file import PREFILL_DECODE, read_litertlm
@@ -137,12 +129,12 @@ def load_litertlm(p: Path):
     graph = f.models[s.index]
     where = f"{p}: {s.describe()}"
     _check_runnable(graph, where)
-    meta = dict(f.llm_metadata)
     if f.tokenizer is None:
         raise ModelFileError(f"{p}: no tokenizer section (SP_Tokenizer or HF_Tokenizer_Zlib)")
-    start, stops = _start_and_stops(meta)
-    tok = _tokenizer_from(f.tokenizer.kind, f.tokenizer.data, start, stops, f"{p}: section {f.tokenizer.section}")
-    return LiteRTGraph(str(p), s.offset, s.size, "litertlm", graph), tok, _engine_metadata(meta)
+    meta = _engine_metadata(f.llm_metadata)
+    tok = _tokenizer_from(f.tokenizer.kind, f.tokenizer.data, meta.get("start_token_id"), meta["stop_token_ids"],
+                          f"{p}: section {f.tokenizer.section}")
+    return LiteRTGraph(str(p), s.offset, s.size, "litertlm", graph), tok, meta
 
 
 def _engine_metadata(meta: dict) -> dict:
