@@ -37,6 +37,10 @@ def _find(filename: str, candidates: list[Path]) -> Path | None:
 
 
 def header_path() -> Path | None:
+    # a library named by POCKETLM_LIB is a build of this source tree: its declarations are the tree's
+    # header, not the copy installed beside the package's own library
+    if os.environ.get("POCKETLM_LIB"):
+        return _find("pocketlm.h", [_REPO / "native" / "include", _PKG / "_lib"])
     return _find("pocketlm.h", [_PKG / "_lib", _REPO / "native" / "include"])
 
 
