@@ -35,6 +35,15 @@ class ModelConfig:
     rope_mode: str = "neox"  # pairing of rotated values: "neox" (rotate_half) or "gptj"
     rope_freq_scale: float = 1.0  # 1 / rope factor for "linear" scaling
     rope_freq_factors: tuple[float, ...] = ()  # rot_dim/2 divisors of the frequencies: "llama3" scaling (llama.cpp's rope_freqs)
+    rope_local_theta: float = 0.0  # RoPE base of the sliding-window layers (Gemma 3's local base); 0: they use the global rope
+    rope_local_freq_scale: float = 1.0  # linear scaling of the sliding-window layers' RoPE, read only when rope_local_theta is set
+    # (the local layers take no rope_freq_factors then; the global settings above are the full-attention layers')
+    rope_freq_factors_long: tuple[float, ...] = ()  # "longrope": long_factor (rope_freq_factors holds short_factor)
+    rope_long_after: int = 0  # "longrope": original_max_position_embeddings. A forward call whose input ends past this
+    # position (the whole input of the call, a prompt however it is batched) rotates by the long factors, else the short
+    rope_attn_factor: float = 1.0  # multiplies the rotated part of q and k after RoPE: longrope's attention factor
+    qk_norm: bool = False  # RMSNorm over each head of q and of k before RoPE (blk.N.attn_q_norm / attn_k_norm, head_dim
+    # weights, with norm_w_offset): Gemma 3, Qwen3
     qkv_bias: bool = False  # attention_bias (q/k/v projections)
     o_bias: bool = False  # attention_bias (output projection)
     mlp_bias: bool = False  # mlp_bias
