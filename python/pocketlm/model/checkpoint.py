@@ -175,22 +175,41 @@ _FALCON_NAMES = [
     (_F + r"mlp\.dense_4h_to_h\." + _WB, r"blk.\1.ffn_down.\2"),
 ]
 
+# per-head q/k RMSNorm (Gemma 3, Qwen3)
+_QK_NORM_NAMES = [
+    (_L + r"self_attn\.q_norm\.weight", r"blk.\1.attn_q_norm.weight"),
+    (_L + r"self_attn\.k_norm\.weight", r"blk.\1.attn_k_norm.weight"),
+]
+# Phi-3's fused projections, split in canonical_tensors: qkv_proj is [q; k; v] by rows, gate_up_proj [gate; up]
+_PHI3_NAMES = [
+    (_L + r"self_attn\.qkv_proj\.weight", r"blk.\1.attn_qkv.weight"),
+    (_L + r"mlp\.gate_up_proj\.weight", r"blk.\1.ffn_gate_up.weight"),
+] + [p for p in _LLAMA_NAMES if "q_proj" not in p[0] and "k_proj" not in p[0] and "v_proj" not in p[0]
+     and "gate_proj" not in p[0] and "up_proj" not in p[0]]
+# A multimodal Gemma 3 keeps its language model under model.language_model. (transformers 5) or
+# language_model.model. (earlier checkpoints); its vision tower and projector are not loaded.
+_GEMMA3_PREFIXES = [(re.compile(r"(?:model\.language_model|language_model\.model)\."), "model."),
+                    (re.compile(r"language_model\.lm_head\."), "lm_head.")]
+
 NAME_MAPS = {"llama": _LLAMA_NAMES, "mistral": _LLAMA_NAMES, "gemma": _LLAMA_NAMES, "gemma2": _GEMMA2_NAMES,
-             "phi": _PHI_NAMES, "stablelm": _STABLELM_NAMES, "gpt2": _GPT2_NAMES, "falcon": _FALCON_NAMES}
+             "phi": _PHI_NAMES, "stablelm": _STABLELM_NAMES, "gpt2": _GPT2_NAMES, "falcon": _FALCON_NAMES,
+             "gemma3": _GEMMA2_NAMES + _QK_NORM_NAMES, "qwen2": _LLAMA_NAMES, "qwen3": _LLAMA_NAMES + _QK_NORM_NAMES,
+             "phi3": _PHI3_NAMES}
 
 
 def split_fused_qkv(fused: np.ndarray, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The q, k and v rows of a fused projection as a Hugging Face checkpoint
     stores them (rows = outputs; any number of columns).
 
-    GPT-2's c_attn is [q; k; v] by rows (after the Conv1D transpose). Falcon's
+    GPT-2's c_attn (after the Conv1D transpose) and Phi-3's qkv_proj are
+    [q; k; v] by rows. Falcon's
     query_key_value interleaves per kv group: each group holds its
     n_heads / n_kv_heads query heads, then one key head, then one value head
     (the classic multi-query and multi-head layouts are its special cases
     with one group, or one query head a group).
     """
     hd, nq, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-    if cfg.arch == "gpt2":
+    if cfg.arch in ("gpt2", "phi3"):
         q, k, v = np.split(fused, [cfg.q_dim, cfg.q_dim + cfg.kv_dim], axis=0)
     else:
         per_group = nq // nkv + 2
@@ -210,11 +229,23 @@ def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
             t[base.format(part)] = arr
 
 
+def _split_gate_up(t: dict[str, np.ndarray]) -> None:
+    """Phi-3's fused gate_up_proj -> ffn_gate (first half of the rows), ffn_up (second half)."""
+    for name in [n for n in t if ".ffn_gate_up." in n]:
+        fused = np.asarray(t.pop(name))
+        gate, up = np.split(fused, 2, axis=0)
+        t[name.replace(".ffn_gate_up.", ".ffn_gate.")] = np.ascontiguousarray(gate)
+        t[name.replace(".ffn_gate_up.", ".ffn_up.")] = np.ascontiguousarray(up)
+
+
 def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, np.ndarray]:
     """Renames to canonical names and checks every tensor the config needs is there."""
     rules = [(re.compile(p + r"\Z"), r) for p, r in NAME_MAPS[cfg.arch]]
     out = {}
     for name, arr in hf.items():
+        if cfg.arch == "gemma3":
+            for pat, rep in _GEMMA3_PREFIXES:
+                name = pat.sub(rep, name, count=1) if pat.match(name) else name
         for pat, rep in rules:
             if pat.match(name):
                 out[pat.sub(rep, name)] = arr
@@ -224,6 +255,7 @@ def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, 
             if name.endswith(".weight") and name.startswith("blk.") and ".attn_norm" not in name and ".ffn_norm" not in name:
                 out[name] = np.ascontiguousarray(np.asarray(out[name]).T)
     _split_qkv(out, cfg)
+    _split_gate_up(out)
     for name, arr in out.items():
         want = expected_shape(name, cfg)
         if want is not None and tuple(arr.shape) != want:
@@ -260,6 +292,8 @@ def required_tensors(cfg: ModelConfig) -> list[str]:
             names += [b + f"ffn_{p}.bias" for p in (("gate", "up", "down") if cfg.gated_mlp else ("up", "down"))]
         if cfg.post_norms:
             names += [b + "post_attention_norm.weight", b + "post_ffw_norm.weight"]
+        if cfg.qk_norm:
+            names += [b + "attn_q_norm.weight", b + "attn_k_norm.weight"]
     return names
 
 
@@ -280,6 +314,8 @@ def expected_shape(name: str, cfg: ModelConfig) -> tuple[int, ...] | None:
                  "attn_output": (h, cfg.q_dim), "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
     if kind in rows_cols:
         return rows_cols[kind] if wb == "weight" else (rows_cols[kind][0],)
+    if kind in ("attn_q_norm", "attn_k_norm"):
+        return (cfg.head_dim,)
     if kind.endswith("norm"):
         return (h,)
     return None

@@ -92,12 +92,16 @@ def _eos(v) -> tuple[int, ...]:
 _ROPE_KEYS = {"default": set(), "linear": {"factor"},
               "llama3": {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}}
 _ROPE_COMMON = {"rope_theta", "rope_type", "type", "partial_rotary_factor"}
+# rope types only some architectures implement (rope_parameters' extra_types): required keys, optional keys
+_EXTRA_ROPE = {"longrope": ({"short_factor", "long_factor"}, {"factor", "attention_factor",
+                                                              "original_max_position_embeddings"})}
 
 
-def rope_parameters(c: dict) -> dict:
+def rope_parameters(c: dict, extra_types: tuple[str, ...] = ()) -> dict:
     """The rope settings of a config.json in transformers 5's form (one
     dict: rope_theta, rope_type, partial_rotary_factor, scaling keys), from
-    either form; rope_parameters wins over the legacy top-level keys."""
+    either form; rope_parameters wins over the legacy top-level keys.
+    extra_types: rope types of _EXTRA_ROPE the caller's architecture implements."""
     p: dict = {}
     for key in ("rope_theta", "partial_rotary_factor"):
         if c.get(key) is not None:
@@ -119,9 +123,18 @@ def rope_parameters(c: dict) -> dict:
                 p["rope_type" if key == "type" else key] = value
     p.setdefault("rope_type", "default")
     kind = p["rope_type"]
+    if kind in extra_types:
+        required, optional = _EXTRA_ROPE[kind]
+        extra = sorted(set(p) - _ROPE_COMMON - required - optional)
+        missing = sorted(required - set(p))
+        if extra or missing:
+            raise ValueError(f"rope type {kind!r}: " + "; ".join(
+                ([f"setting(s) {', '.join(extra)} are not supported"] if extra else [])
+                + ([f"needs {', '.join(missing)}"] if missing else [])))
+        return p
     if kind not in _ROPE_KEYS:
         raise ValueError(f"unsupported rope type {kind!r} (rope_parameters / rope_scaling); supported: "
-                         f"{', '.join(_ROPE_KEYS)}")
+                         f"{', '.join(list(_ROPE_KEYS) + list(extra_types))}")
     extra = sorted(set(p) - _ROPE_COMMON - _ROPE_KEYS[kind])
     if kind == "linear":  # linear scaling is factor alone; the original length is informative only
         extra = [k for k in extra if k != "original_max_position_embeddings"]
@@ -249,6 +262,147 @@ def _gemma2(c: dict) -> ModelConfig:
     )
 
 
+def _window_layers(c: dict) -> dict:
+    """Qwen2 / Qwen3's sliding window as transformers applies it: only when
+    use_sliding_window is set, on the layers layer_types names
+    "sliding_attention" (by default those from max_window_layers on)."""
+    n = c["num_hidden_layers"]
+    if not c.get("use_sliding_window") or not c.get("sliding_window"):
+        return {}
+    types = c.get("layer_types") or ["sliding_attention" if i >= c.get("max_window_layers", 28) else "full_attention"
+                                     for i in range(n)]
+    return dict(sliding_window=int(c["sliding_window"]), sliding_window_layers=_layer_types(c, types))
+
+
+def _layer_types(c: dict, types) -> tuple[int, ...]:
+    """The indices of the sliding-attention layers of a layer_types list (others must be full_attention)."""
+    if not isinstance(types, list) or len(types) != c["num_hidden_layers"]:
+        raise ValueError(f"layer_types must list one type per layer ({c['num_hidden_layers']}), got {types!r}")
+    bad = sorted({t for t in types if t not in ("sliding_attention", "full_attention")})
+    if bad:
+        raise ValueError(f"config layer_types {', '.join(map(repr, bad))} are not supported for model_type "
+                         f"{c.get('model_type')!r} (sliding_attention, full_attention)")
+    return tuple(i for i, t in enumerate(types) if t == "sliding_attention")
+
+
+def _qwen2(c: dict) -> ModelConfig:
+    # Qwen2's q/k/v projections always carry biases, its output projection none
+    return _llama_like(c, qkv_bias=True, o_bias=False, **_window_layers(c))
+
+
+def _qwen3(c: dict) -> ModelConfig:
+    return _llama_like(c, qk_norm=True, **_window_layers(c))
+
+
+def _gemma3_text(c: dict) -> dict:
+    """The text model's config of a Gemma 3 checkpoint: gemma3_text as it
+    is, or a multimodal gemma3's text_config (its vision tower is not
+    run: pocketlm takes text in only)."""
+    if c.get("model_type") != "gemma3":
+        return c
+    text = c.get("text_config")
+    if not isinstance(text, dict):
+        raise ValueError("a gemma3 config needs a text_config object (the language model's settings)")
+    out = dict(text)
+    out["model_type"] = "gemma3"
+    for key in ("bos_token_id", "eos_token_id", "tie_word_embeddings"):
+        if out.get(key) is None and c.get(key) is not None:
+            out[key] = c[key]
+    return out
+
+
+def _gemma3_rope(c: dict, head_dim: int) -> dict:
+    """Gemma 3's two RoPEs: full-attention layers on rope_theta (1e6 by
+    default, linear scaling where set), sliding ones on the local base
+    (rope_local_base_freq, 1e4 by default), from transformers 5's
+    rope_parameters per layer type or the older top-level keys."""
+    rp = c.get("rope_parameters")
+    mt = c.get("model_type")
+    if isinstance(rp, dict) and rp and all(v is None or isinstance(v, dict) for v in rp.values()):
+        unknown = sorted(set(rp) - {"full_attention", "sliding_attention"})
+        if unknown:
+            raise ValueError(f"rope_parameters for layer type(s) {', '.join(unknown)} are not supported for "
+                             f"model_type {mt!r}")
+        full = {"model_type": mt, "rope_parameters": {"rope_theta": 1_000_000.0, **(rp.get("full_attention") or {})}}
+        local = {"model_type": mt, "rope_parameters": {"rope_theta": float(c.get("rope_local_base_freq") or 10_000.0),
+                                                       **(rp.get("sliding_attention") or {})}}
+    else:
+        full = {"model_type": mt, "rope_theta": c.get("rope_theta", 1_000_000.0), "rope_scaling": c.get("rope_scaling"),
+                "rope_parameters": rp}
+        local = {"model_type": mt, "rope_theta": c.get("rope_local_base_freq", 10_000.0)}
+    g, loc = _rope(full, head_dim), _rope(local, head_dim)
+    if "rope_freq_factors" in loc:
+        raise ValueError(f"rope type llama3 on the sliding-attention layers is not supported for model_type {mt!r}")
+    return dict(g, rope_local_theta=loc["rope_theta"], rope_local_freq_scale=loc.get("rope_freq_scale", 1.0))
+
+
+def _gemma3(c: dict) -> ModelConfig:
+    c = _gemma3_text(c)
+    refuse(c, use_bidirectional_attention=_true)
+    n, head_dim = c["num_hidden_layers"], c.get("head_dim") or 256
+    types = c.get("layer_types") or ["sliding_attention" if (i + 1) % int(c.get("sliding_window_pattern") or 6)
+                                     else "full_attention" for i in range(n)]
+    sliding = _layer_types(c, types)
+    window = c.get("sliding_window", 4096)
+    if sliding and not window:
+        raise ValueError(f"config sliding_window={window!r} is not supported for model_type {c['model_type']!r}: "
+                         "its sliding_attention layers need a window")
+    rope = _gemma3_rope(c, head_dim)
+    act = c.get("hidden_activation") or c.get("hidden_act") or "gelu_pytorch_tanh"
+    return _llama_like(
+        {**c, "model_type": "gemma3", "rope_parameters": None, "rope_scaling": None, "rope_theta": None},
+        norm_w_offset=1.0, act=_act(act),
+        embed_scale=math.sqrt(c["hidden_size"]), tie_embeddings=bool(c.get("tie_word_embeddings", True)),
+        head_dim=head_dim, query_scale=float(c.get("query_pre_attn_scalar", 256)) ** -0.5,
+        attn_softcap=float(c.get("attn_logit_softcapping") or 0.0),
+        final_softcap=float(c.get("final_logit_softcapping") or 0.0),
+        sliding_window=int(window or 0), sliding_window_layers=sliding, post_norms=True, qk_norm=True, **rope)
+
+
+def _phi3_rope(c: dict, head_dim: int) -> dict:
+    """Phi-3's rope: default, or longrope (short and long factors, chosen by
+    sequence length against original_max_position_embeddings, and the
+    attention factor), as transformers' _compute_longrope_parameters."""
+    c = dict(c)
+    for key in ("rope_scaling", "rope_parameters"):  # "su" and "yarn": Phi-3's first configs' names for longrope
+        v = c.get(key)
+        if isinstance(v, dict) and (v.get("rope_type") or v.get("type")) in ("su", "yarn"):
+            c[key] = {**{k: x for k, x in v.items() if k != "type"}, "rope_type": "longrope"}
+    p = rope_parameters(c, extra_types=("longrope",))
+    if p["rope_type"] not in ("default", "longrope"):
+        raise ValueError(f"rope type {p['rope_type']!r} is not supported for model_type 'phi3' (default, longrope)")
+    base = _rope({**c, "rope_parameters": {k: v for k, v in p.items() if k in _ROPE_COMMON} | {"rope_type": "default"},
+                  "rope_scaling": None}, head_dim, partial=True)
+    if p["rope_type"] == "default":
+        return base
+    half = base["rot_dim"] // 2
+    short, long_ = p["short_factor"], p["long_factor"]
+    for key, v in (("short_factor", short), ("long_factor", long_)):
+        if not (isinstance(v, list) and len(v) == half and all(isinstance(x, (int, float)) and x > 0 for x in v)):
+            raise ValueError(f"longrope {key} must list {half} positive numbers (half the rotated dims), got {v!r}")
+    # Phi-3 keeps the pretraining length at the top level, which wins (transformers' standardize_rope_params)
+    original = int(c.get("original_max_position_embeddings") or p.get("original_max_position_embeddings")
+                   or c.get("max_position_embeddings", 4096))
+    factor = p.get("factor")
+    if factor is None:
+        factor = c.get("max_position_embeddings", 4096) / original
+    attn = p.get("attention_factor")
+    if attn is None:
+        attn = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    return dict(base, rope_freq_factors=tuple(float(x) for x in short),
+                rope_freq_factors_long=tuple(float(x) for x in long_), rope_long_after=original,
+                rope_attn_factor=float(attn))
+
+
+def _phi3(c: dict) -> ModelConfig:
+    n_heads = c["num_attention_heads"]
+    head_dim = c.get("head_dim") or c["hidden_size"] // n_heads
+    window = int(c.get("sliding_window") or 0)
+    return _llama_like({**c, "rope_parameters": None, "rope_scaling": None, "rope_theta": None,
+                        "partial_rotary_factor": None}, **_phi3_rope(c, head_dim),
+                       sliding_window=window, sliding_window_layers=tuple(range(c["num_hidden_layers"])) if window else ())
+
+
 def _phi(c: dict) -> ModelConfig:
     refuse(c, qk_layernorm=_true)
     return _llama_like(c, partial=True, norm="layer", norm_eps=c.get("layer_norm_eps", 1e-5),
@@ -297,7 +451,8 @@ def _falcon(c: dict) -> ModelConfig:
 
 
 ARCHITECTURES = {"llama": _llama_like, "mistral": _llama_like, "gemma": _gemma, "gemma2": _gemma2, "phi": _phi,
-                 "stablelm": _stablelm, "gpt2": _gpt2, "falcon": _falcon}
+                 "stablelm": _stablelm, "gpt2": _gpt2, "falcon": _falcon, "gemma3_text": _gemma3, "gemma3": _gemma3,
+                 "qwen2": _qwen2, "qwen3": _qwen3, "phi3": _phi3}
 
 
 def config_from_dict(c: dict) -> ModelConfig:
