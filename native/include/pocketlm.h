@@ -237,7 +237,8 @@ enum plm_norm { PLM_NORM_RMS = 0, PLM_NORM_LAYER = 1 };
 enum plm_act { PLM_ACT_SILU = 0, PLM_ACT_GELU = 1, PLM_ACT_GELU_TANH = 2 };
 enum plm_positions { PLM_POS_ROPE = 0, PLM_POS_LEARNED = 1, PLM_POS_ALIBI = 2 };
 typedef struct {
-    char arch[16];                    /* llama, mistral, gemma, gemma2, phi, stablelm, gpt2, falcon */
+    char arch[16];                    /* llama, mistral, gemma, gemma2, gemma3, phi, phi3, qwen2, qwen3, stablelm,
+                                       * gpt2, falcon */
     int64_t vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim, intermediate_size;
     int64_t max_position_embeddings;
     double norm_eps, norm_w_offset;
@@ -246,7 +247,19 @@ typedef struct {
     int64_t rot_dim;
     int rope_mode;                    /* PLM_ROPE_NEOX / PLM_ROPE_GPTJ */
     int64_t n_rope_freq_factors;      /* 0 or rot_dim / 2 */
-    float rope_freq_factors[512];
+    float rope_freq_factors[512];     /* divisors of the frequencies (llama3 scaling; longrope's short factors) */
+    /* Sliding-window layers' RoPE (Gemma 3's local base): when rope_local_theta > 0 they rotate with this
+     * base and linear scale and no frequency factors; the other layers keep the settings above */
+    double rope_local_theta, rope_local_freq_scale;
+    /* longrope: a forward call whose whole input ends past position rope_long_after (first position +
+     * tokens of the call: a whole prompt however it is batched, one token for a decode step) divides the
+     * frequencies by these long factors instead of rope_freq_factors. 0 factors: never */
+    int64_t n_rope_freq_factors_long; /* 0 or rot_dim / 2 */
+    float rope_freq_factors_long[512];
+    int64_t rope_long_after;
+    double rope_attn_factor;          /* multiplies the rotated part of q and k after RoPE (1: none) */
+    int qk_norm;                      /* RMSNorm over each head of q and of k before RoPE: blk.N.attn_q_norm /
+                                       * attn_k_norm of head_dim values, with norm_eps and norm_w_offset */
     int qkv_bias, o_bias, mlp_bias, tie_embeddings, post_norms, parallel_residual, output_bias;
     int positions;
     double embed_scale, query_scale, attn_softcap, final_softcap;
@@ -281,7 +294,8 @@ int plm_sample(const float *logits, int64_t n, int64_t top_k, double top_p, doub
  * A plm_model is a loaded model: its config and its weights, mapped in place
  * from a GGUF file (plm_model_open) or borrowed from the caller's memory
  * (plm_model_create). A plm_session is one conversation over a model: a KV
- * cache of max_tokens positions, the tokens it holds, tokens waiting to be
+ * cache of max_tokens positions (a ring of the window for sliding-window
+ * layers: plm_session_kv_bytes), the tokens it holds, tokens waiting to be
  * run (added but not yet prefilled), and a sampler with its random stream.
  * The forward pass is python/pocketlm/model/forward.py's step for step.
  *
@@ -372,10 +386,19 @@ void plm_session_params_default(plm_session_params *p);
  * token lists): what a memory budget is checked against before creating;
  * 0 for params plm_session_create refuses */
 uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p);
+/* The KV cache: every layer keeps keys and values of max_tokens positions,
+ * except a sliding-window layer (sliding_window_layer[l], sliding_window > 0),
+ * which keeps a ring of min(max_tokens, sliding_window + n_batch - 1):
+ * position j at row j % rows. A forward pass writes its batch's keys before
+ * its queries attend, so the ring holds the window behind the batch's first
+ * query and the batch itself (llama.cpp's SWA cache size). Its bytes, part
+ * of plm_session_bytes (0 for a LiteRT model, whose caches are the graph's). */
+uint64_t plm_session_kv_bytes(const plm_model *m, const plm_session_params *p);
 
 int plm_session_create(plm_model *m, const plm_session_params *p, plm_session **out, char **error);
-/* A fork holding the same conversation: the filled part of the KV cache,
- * the tokens, the pending tokens and the sampler's state are copied. */
+/* A fork holding the same conversation: the filled part of the KV cache
+ * (of each ring, wrapped or not), the tokens, the pending tokens and the
+ * sampler's state are copied. */
 int plm_session_clone(const plm_session *s, plm_session **out, char **error);
 void plm_session_free(plm_session *s);
 /* bytes this session allocated (= plm_session_bytes of its params) */

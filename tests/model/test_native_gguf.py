@@ -103,7 +103,7 @@ def _same_config(c: dict, py) -> None:
     for key, value in want.items():
         if isinstance(value, float):
             assert c[key] == pytest.approx(value, rel=1e-6), key
-        elif key == "rope_freq_factors":
+        elif key in ("rope_freq_factors", "rope_freq_factors_long"):
             np.testing.assert_allclose(c[key], value, rtol=1e-6)
         else:
             assert c[key] == (tuple(value) if isinstance(value, list) else value), key

@@ -13,7 +13,9 @@ struct plm_session {
     plm_model *m;
     plm_session_params p;
     int64_t kv_dim, kv_row_bytes;   /* one position of one layer */
-    uint8_t *k_cache, *v_cache;     /* [n_layers][max_tokens][kv_dim] of p.kv_type */
+    uint8_t *k_cache, *v_cache;     /* every layer's rows one after another, kv_dim values of p.kv_type a row */
+    int64_t *kv_rows, *kv_row0;     /* per layer: its rows (plm_kv_rows) and where they start; position j
+                                     * is at row kv_row0 + j % kv_rows */
     int32_t *tokens;                /* ids in the cache */
     int64_t n_past;
     int32_t *pending;               /* ids to run next */
@@ -35,8 +37,14 @@ struct plm_session {
 /* Runs ids (n <= p.n_batch) at positions s->n_past.., appends them to
  * s->tokens, and writes logits: of the last position to `logits`
  * (vocab_size floats) when want == 1, of every position (n x vocab_size)
- * when want == 2, none when 0. */
-int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want);
+ * when want == 2, none when 0. pos_end: where the whole input of the call
+ * these ids are part of ends (the pending prompt however it is batched;
+ * s->n_past + n for a decode step), which picks longrope's factors. */
+int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want, int64_t pos_end);
+/* The KV cache rows of a layer for a session of these params: max_tokens, or for a sliding-window layer
+ * min(max_tokens, window + n_batch - 1), llama.cpp's SWA cache size (a batch's keys are written before
+ * its queries read the window behind each of them) */
+int64_t plm_kv_rows(const plm_model *m, const plm_session_params *p, int64_t layer);
 /* plm_forward of a LiteRT session (forward_litert.c): the same contract, plus
  * PLM_FWD_STOPPED when s->cancel_runs and a cancel stopped it, with the ids
  * that ran appended (s->n_past tells how many) */

@@ -42,6 +42,7 @@ typedef struct {
     const plm_model *m;
     const int32_t *ids;
     int64_t n, pos0;
+    const float *factors;   /* the full-attention layers' rope frequency factors for this call, or NULL */
     float *logits;
     int want;
     int simd, private_inputs;
@@ -50,7 +51,7 @@ typedef struct {
     const plm_lora *lora;   /* the session's adapter, or NULL */
     float *lt[PLM_LORA_TARGETS]; /* shared LoRA down halves, [n_batch][max rank] each */
     /* shared buffers */
-    float *x, *hn, *q, *k, *v, *att, *o, *g, *u, *mo, *cs;
+    float *x, *hn, *q, *k, *v, *att, *o, *g, *u, *mo, *cs, *cs_local; /* cs_local: the local layers' angles */
     plm_acts shared[N_SLOTS];
     /* per-thread */
     uint8_t *thread_base;
@@ -115,6 +116,7 @@ static size_t shared_bytes(const plm_model *m, int64_t B, int64_t max_tokens, co
     n += 2 * al((size_t)(B * kvd) * 4);             /* k, v */
     n += 2 * al((size_t)(B * f) * 4);               /* g, u */
     n += al((size_t)(B * (c->rot_dim / 2 + 1)) * 8); /* cos / sin */
+    if (c->rope_local_theta > 0) n += al((size_t)(B * (c->rot_dim / 2 + 1)) * 8); /* the local layers' */
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], B, k[i]));
     if (R > 0) n += PLM_LORA_TARGETS * al((size_t)(B * R) * 4);
     return n;
@@ -243,13 +245,17 @@ static void store_kv(uint8_t *dst, const float *src, int64_t n, int kv_type) {
     for (int64_t i = 0; i < n; i++) h[i] = plm_f2h(src[i]);
 }
 
-/* q, k and v of the head units [u0, u1): product, bias, RoPE, cache write */
+/* q, k and v of the head units [u0, u1): product, bias, per-head norm, RoPE (and its attention factor),
+ * cache write at the position's row of the layer's cache (a ring for a sliding-window layer) */
 static void qkv_units(fwd *f, fwd_thread *t, const plm_layer *L, int64_t layer, const plm_acts *a, int64_t u0,
                       int64_t u1) {
     const plm_model_config *c = &f->m->cfg;
     plm_session *s = f->s;
     const int64_t hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, qd = nh * hd, kvd = nkv * hd;
     const int64_t half = c->rot_dim / 2;
+    const float *cs = c->rope_local_theta > 0 && c->sliding_window_layer[layer] ? f->cs_local : f->cs;
+    const float attn_factor = (float)c->rope_attn_factor, eps = (float)c->norm_eps, w_off = (float)c->norm_w_offset;
+    const int64_t es = s->p.kv_type == PLM_TYPE_F32 ? 4 : 2, row0 = s->kv_row0[layer], rows = s->kv_rows[layer];
     for (int64_t u = u0; u < u1; u++) {
         const plm_mat *w;
         const float *bias;
@@ -271,11 +277,15 @@ static void qkv_units(fwd *f, fwd_thread *t, const plm_layer *L, int64_t layer, 
             float *yh = y + i * ld + j0;
             if (bias)
                 for (int64_t j = 0; j < hd; j++) yh[j] += bias[j0 + j];
-            if (kind < 2 && half > 0) plm_rope_head(yh, f->cs + i * half * 2, half, c->rope_mode);
+            if (kind < 2 && L->q_norm_w) plm_rms_norm(yh, kind == 0 ? L->q_norm_w : L->k_norm_w, yh, 1, hd, eps, w_off);
+            if (kind < 2 && half > 0) {
+                plm_rope_head(yh, cs + i * half * 2, half, c->rope_mode);
+                if (attn_factor != 1.0f)
+                    for (int64_t j = 0; j < 2 * half; j++) yh[j] *= attn_factor;
+            }
             if (kind > 0) {
                 uint8_t *cache = kind == 1 ? s->k_cache : s->v_cache;
-                const int64_t es = s->p.kv_type == PLM_TYPE_F32 ? 4 : 2;
-                uint8_t *dst = cache + ((layer * s->p.max_tokens + f->pos0 + i) * kvd + j0) * es;
+                uint8_t *dst = cache + ((row0 + (f->pos0 + i) % rows) * kvd + j0) * es;
                 store_kv(dst, yh, hd, s->p.kv_type);
             }
         }
@@ -341,15 +351,19 @@ static const float *kv_row(const uint8_t *row, int f16, float *buf, int64_t n, i
  * Consecutive heads that read the same KV head (a GQA group, or the part of
  * one this thread has) go together: each cached key and value row is
  * converted to F32 once for all of them. Per head the arithmetic is the
- * F32 kernel's, in its order, whatever the cache type. */
+ * F32 kernel's, in its order, whatever the cache type. Position j's key is
+ * at row j % rows of the layer's cache: j itself for a full layer, its place
+ * in the ring for a sliding-window one (which holds every key a query of
+ * this call sees: the window before the call's first position and the
+ * call's own positions). */
 static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, int64_t p1) {
     const plm_model_config *c = &f->m->cfg;
     const plm_session *s = f->s;
     const int64_t hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads, kvd = c->n_kv_heads * hd;
     const int f16 = s->p.kv_type == PLM_TYPE_F16;
-    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens;
-    const uint8_t *kc = s->k_cache + layer * T * kvd * es;
-    const uint8_t *vc = s->v_cache + layer * T * kvd * es;
+    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens, rows = s->kv_rows[layer];
+    const uint8_t *kc = s->k_cache + s->kv_row0[layer] * kvd * es;
+    const uint8_t *vc = s->v_cache + s->kv_row0[layer] * kvd * es;
     const int64_t window = c->sliding_window_layer[layer] ? c->sliding_window : 0;
     const float scale = (float)c->query_scale, softcap = (float)c->attn_softcap;
     for (int64_t idx = p0; idx < p1;) {
@@ -361,7 +375,7 @@ static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, in
         float max[PLM_MAX_GROUP], inv[PLM_MAX_GROUP];
         for (int64_t r = 0; r < run; r++) max[r] = -INFINITY;
         for (int64_t j = j0; j <= pos; j++) {
-            const float *k32 = kv_row(kc + (j * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+            const float *k32 = kv_row(kc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
             for (int64_t r = 0; r < run; r++) {
                 const int64_t h = h0 + r;
                 float sc = dot_f32(k32, f->q + i * nh * hd + h * hd, hd, f->simd) * scale;
@@ -381,7 +395,7 @@ static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, in
             memset(f->att + i * nh * hd + (h0 + r) * hd, 0, (size_t)hd * sizeof(float));
         }
         for (int64_t j = j0; j <= pos; j++) {
-            const float *v32 = kv_row(vc + (j * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+            const float *v32 = kv_row(vc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
             for (int64_t r = 0; r < run; r++)
                 axpy(t->scores[r * T + j] * inv[r], v32, f->att + i * nh * hd + (h0 + r) * hd, hd, f->simd);
         }
@@ -430,7 +444,10 @@ static void forward_thread(void *vctx, int ith, int nth) {
         /* theta and the scale as floats, as plm_rope takes them: the same angles as the Python engine's */
         if (half > 0)
             plm_rope_angles(f->cs + i * half * 2, f->pos0 + i, half, c->rot_dim, (float)c->rope_theta,
-                            (float)c->rope_freq_scale, c->n_rope_freq_factors ? c->rope_freq_factors : NULL);
+                            (float)c->rope_freq_scale, f->factors);
+        if (half > 0 && f->cs_local)
+            plm_rope_angles(f->cs_local + i * half * 2, f->pos0 + i, half, c->rot_dim, (float)c->rope_local_theta,
+                            (float)c->rope_local_freq_scale, NULL);
     }
     plm_barrier_wait(&f->bar, nth);
 
@@ -544,8 +561,11 @@ static void count_traffic(plm_session *s, int64_t n, int want) {
             t->weight_bytes += mats[i]->rows * mats[i]->row_bytes;
             t->flops += 2 * n * mats[i]->rows * mats[i]->cols;
         }
-        t->kv_bytes += 2 * (pos0 + n) * kvd * es;
-        t->flops += 4 * n * (pos0 + n) * qd;
+        /* the keys the call reads: a sliding-window layer's ring holds at most window + n - 1 of them */
+        const int64_t window = c->sliding_window_layer[l] ? c->sliding_window : 0;
+        const int64_t keys = window > 0 && pos0 + n > window + n - 1 ? window + n - 1 : pos0 + n;
+        t->kv_bytes += 2 * keys * kvd * es;
+        t->flops += 4 * n * keys * qd;
         for (int i = 0; s->p.lora && i < PLM_LORA_TARGETS; i++) {
             const plm_lora_mat *lm = &s->p.lora->mats[l * PLM_LORA_TARGETS + i];
             if (!lm->a) continue;
@@ -560,10 +580,10 @@ static void count_traffic(plm_session *s, int64_t n, int want) {
     }
 }
 
-int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want) {
+int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, int want, int64_t pos_end) {
     const plm_model *m = s->m;
     const plm_model_config *c = &m->cfg;
-    if (n <= 0 || n > s->p.n_batch || s->n_past + n > s->p.max_tokens) return PLM_ERR_SHAPE;
+    if (n <= 0 || n > s->p.n_batch || s->n_past + n > s->p.max_tokens || pos_end < s->n_past + n) return PLM_ERR_SHAPE;
     if (s->lrt) return plm_forward_litert(s, ids, n, logits, want); /* the graph's own kernels */
     fwd f;
     memset(&f, 0, sizeof f);
@@ -572,6 +592,9 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     f.ids = ids;
     f.n = n;
     f.pos0 = s->n_past;
+    /* longrope: the long factors when the call's whole input ends past rope_long_after (transformers' update) */
+    f.factors = c->n_rope_freq_factors_long && pos_end > c->rope_long_after ? c->rope_freq_factors_long
+              : c->n_rope_freq_factors ? c->rope_freq_factors : NULL;
     f.logits = logits;
     f.want = want;
     f.simd = plm_use_simd();
@@ -600,6 +623,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     f.g = (float *)take(&p, (size_t)(B * F) * 4);
     f.u = (float *)take(&p, (size_t)(B * F) * 4);
     f.cs = (float *)take(&p, (size_t)(B * (c->rot_dim / 2 + 1)) * 8);
+    f.cs_local = c->rope_local_theta > 0 ? (float *)take(&p, (size_t)(B * (c->rot_dim / 2 + 1)) * 8) : NULL;
     for (int i = 0; i < N_SLOTS; i++) {
         const size_t sz = plm_acts_size(need_all[i], B, f.slot_k[i]);
         plm_acts_init(&f.shared[i], f.need[i], take(&p, sz), B, f.slot_k[i]);

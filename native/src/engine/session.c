@@ -27,6 +27,8 @@ void plm_session_params_default(plm_session_params *p) {
     p->seed = 0;
 }
 
+static int check_params(const plm_model *m, const plm_session_params *p, char **error);
+
 /* A LiteRT session runs all that is pending in one forward call, which chunks it by the
  * graph's prefill signatures as LiteRT-LM does. */
 static int64_t batch_of(const plm_model *m, const plm_session_params *p) {
@@ -38,21 +40,38 @@ static int64_t batch_of(const plm_model *m, const plm_session_params *p) {
 /* the most threads a session's buffers are laid out for: the pool's current count or cap */
 static int threads_of(const plm_session_params *p) { return plm_effective_threads(p->n_threads); }
 
+int64_t plm_kv_rows(const plm_model *m, const plm_session_params *p, int64_t layer) {
+    const plm_model_config *c = &m->cfg;
+    if (!c->sliding_window_layer[layer] || c->sliding_window <= 0) return p->max_tokens;
+    const int64_t ring = c->sliding_window + batch_of(m, p) - 1;
+    return ring < p->max_tokens ? ring : p->max_tokens;
+}
+
+/* KV cache rows of every layer together */
+static uint64_t kv_rows_all(const plm_model *m, const plm_session_params *p) {
+    uint64_t n = 0;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) n += (uint64_t)plm_kv_rows(m, p, l);
+    return n;
+}
+
 static uint64_t kv_bytes(const plm_model *m, const plm_session_params *p) {
     if (m->lrt) return 0; /* the caches are the interpreter's tensors, counted by plm_lrt_state_bytes */
     const int64_t es = p->kv_type == PLM_TYPE_F32 ? 4 : 2;
-    return 2 * (uint64_t)m->cfg.n_layers * (uint64_t)p->max_tokens * (uint64_t)(m->cfg.n_kv_heads * m->cfg.head_dim) *
-           (uint64_t)es;
+    return 2 * kv_rows_all(m, p) * (uint64_t)(m->cfg.n_kv_heads * m->cfg.head_dim) * (uint64_t)es;
 }
 
-static int check_params(const plm_model *m, const plm_session_params *p, char **error);
+uint64_t plm_session_kv_bytes(const plm_model *m, const plm_session_params *p) {
+    if (!m || !p || check_params(m, p, NULL) != PLM_OK) return 0;
+    return kv_bytes(m, p);
+}
 
 uint64_t plm_session_bytes(const plm_model *m, const plm_session_params *p) {
     if (!m || !p || check_params(m, p, NULL) != PLM_OK) return 0;
     if (m->lrt)
         return sizeof(plm_session) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
                (uint64_t)m->cfg.vocab_size * sizeof(float) + plm_lrt_state_bytes(m->lrt);
-    return sizeof(plm_session) + kv_bytes(m, p) + 2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
+    return sizeof(plm_session) + kv_bytes(m, p) + 2 * (uint64_t)m->cfg.n_layers * sizeof(int64_t) +
+           2 * (uint64_t)p->max_tokens * sizeof(int32_t) +
            (uint64_t)m->cfg.vocab_size * sizeof(float) +
            plm_forward_scratch_bytes(m, batch_of(m, p), p->max_tokens, threads_of(p), plm_lora_rank(p->lora));
 }
@@ -121,12 +140,22 @@ static int alloc_session(plm_model *m, const plm_session_params *p, plm_session 
     }
     s->k_cache = (uint8_t *)malloc(kvb ? kvb : 1);
     s->v_cache = (uint8_t *)malloc(kvb ? kvb : 1);
+    s->kv_rows = (int64_t *)malloc(2 * (size_t)m->cfg.n_layers * sizeof(int64_t));
+    if (s->kv_rows) {
+        s->kv_row0 = s->kv_rows + m->cfg.n_layers;
+        int64_t row = 0;
+        for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+            s->kv_rows[l] = m->lrt ? 0 : plm_kv_rows(m, &s->p, l);
+            s->kv_row0[l] = row;
+            row += s->kv_rows[l];
+        }
+    }
     s->tokens = (int32_t *)malloc((size_t)p->max_tokens * sizeof(int32_t));
     s->pending = (int32_t *)malloc((size_t)p->max_tokens * sizeof(int32_t));
     s->logits = (float *)malloc((size_t)m->cfg.vocab_size * sizeof(float));
     s->scratch = (uint8_t *)malloc(s->scratch_bytes);
     s->bytes = plm_session_bytes(m, p);
-    if (!s->k_cache || !s->v_cache || !s->tokens || !s->pending || !s->logits || !s->scratch) {
+    if (!s->k_cache || !s->v_cache || !s->kv_rows || !s->tokens || !s->pending || !s->logits || !s->scratch) {
         plm_session_free(s);
         return plm_errorf(error, PLM_ERR_NOMEM, "out of memory for a session of %lld tokens (%.1f MB)",
                           (long long)p->max_tokens, (double)plm_session_bytes(m, p) / 1e6);
@@ -160,8 +189,9 @@ int plm_session_clone(const plm_session *s, plm_session **out, char **error) {
     if (st) return st;
     const plm_model_config *cfg = &s->m->cfg;
     if (s->lrt) plm_lrt_state_copy(c->lrt, s->lrt); /* the new interpreter gets the caches */
-    for (int64_t l = 0; l < cfg->n_layers && !s->lrt; l++) { /* the filled part of each layer's cache */
-        const size_t off = (size_t)(l * s->p.max_tokens * s->kv_row_bytes), n = (size_t)(s->n_past * s->kv_row_bytes);
+    for (int64_t l = 0; l < cfg->n_layers && !s->lrt; l++) { /* the filled rows of each layer's cache (or ring) */
+        const int64_t rows = s->n_past < s->kv_rows[l] ? s->n_past : s->kv_rows[l];
+        const size_t off = (size_t)(s->kv_row0[l] * s->kv_row_bytes), n = (size_t)(rows * s->kv_row_bytes);
         memcpy(c->k_cache + off, s->k_cache + off, n);
         memcpy(c->v_cache + off, s->v_cache + off, n);
     }
@@ -180,6 +210,7 @@ void plm_session_free(plm_session *s) {
     if (!s) return;
     free(s->k_cache);
     free(s->v_cache);
+    free(s->kv_rows);
     free(s->tokens);
     free(s->pending);
     free(s->logits);
@@ -245,13 +276,14 @@ static int run_pending(plm_session *s, float *all, char **error) {
         return plm_errorf(error, PLM_ERR_SHAPE, "position %lld is past the model's %lld learned positions",
                           (long long)(s->n_past + s->n_pending - 1), (long long)c->max_position_embeddings);
     int64_t done = 0;
+    const int64_t pos_end = s->n_past + s->n_pending; /* the whole input's end, for every batch of it */
     while (done < s->n_pending) {
         int64_t n = s->n_pending - done;
         if (n > s->p.n_batch) n = s->p.n_batch;
         const int last = done + n == s->n_pending;
         float *out = all ? all + done * c->vocab_size : s->logits;
         const int64_t before = s->n_past;
-        const int st = plm_forward(s, s->pending + done, n, out, all ? 2 : (last ? 1 : 0));
+        const int st = plm_forward(s, s->pending + done, n, out, all ? 2 : (last ? 1 : 0), pos_end);
         if (st && s->lrt) { /* the executor keeps what ran */
             done += s->n_past - before;
             /* a TFLite cancel meant for a generation that has just ended: run the rest */
@@ -366,7 +398,7 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
                             (long long)s->n_past, (long long)s->m->cfg.max_position_embeddings);
             break;
         }
-        st = plm_forward(s, &token, 1, s->logits, 1);
+        st = plm_forward(s, &token, 1, s->logits, 1, s->n_past + 1);
         if (st == PLM_FWD_STOPPED) { /* a LiteRT run cancelled by a cancel that raced the prefill's end */
             s->pending[s->n_pending++] = token;
             st = PLM_OK;

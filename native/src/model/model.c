@@ -4,7 +4,8 @@
  *
  * The checks are python/pocketlm/model/gguf_file.py's read_gguf, in the
  * same order and with the same kinds of messages: llama.cpp's fused
- * attn_qkv is split into row views and its Falcon-40B attn_norm_2 renamed
+ * attn_qkv and Phi-3's fused ffn_up (gate rows, then up rows) are split into
+ * row views and its Falcon-40B attn_norm_2 renamed
  * (from_llama_cpp_layout), every tensor with a shape the config implies is
  * checked against it (checkpoint.expected_shape), and every tensor the
  * architecture needs must be there (checkpoint.required_tensors).
@@ -142,7 +143,8 @@ static int layer_name(char *buf, size_t cap, int64_t layer, const char *kind, co
     return snprintf(buf, cap, "blk.%lld.%s.%s", (long long)layer, kind, wb) < (int)cap;
 }
 
-/* Binds the matrix `kind` of a layer (q/k/v from a fused attn_qkv when the file has one). */
+/* Binds the matrix `kind` of a layer (q/k/v from a fused attn_qkv when the file has one; a gated MLP's
+ * gate and up from one ffn_up of 2 x rows rows, gate first, when the file has no ffn_gate: Phi-3's). */
 static int layer_mat(plm_model *m, const plm_binder *b, int64_t l, const char *kind, int64_t rows, int64_t cols,
                      plm_mat *out, const float **bias, int need_bias, char **error) {
     char name[96], fused[96];
@@ -152,12 +154,24 @@ static int layer_mat(plm_model *m, const plm_binder *b, int64_t l, const char *k
     int64_t row0 = 0, total = rows;
     const char which = kind[5];
     const int is_qkv = strncmp(kind, "attn_", 5) == 0 && kind[6] == '\0' && (which == 'q' || which == 'k' || which == 'v');
+    const int is_gate = strcmp(kind, "ffn_gate") == 0, is_up = strcmp(kind, "ffn_up") == 0;
+    const char *fused_kind = is_qkv ? "attn_qkv" : "ffn_up";
     if (r == NULL && is_qkv) {
         layer_name(fused, sizeof fused, l, "attn_qkv", "weight");
         r = find(b, fused);
         if (r) {
             row0 = which == 'q' ? 0 : which == 'k' ? q : q + kv;
             total = q + 2 * kv;
+        }
+    } else if (m->cfg.gated_mlp && (is_gate || is_up)) {
+        layer_name(fused, sizeof fused, l, "ffn_gate", "weight");
+        const int has_gate = find(b, fused) != NULL;
+        layer_name(fused, sizeof fused, l, "ffn_up", "weight");
+        const plm_tensor_ref *up = find(b, fused);
+        if (!has_gate && up && up->n_dims == 2 && rows_of(up) == 2 * rows) {
+            r = up;
+            row0 = is_gate ? 0 : rows;
+            total = 2 * rows;
         }
     }
     if (r == NULL) {
@@ -170,8 +184,8 @@ static int layer_mat(plm_model *m, const plm_binder *b, int64_t l, const char *k
     layer_name(name, sizeof name, l, kind, "bias");
     const plm_tensor_ref *rb = find(b, name);
     int64_t off = 0, want_total = rows;
-    if (rb == NULL && is_qkv && total != rows) {
-        layer_name(fused, sizeof fused, l, "attn_qkv", "bias");
+    if ((rb == NULL || is_up) && total != rows) {
+        layer_name(fused, sizeof fused, l, fused_kind, "bias");
         rb = find(b, fused);
         off = row0;
         want_total = total;
@@ -199,6 +213,17 @@ static int layer_vec(plm_model *m, const plm_binder *b, int64_t l, const char *k
     layer_name(canon, sizeof canon, l, kind, wb);
     if (r->n_dims != 1 || r->dims[0] != m->cfg.hidden_size) return shape_error(m, canon, r, -1, m->cfg.hidden_size, error);
     return bind_floats(m, r, 0, m->cfg.hidden_size, out, error);
+}
+
+/* A per-head vector of the layer (head_dim values), NULL when absent */
+static int head_vec(plm_model *m, const plm_binder *b, int64_t l, const char *kind, const float **out, char **error) {
+    char name[96];
+    layer_name(name, sizeof name, l, kind, "weight");
+    const plm_tensor_ref *r = find(b, name);
+    *out = NULL;
+    if (r == NULL) return PLM_OK;
+    if (r->n_dims != 1 || r->dims[0] != m->cfg.head_dim) return shape_error(m, name, r, -1, m->cfg.head_dim, error);
+    return bind_floats(m, r, 0, m->cfg.head_dim, out, error);
 }
 
 static int missing(plm_model *m, char **error, const char *name) {
@@ -291,6 +316,12 @@ static int bind_all(plm_model *m, const plm_binder *b, char **error) {
         if ((st = layer_mat(m, b, l, "attn_k", kv, h, &L->wk, &L->bk, c->qkv_bias, error))) return st;
         if ((st = layer_mat(m, b, l, "attn_v", kv, h, &L->wv, &L->bv, c->qkv_bias, error))) return st;
         if ((st = layer_mat(m, b, l, "attn_output", h, q, &L->wo, &L->bo, c->o_bias, error))) return st;
+        if (c->qk_norm) {
+            if ((st = head_vec(m, b, l, "attn_q_norm", &L->q_norm_w, error))) return st;
+            if ((st = head_vec(m, b, l, "attn_k_norm", &L->k_norm_w, error))) return st;
+            NEED(L->q_norm_w, "attn_q_norm", "weight");
+            NEED(L->k_norm_w, "attn_k_norm", "weight");
+        }
         NEED(L->wq.data, "attn_q", "weight");
         NEED(L->wk.data, "attn_k", "weight");
         NEED(L->wv.data, "attn_v", "weight");
@@ -346,6 +377,17 @@ static int check_config(plm_model *m, char **error) {
     if (c->n_rope_freq_factors != 0 && c->n_rope_freq_factors != c->rot_dim / 2)
         return plm_errorf(error, PLM_ERR_FORMAT, "%s: %lld rope frequency factors for rot_dim %lld", m->what,
                           (long long)c->n_rope_freq_factors, (long long)c->rot_dim);
+    if (c->n_rope_freq_factors_long != 0 && (c->n_rope_freq_factors_long != c->rot_dim / 2 || !c->n_rope_freq_factors))
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: %lld long rope frequency factors for rot_dim %lld (and %lld "
+                          "short ones)", m->what, (long long)c->n_rope_freq_factors_long, (long long)c->rot_dim,
+                          (long long)c->n_rope_freq_factors);
+    if (c->rope_long_after < 0 || !(c->rope_attn_factor > 0) || !isfinite(c->rope_attn_factor) ||
+        !(c->rope_local_theta >= 0) || !isfinite(c->rope_local_theta) ||
+        (c->rope_local_theta > 0 && !(c->rope_local_freq_scale > 0 && isfinite(c->rope_local_freq_scale))))
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: rope settings out of range (rope_local_theta %g, "
+                          "rope_local_freq_scale %g, rope_attn_factor %g, rope_long_after %lld)", m->what,
+                          c->rope_local_theta, c->rope_local_freq_scale, c->rope_attn_factor,
+                          (long long)c->rope_long_after);
     return PLM_OK;
 }
 

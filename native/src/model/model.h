@@ -19,6 +19,7 @@ typedef struct {
 
 typedef struct {
     const float *attn_norm_w, *attn_norm_b, *ffn_norm_w, *ffn_norm_b, *post_attn_norm_w, *post_ffw_norm_w;
+    const float *q_norm_w, *k_norm_w; /* per-head q/k RMSNorm weights (head_dim values), or NULL */
     plm_mat wq, wk, wv, wo, wgate, wup, wdown;
     const float *bq, *bk, *bv, *bo, *bgate, *bup, *bdown;
 } plm_layer;

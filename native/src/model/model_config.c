@@ -35,6 +35,8 @@ static void defaults(plm_model_config *c) {
     c->rope_theta = 10000.0;
     c->rope_mode = PLM_ROPE_NEOX;
     c->rope_freq_scale = 1.0;
+    c->rope_local_freq_scale = 1.0;
+    c->rope_attn_factor = 1.0;
     c->embed_scale = 1.0;
     c->positions = PLM_POS_ROPE;
     c->bos_token_id = -1;
@@ -139,11 +141,12 @@ static int is_int(const jvalue *v) { return v->kind == J_NUM && v->num == floor(
 static int set_key(const char *path, plm_model_config *c, const char *key, const jvalue *v, char **error,
                    unsigned *seen) {
     static const char *const sizes[] = {"vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim",
-                                        "intermediate_size", "max_position_embeddings", "rot_dim", "sliding_window"};
+                                        "intermediate_size", "max_position_embeddings", "rot_dim", "sliding_window",
+                                        "rope_long_after"};
     int64_t *size_fields[] = {&c->vocab_size, &c->hidden_size, &c->n_layers, &c->n_heads, &c->n_kv_heads,
                               &c->head_dim, &c->intermediate_size, &c->max_position_embeddings, &c->rot_dim,
-                              &c->sliding_window};
-    for (int i = 0; i < 10; i++)
+                              &c->sliding_window, &c->rope_long_after};
+    for (int i = 0; i < 11; i++)
         if (strcmp(key, sizes[i]) == 0) {
             if (!is_int(v) || v->num < 0) return cfg_fail(path, error, "%s must be a size", key);
             *size_fields[i] = (int64_t)v->num;
@@ -151,10 +154,12 @@ static int set_key(const char *path, plm_model_config *c, const char *key, const
             return PLM_OK;
         }
     static const char *const reals[] = {"norm_eps", "norm_w_offset", "rope_theta", "rope_freq_scale", "embed_scale",
-                                        "query_scale", "attn_softcap", "final_softcap"};
+                                        "query_scale", "attn_softcap", "final_softcap", "rope_local_theta",
+                                        "rope_local_freq_scale", "rope_attn_factor"};
     double *real_fields[] = {&c->norm_eps, &c->norm_w_offset, &c->rope_theta, &c->rope_freq_scale, &c->embed_scale,
-                             &c->query_scale, &c->attn_softcap, &c->final_softcap};
-    for (int i = 0; i < 8; i++)
+                             &c->query_scale, &c->attn_softcap, &c->final_softcap, &c->rope_local_theta,
+                             &c->rope_local_freq_scale, &c->rope_attn_factor};
+    for (int i = 0; i < 11; i++)
         if (strcmp(key, reals[i]) == 0) {
             if (v->kind != J_NUM) return cfg_fail(path, error, "%s must be a number", key);
             *real_fields[i] = v->num;
@@ -162,10 +167,10 @@ static int set_key(const char *path, plm_model_config *c, const char *key, const
             return PLM_OK;
         }
     static const char *const flags[] = {"gated_mlp", "qkv_bias", "o_bias", "mlp_bias", "tie_embeddings", "post_norms",
-                                        "parallel_residual", "output_bias"};
+                                        "parallel_residual", "output_bias", "qk_norm"};
     int *flag_fields[] = {&c->gated_mlp, &c->qkv_bias, &c->o_bias, &c->mlp_bias, &c->tie_embeddings, &c->post_norms,
-                          &c->parallel_residual, &c->output_bias};
-    for (int i = 0; i < 8; i++)
+                          &c->parallel_residual, &c->output_bias, &c->qk_norm};
+    for (int i = 0; i < 9; i++)
         if (strcmp(key, flags[i]) == 0) {
             if (v->kind != J_BOOL) return cfg_fail(path, error, "%s must be true or false", key);
             *flag_fields[i] = (int)v->num;
@@ -214,10 +219,12 @@ static int set_key(const char *path, plm_model_config *c, const char *key, const
         }
         return PLM_OK;
     }
-    if (strcmp(key, "rope_freq_factors") == 0) {
-        if (n > 512) return cfg_fail(path, error, "rope_freq_factors: more than 512");
-        for (int64_t i = 0; i < n; i++) c->rope_freq_factors[i] = (float)v->arr[i];
-        c->n_rope_freq_factors = n;
+    if (strcmp(key, "rope_freq_factors") == 0 || strcmp(key, "rope_freq_factors_long") == 0) {
+        const int lng = key[17] != 0;
+        if (n > 512) return cfg_fail(path, error, "%s: more than 512", key);
+        float *dst = lng ? c->rope_freq_factors_long : c->rope_freq_factors;
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)v->arr[i];
+        *(lng ? &c->n_rope_freq_factors_long : &c->n_rope_freq_factors) = n;
         return PLM_OK;
     }
     return cfg_fail(path, error, "unknown key %s", key);
@@ -272,6 +279,49 @@ static int key_real(const plm_gguf *g, const char *key, double def, double *out,
 
 static int has_tensor(const plm_gguf *g, const char *name) { return plm_gguf_find_tensor(g, name) >= 0; }
 
+/* llama.cpp's load_swa_pattern: {arch}.attention.sliding_window_pattern as one flag per layer, or a period n
+ * (default n_default) whose last layer is full: layer l slides when l % n < n - 1 (every layer when n is 0) */
+static int swa_pattern(const plm_gguf *g, const char *arch, plm_model_config *c, int64_t n_default, const char *path,
+                       char **error) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    const int64_t i = plm_gguf_find_key(g, key);
+    if (i >= 0 && plm_gguf_kv_type(g, i) == PLM_GGUF_ARRAY) {
+        int et;
+        uint64_t cnt;
+        const void *data;
+        if (plm_gguf_arr_info(g, i, &et, &cnt, &data) != PLM_OK || (et != PLM_GGUF_BOOL && et != PLM_GGUF_U8 &&
+                                                                      et != PLM_GGUF_I8) ||
+            (int64_t)cnt < c->n_layers)
+            return cfg_fail(path, error, "%s must hold a flag for each of the %lld layers", key, (long long)c->n_layers);
+        for (int64_t l = 0; l < c->n_layers && l < 1024; l++) c->sliding_window_layer[l] = ((const uint8_t *)data)[l] != 0;
+        return PLM_OK;
+    }
+    int64_t n = n_default;
+    if (i >= 0 && (plm_gguf_get_int(g, i, &n) != PLM_OK || n < 0))
+        return cfg_fail(path, error, "%s must be a layer count or an array of flags", key);
+    for (int64_t l = 0; l < c->n_layers && l < 1024; l++) c->sliding_window_layer[l] = n == 0 || l % n < n - 1;
+    return PLM_OK;
+}
+
+/* an F32 tensor of rot_dim / 2 positive factors into dst; 0 when absent */
+static int factors_tensor(const plm_gguf *g, const char *name, const plm_model_config *c, float *dst, int64_t *count,
+                          const char *path, char **error) {
+    const int64_t fi = plm_gguf_find_tensor(g, name);
+    if (fi < 0) return PLM_OK;
+    int type, nd;
+    int64_t dims[4];
+    const void *data;
+    plm_gguf_tensor_info(g, fi, NULL, &type, &nd, dims, &data, NULL);
+    if (type != PLM_TYPE_F32 || nd != 1 || dims[0] != c->rot_dim / 2 || dims[0] > 512)
+        return cfg_fail(path, error, "tensor %s must hold rot_dim / 2 F32 factors", name);
+    memcpy(dst, data, (size_t)dims[0] * sizeof(float));
+    for (int64_t i = 0; i < dims[0]; i++)
+        if (!(dst[i] > 0) || !isfinite(dst[i])) return cfg_fail(path, error, "tensor %s must hold positive factors", name);
+    *count = dims[0];
+    return PLM_OK;
+}
+
 static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) {
     const char *path = plm_gguf_path(g);
     const int64_t ai = plm_gguf_find_key(g, "general.architecture");
@@ -282,10 +332,12 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
     char arch[16];
     memcpy(arch, a, alen);
     arch[alen] = 0;
-    static const char *const cpp[] = {"llama", "gemma", "gemma2", "phi2", "falcon", "stablelm", "gpt2"};
-    static const char *const ours[] = {"llama", "gemma", "gemma2", "phi", "falcon", "stablelm", "gpt2"};
+    static const char *const cpp[] = {"llama", "gemma", "gemma2", "phi2", "falcon", "stablelm", "gpt2",
+                                      "gemma3", "qwen2", "qwen3", "phi3"};
+    static const char *const ours[] = {"llama", "gemma", "gemma2", "phi", "falcon", "stablelm", "gpt2",
+                                       "gemma3", "qwen2", "qwen3", "phi3"};
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 11; i++)
         if (strcmp(arch, cpp[i]) == 0) which = i;
     if (which < 0) return cfg_fail(path, error, "GGUF architecture '%s' is not supported", arch);
     strcpy(c->arch, ours[which]);
@@ -302,6 +354,11 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
     st |= key_int(g, arch, "feed_forward_length", 0, &c->intermediate_size);
     st |= key_int(g, arch, "context_length", 2048, &c->max_position_embeddings);
     st |= key_int(g, arch, "rope.dimension_count", c->head_dim, &c->rot_dim);
+    int64_t value_length;
+    st |= key_int(g, arch, "attention.value_length", c->head_dim, &value_length);
+    if (!st && value_length != c->head_dim)
+        return cfg_fail(path, error, "%s.attention.value_length %lld differs from the key length %lld: not supported",
+                        arch, (long long)value_length, (long long)c->head_dim);
     char key[128];
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     double eps;
@@ -344,7 +401,11 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
         const char *s;
         uint64_t n;
         if (plm_gguf_get_str(g, si, &s, &n) != PLM_OK) return cfg_fail(path, error, "%s must be a string", key);
-        if (n == 6 && memcmp(s, "linear", 6) == 0) {
+        if (n == 8 && memcmp(s, "longrope", 8) == 0 && which == 10) {
+            /* Phi-3's factors travel as the rope_factors_long / _short tensors (read below) */
+            if (!has_tensor(g, "rope_factors_long.weight"))
+                return cfg_fail(path, error, "%s 'longrope' needs the tensor rope_factors_long.weight", key);
+        } else if (n == 6 && memcmp(s, "linear", 6) == 0) {
             double factor;
             snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
             if (key_real(g, key, 0.0, &factor, NULL) != PLM_OK || !(factor > 0))
@@ -383,6 +444,49 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
         c->parallel_residual = par != 0;
         break;
     }
+    case 7: { /* gemma3: norms stored as 1 + w (q/k norms too), llama.cpp's swa pattern and local base */
+        int64_t window;
+        if (key_int(g, arch, "attention.sliding_window", 0, &window)) return cfg_fail(path, error, "sliding_window");
+        c->act = PLM_ACT_GELU_TANH;
+        c->embed_scale = sqrt((double)hidden);
+        c->qk_norm = 1;
+        c->post_norms = 1;
+        /* llama.cpp scales queries by 1/sqrt(head_dim), by 1/sqrt(hidden / heads) for the 62-layer 27B */
+        if (c->n_layers == 62) c->query_scale = 1.0 / sqrt((double)hidden / (double)n_heads);
+        snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+        if (key_real(g, key, 0.0, &c->final_softcap, NULL)) return cfg_fail(path, error, "%s must be a number", key);
+        if (window > 0) {
+            c->sliding_window = window;
+            int st2 = swa_pattern(g, arch, c, 6, path, error);
+            if (st2) return st2;
+            snprintf(key, sizeof key, "%s.rope.freq_base_swa", arch);
+            if (key_real(g, key, 10000.0, &c->rope_local_theta, NULL) || !(c->rope_local_theta > 0))
+                return cfg_fail(path, error, "%s must be a positive number", key);
+            c->rope_local_freq_scale = 1.0;
+        }
+        break;
+    }
+    case 8: case 9: /* qwen2 (q/k/v biases, found by tensor name) and qwen3 (q/k norms, key_length) */
+        c->act = PLM_ACT_SILU;
+        c->qk_norm = which == 9;
+        break;
+    case 10: { /* phi3: fused attn_qkv and ffn_up = [gate; up], longrope factors as tensors */
+        int64_t window;
+        if (key_int(g, arch, "attention.sliding_window", 0, &window)) return cfg_fail(path, error, "sliding_window");
+        c->act = PLM_ACT_SILU;
+        c->gated_mlp = 1;
+        /* the window transformers' Phi-3 applies on every layer (llama.cpp's own graph leaves it off) */
+        c->sliding_window = window;
+        for (int64_t l = 0; window > 0 && l < c->n_layers && l < 1024; l++) c->sliding_window_layer[l] = 1;
+        snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", arch);
+        if (key_real(g, key, 1.0, &c->rope_attn_factor, NULL) || !(c->rope_attn_factor > 0))
+            return cfg_fail(path, error, "%s must be a positive number", key);
+        int64_t orig;
+        if (key_int(g, arch, "rope.scaling.original_context_length", c->max_position_embeddings, &orig) || orig < 0)
+            return cfg_fail(path, error, "%s.rope.scaling.original_context_length must be a size", arch);
+        if (has_tensor(g, "rope_factors_long.weight")) c->rope_long_after = orig;
+        break;
+    }
     case 6: {
         const int64_t pe = plm_gguf_find_tensor(g, "position_embd.weight");
         if (pe < 0) return cfg_fail(path, error, "gpt2 file lacks position_embd.weight");
@@ -413,22 +517,27 @@ int plm_gguf_model_config(const plm_gguf *g, plm_model_config *cfg, char **error
         st = from_llama_cpp(g, cfg, error);
     }
     if (st != PLM_OK) return st;
-    /* llama3 scaling travels as the rope_freqs tensor in llama.cpp's files */
-    const int64_t fi = plm_gguf_find_tensor(g, "rope_freqs.weight");
-    if (fi >= 0 && ji < 0) {
-        int type;
-        int64_t dims[4];
-        const void *data;
-        plm_gguf_tensor_info(g, fi, NULL, &type, NULL, dims, &data, NULL);
-        if (type != PLM_TYPE_F32 || dims[0] != cfg->rot_dim / 2 || dims[0] > 512)
-            return cfg_fail(path, error, "tensor rope_freqs.weight must hold rot_dim / 2 F32 factors");
-        memcpy(cfg->rope_freq_factors, data, (size_t)dims[0] * sizeof(float));
-        cfg->n_rope_freq_factors = dims[0];
+    /* llama3 scaling travels as the rope_freqs tensor in llama.cpp's files, Phi-3's longrope as
+     * rope_factors_short (rope_freq_factors) and rope_factors_long */
+    if (ji < 0) {
+        const int short_f = plm_gguf_find_tensor(g, "rope_factors_short.weight") >= 0;
+        if (plm_gguf_find_tensor(g, "rope_freqs.weight") >= 0 && (short_f || cfg->rope_long_after))
+            return cfg_fail(path, error, "tensor rope_freqs.weight beside rope_factors_long / _short: not supported");
+        if ((st = factors_tensor(g, "rope_freqs.weight", cfg, cfg->rope_freq_factors, &cfg->n_rope_freq_factors, path,
+                                 error)) ||
+            (st = factors_tensor(g, "rope_factors_short.weight", cfg, cfg->rope_freq_factors, &cfg->n_rope_freq_factors,
+                                 path, error)) ||
+            (st = factors_tensor(g, "rope_factors_long.weight", cfg, cfg->rope_freq_factors_long,
+                                 &cfg->n_rope_freq_factors_long, path, error)))
+            return st;
+        if (cfg->n_rope_freq_factors_long && !short_f)
+            return cfg_fail(path, error, "tensor rope_factors_long.weight without rope_factors_short.weight");
     }
     if (cfg->n_layers <= 0 || cfg->n_layers > 1024 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0 ||
         cfg->n_heads % cfg->n_kv_heads || cfg->head_dim <= 0 || cfg->hidden_size <= 0 || cfg->vocab_size <= 0 ||
         cfg->rot_dim < 0 || cfg->rot_dim > cfg->head_dim || cfg->rot_dim % 2 || cfg->rot_dim / 2 > 512 ||
-        (cfg->n_rope_freq_factors && cfg->n_rope_freq_factors != cfg->rot_dim / 2))
+        (cfg->n_rope_freq_factors && cfg->n_rope_freq_factors != cfg->rot_dim / 2) ||
+        (cfg->n_rope_freq_factors_long && cfg->n_rope_freq_factors_long != cfg->rot_dim / 2))
         return cfg_fail(path, error, "the model config is inconsistent (layers %lld, heads %lld/%lld, head_dim %lld, "
                         "rot_dim %lld)", (long long)cfg->n_layers, (long long)cfg->n_heads, (long long)cfg->n_kv_heads,
                         (long long)cfg->head_dim, (long long)cfg->rot_dim);

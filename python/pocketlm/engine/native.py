@@ -32,7 +32,6 @@ import numpy as np
 from ..errors import ModelFileError
 from ..model.config import ModelConfig
 from ..model.forward import TrafficCounters, Weight
-from ..model.info import kv_bytes_per_token
 from ..model.quant import quant_type
 from ..sampling import Sampler
 from ..tokenizer import StreamDecoder
@@ -89,21 +88,26 @@ def c_config(cfg: ModelConfig):
     c = ffi.new("plm_model_config *")
     arch = cfg.arch.encode()
     if len(arch) >= len(c.arch) or len(cfg.rope_freq_factors) > len(c.rope_freq_factors) or \
+            len(cfg.rope_freq_factors_long) > len(c.rope_freq_factors_long) or \
             cfg.n_layers > len(c.sliding_window_layer) or len(cfg.eos_token_ids) > len(c.eos_token_ids):
         raise ValueError(f"the native engine cannot hold this config ({cfg.arch}, {cfg.n_layers} layers)")
     c.arch = arch
     for name in ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "intermediate_size",
                  "max_position_embeddings", "norm_eps", "norm_w_offset", "rope_theta", "rope_freq_scale", "rot_dim",
-                 "embed_scale", "query_scale", "attn_softcap", "final_softcap", "sliding_window"):
+                 "embed_scale", "query_scale", "attn_softcap", "final_softcap", "sliding_window", "rope_local_theta",
+                 "rope_local_freq_scale", "rope_long_after", "rope_attn_factor"):
         setattr(c, name, getattr(cfg, name))
     for name in ("gated_mlp", "qkv_bias", "o_bias", "mlp_bias", "tie_embeddings", "post_norms", "parallel_residual",
-                 "output_bias"):
+                 "output_bias", "qk_norm"):
         setattr(c, name, int(bool(getattr(cfg, name))))
     for name, table in _ENUMS.items():
         setattr(c, name, table[getattr(cfg, name)])
     c.n_rope_freq_factors = len(cfg.rope_freq_factors)
     for i, v in enumerate(cfg.rope_freq_factors):
         c.rope_freq_factors[i] = v
+    c.n_rope_freq_factors_long = len(cfg.rope_freq_factors_long)
+    for i, v in enumerate(cfg.rope_freq_factors_long):
+        c.rope_freq_factors_long[i] = v
     for i in cfg.sliding_window_layers:
         c.sliding_window_layer[i] = 1
     c.bos_token_id = -1 if cfg.bos_token_id is None else cfg.bos_token_id
@@ -361,7 +365,7 @@ class NativeSession(Session):
 
             self._held = () if eng.device is None else tuple(session_memory(eng.model, eng.native, eng.max_tokens))
         else:
-            kv = eng.max_tokens * kv_bytes_per_token(eng.model.cfg, eng.kv_type)
+            kv = lib.plm_session_kv_bytes(eng.native.handle, self._params)  # rings for sliding-window layers
             self._held = (("KV cache", kv), ("activations", total - kv))
         if eng.device is not None:
             # what the C session will allocate, counted before it is
