@@ -84,6 +84,8 @@ class BPETokenizer(Tokenizer):
                           if self.added else None)
         self.pre_spec = spec.get("pre_tokenizer")
         self.add_prefix_space, self.splits = self._pre_tokenizer(self.pre_spec)
+        self.normalizer_spec = spec.get("normalizer")  # Qwen2's NFC
+        self.normalize = _normalizer(self.normalizer_spec)
         self.byte_enc = bytes_to_unicode()
         self.byte_dec = {c: b for b, c in self.byte_enc.items()}
         self.bos_id, self.eos_ids = bos_id, tuple(eos_ids)
@@ -157,6 +159,8 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_plain(self, text: str, first: bool) -> list[int]:
+        if self.normalize is not None:
+            text = self.normalize(text)
         if self.add_prefix_space and first and text and not text.startswith(" "):
             text = " " + text
         ids = []
@@ -194,6 +198,578 @@ class BPETokenizer(Tokenizer):
                 buf += bytes(self.byte_dec[c] for c in tok)
         out.append(buf.decode("utf-8", errors="replace"))
         return "".join(out)
+
+
+# White_Space, what Rust's char::is_whitespace and the regex crate's \s match (tokenizers' WhitespaceSplit,
+# lstrip / rstrip of added tokens)
+WHITE_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B))))
+
+
+def _is_word_char(c: str) -> bool:
+    """The regex crate's \\w: alphabetic, marks, decimal digits, connector punctuation, joiners."""
+    import unicodedata
+
+    cat = unicodedata.category(c)
+    return c.isalpha() or cat[0] == "M" or cat in ("Nd", "Pc", "Nl") or c in "\u200c\u200d"
+
+
+def _hex_byte(s: str) -> int | None:
+    """u8::from_str_radix(s, 16), as tokenizers' ByteFallback decoder reads <0xXX>."""
+    body = s[1:] if s[:1] == "+" else s
+    return int(s, 16) if body and all(c in "0123456789abcdefABCDEF" for c in body) else None
+
+
+def _json_pattern(pat: dict, what: str):
+    """A tokenizers pattern ({"String": s} or {"Regex": r}) as a compiled regex."""
+    if not isinstance(pat, dict) or not ({"String", "Regex"} & set(pat)):
+        raise ValueError(f"{what}: pattern {pat!r} is neither a String nor a Regex")
+    return regex.compile(pat["Regex"]) if "Regex" in pat else regex.compile(regex.escape(pat["String"]))
+
+
+def _normalizer(spec, what="tokenizer.json normalizer"):
+    """tokenizer.json's normalizer as a function of a string: Sequence, Prepend,
+    Replace and the Unicode forms; anything else is refused by name."""
+    import unicodedata
+
+    if spec is None:
+        return None
+    t = spec.get("type")
+    if t == "Sequence":
+        steps = [_normalizer(x, what) for x in spec.get("normalizers", [])]
+        steps = [f for f in steps if f is not None]
+
+        def seq(s):
+            for f in steps:
+                s = f(s)
+            return s
+        return seq
+    if t == "Prepend":
+        pre = spec["prepend"]
+        return lambda s: pre + s if s else s
+    if t == "Replace":
+        pat, content = _json_pattern(spec["pattern"], what), spec["content"]
+        return lambda s: pat.sub(lambda m: content, s)
+    if t in ("NFC", "NFKC", "NFD", "NFKD"):
+        return lambda s: unicodedata.normalize(t, s)
+    raise ValueError(f"unsupported {what} {t!r} (Sequence, Prepend, Replace, NFC, NFKC, NFD and NFKD are)")
+
+
+def _split_spans(s: str, pat, behavior: str, invert: bool) -> list[str]:
+    """tokenizers' NormalizedString.split: the matches of pat and the gaps
+    between them, joined as behavior says; empty pieces dropped."""
+    marks, prev = [], 0
+    for m in pat.finditer(s):
+        if m.start() != prev:
+            marks.append([prev, m.start(), False])
+        marks.append([m.start(), m.end(), True])
+        prev = m.end()
+    if prev != len(s):
+        marks.append([prev, len(s), False])
+    if invert:
+        for mk in marks:
+            mk[2] = not mk[2]
+    out: list[list[int]] = []
+    if behavior == "Isolated":
+        out = [[a, b] for a, b, _ in marks]
+    elif behavior == "Removed":
+        out = [[a, b] for a, b, is_m in marks if not is_m]
+    elif behavior == "Contiguous":
+        prev_m = False
+        for a, b, is_m in marks:
+            if is_m == prev_m and out:
+                out[-1][1] = b
+            else:
+                out.append([a, b])
+            prev_m = is_m
+    elif behavior == "MergedWithPrevious":
+        prev_m = False
+        for a, b, is_m in marks:
+            if is_m and not prev_m and out:
+                out[-1][1] = b
+            else:
+                out.append([a, b])
+            prev_m = is_m
+    elif behavior == "MergedWithNext":
+        prev_m = False
+        for a, b, is_m in reversed(marks):
+            if is_m and not prev_m and out:
+                out[-1][0] = a
+            else:
+                out.append([a, b])
+            prev_m = is_m
+        out.reverse()
+    else:
+        raise ValueError(f"unsupported Split behaviour {behavior!r}")
+    return [s[a:b] for a, b in out if b > a]
+
+
+class HFTokenizer(Tokenizer):
+    """A SentencePiece-style tokenizer.json, as transformers 5 saves Llama,
+    Gemma, Mistral and Phi-3 (no tokenizer.model beside it) and as `tokenizers`'
+    trainers write them: added tokens split out (leftmost-longest, with their
+    single_word / lstrip / rstrip / normalized flags), the normalizer
+    (Prepend, Replace, Unicode forms), the pre-tokenizer (Metaspace, Split,
+    WhitespaceSplit, Digits), then BPE (merges by rank over ids, byte_fallback,
+    unk fusing, ignore_merges) or Unigram (Viterbi over the scores, byte_fallback),
+    and the decoder chain (Replace, ByteFallback, Fuse, Strip, Metaspace) over
+    every token, the added ones too. The post-processor's template says whether
+    a sequence starts with BOS."""
+
+    def __init__(self, spec: dict, bos_id: int | None = None, eos_ids: tuple[int, ...] = (),
+                 extra_special: tuple = ()):
+        model = spec.get("model") or {}
+        self.model_type = model.get("type")
+        if self.model_type == "BPE":
+            self._init_bpe(model)
+        elif self.model_type == "Unigram":
+            self._init_unigram(model)
+        else:
+            raise ValueError(f"tokenizer.json model type {self.model_type!r} is not supported (BPE and Unigram are)")
+        self.normalize = _normalizer(spec.get("normalizer"))
+        self.pre_steps = self._pre_tokenizer(spec.get("pre_tokenizer"))
+        self.decoders = self._decoder(spec.get("decoder"))
+        # added tokens: id -> entry; content -> id
+        self.added: dict[str, int] = {}
+        self.added_info: dict[int, dict] = {}
+        for t in spec.get("added_tokens", []):
+            self._add_token(t)
+        for t in extra_special:  # transformers 5's extra_special_tokens: special, never normalized
+            content = t.get("content") if isinstance(t, dict) else t
+            if not isinstance(content, str):
+                raise ValueError(f"tokenizer_config.json extra_special_tokens entry {t!r} is not a string")
+            if content and content not in self.added:
+                i = self.model_vocab.get(content)
+                if i is None:
+                    i = max([len(self.model_vocab) - 1, *self.added_info]) + 1
+                self._add_token({"id": i, "content": content, "special": True, "normalized": False})
+        self.special_ids = {i for i, t in self.added_info.items() if t.get("special")}
+        raw = self._raw_set
+        self._raw_re = self._added_regex(sorted(raw))
+        norm = [c for c in self.added if c not in raw]
+        self._norm_map = {}
+        for c in norm:
+            nc = self.normalize(c) if self.normalize else c
+            self._norm_map.setdefault(nc, self.added[c])
+        self._norm_re = self._added_regex(list(self._norm_map)) if self._norm_map else None
+        self.id_to_token = dict(self.model_id_to_token)
+        # a normalized added token reads back as its normalized text, as tokenizers gives it
+        self.id_to_token.update({i: t["content"] if t["content"] in raw or not self.normalize else
+                                 self.normalize(t["content"]) for i, t in self.added_info.items()})
+        self.prefix, suffix = self._template(spec.get("post_processor"))
+        if suffix:
+            raise ValueError(f"tokenizer.json post_processor appends {[self.id_to_token.get(i) for i in suffix]} after "
+                             "the text; a causal LM's prompt cannot end in it")
+        if len(self.prefix) > 1:
+            raise ValueError(f"tokenizer.json post_processor starts a sequence with {len(self.prefix)} tokens "
+                             f"{[self.id_to_token.get(i) for i in self.prefix]}; only a single BOS is supported")
+        if self.prefix and bos_id is None:
+            bos_id = self.prefix[0]
+        if self.prefix and self.prefix[0] != bos_id:
+            raise ValueError(f"tokenizer.json post_processor starts a sequence with {self.id_to_token.get(self.prefix[0])!r}"
+                             f", not the bos_token {self.id_to_token.get(bos_id)!r}")
+        self.bos_id, self.eos_ids = bos_id, tuple(eos_ids)
+        self.add_bos = bool(self.prefix)
+
+    # ---- construction
+
+    def _init_bpe(self, m: dict) -> None:
+        for key in ("continuing_subword_prefix", "end_of_word_suffix"):
+            if m.get(key):
+                raise ValueError(f"tokenizer.json BPE {key}={m[key]!r} is not supported")
+        if m.get("dropout") not in (None, 0, 0.0):
+            raise ValueError(f"tokenizer.json BPE dropout={m['dropout']!r} is not supported (it samples a different "
+                             "tokenization each call; only dropout=null is)")
+        self.model_vocab: dict[str, int] = dict(m["vocab"])
+        self.model_id_to_token = {i: t for t, i in self.model_vocab.items()}
+        self.merges: dict[tuple[int, int], tuple[int, int]] = {}
+        for rank, mg in enumerate(m.get("merges", [])):
+            a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
+            if a not in self.model_vocab or b not in self.model_vocab or a + b not in self.model_vocab:
+                raise ValueError(f"tokenizer.json merge {a!r} {b!r} names a token outside the vocabulary")
+            self.merges[(self.model_vocab[a], self.model_vocab[b])] = (rank, self.model_vocab[a + b])
+        self.byte_fallback = bool(m.get("byte_fallback", False))
+        self.fuse_unk = bool(m.get("fuse_unk", False))
+        self.ignore_merges = bool(m.get("ignore_merges", False))
+        unk = m.get("unk_token")
+        if unk is not None and unk not in self.model_vocab:
+            raise ValueError(f"tokenizer.json BPE unk_token {unk!r} is not in the vocabulary")
+        self.unk_id = None if unk is None else self.model_vocab[unk]
+        self.byte_ids = [self.model_vocab.get(f"<0x{b:02X}>") for b in range(256)]
+
+    def _init_unigram(self, m: dict) -> None:
+        vocab = m.get("vocab") or []
+        self.pieces = [p for p, _ in vocab]
+        self.scores = [float(s) for _, s in vocab]
+        self.model_vocab = {p: i for i, p in enumerate(self.pieces)}  # the last of equal pieces, as tokenizers
+        self.model_id_to_token = dict(enumerate(self.pieces))
+        self.unk_id = m.get("unk_id")
+        if self.unk_id is not None and not 0 <= self.unk_id < len(self.pieces):
+            raise ValueError(f"tokenizer.json Unigram unk_id {self.unk_id} is outside the vocabulary")
+        self.byte_fallback = bool(m.get("byte_fallback", False))
+        self.min_score = min(self.scores) if self.scores else 0.0
+        self.max_len = max((len(p) for p in self.pieces), default=1)
+        self.byte_ids = [self.model_vocab.get(f"<0x{b:02X}>") for b in range(256)]
+
+    def _add_token(self, t: dict) -> None:
+        i, content = t.get("id"), t.get("content")
+        if not isinstance(i, int) or i < 0 or not isinstance(content, str):
+            raise ValueError(f"tokenizer.json added_tokens entry {t!r} has no id or content")
+        if content in self.added:  # tokenizers keeps the later id for the text
+            self.added_info.pop(self.added[content], None)
+        self.added[content] = i
+        self.added_info[i] = t
+
+    @property
+    def _raw_set(self) -> set:
+        # tokenizers' AddedToken::from: a special token is matched before normalization unless it says otherwise
+        return {c for c, i in self.added.items()
+                if not self.added_info[i].get("normalized", not self.added_info[i].get("special", False))}
+
+    @staticmethod
+    def _added_regex(contents: list[str]):
+        contents = [c for c in contents if c]
+        if not contents:
+            return None
+        # leftmost-longest: at each position the longest content wins
+        return regex.compile("|".join(regex.escape(c) for c in sorted(contents, key=len, reverse=True)))
+
+    def _pre_tokenizer(self, pre) -> list:
+        if pre is None:
+            return []
+        steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+        out = []
+        for st in steps:
+            t = st.get("type")
+            if t == "Metaspace":
+                rep = st.get("replacement", "\u2581")
+                scheme = st.get("prepend_scheme", "always" if st.get("add_prefix_space", True) else "never")
+                if scheme not in ("always", "first", "never"):
+                    raise ValueError(f"unsupported Metaspace prepend_scheme {scheme!r}")
+                out.append(("metaspace", rep, scheme, bool(st.get("split", True))))
+            elif t == "Split":
+                if st.get("behavior") not in ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext",
+                                              "Contiguous"):
+                    raise ValueError(f"unsupported Split pre-tokenizer behaviour {st.get('behavior')!r}")
+                out.append(("split", _json_pattern(st["pattern"], "Split pre-tokenizer"), st["behavior"],
+                            bool(st.get("invert", False))))
+            elif t == "WhitespaceSplit":
+                out.append(("split", regex.compile("[" + "".join(sorted(WHITE_SPACE)) + "]"), "Removed", False))
+            elif t == "Digits":
+                out.append(("split", regex.compile(r"\p{N}"),
+                            "Isolated" if st.get("individual_digits") else "Contiguous", False))
+            else:
+                raise ValueError(f"unsupported pre-tokenizer {t!r} in a SentencePiece-style tokenizer.json "
+                                 "(Metaspace, Split, WhitespaceSplit and Digits are)")
+        return out
+
+    @staticmethod
+    def _decoder(dec) -> list:
+        if dec is None:
+            return []
+        steps = dec.get("decoders", []) if dec.get("type") == "Sequence" else [dec]
+        out = []
+        for st in steps:
+            t = st.get("type")
+            if t == "Replace":
+                out.append(("replace", _json_pattern(st["pattern"], "Replace decoder"), st["content"]))
+            elif t in ("ByteFallback", "Fuse"):
+                out.append((t.lower(),))
+            elif t == "Strip":
+                out.append(("strip", st["content"], int(st.get("start", 0)), int(st.get("stop", 0))))
+            elif t == "Metaspace":
+                scheme = st.get("prepend_scheme", "always" if st.get("add_prefix_space", True) else "never")
+                out.append(("metaspace", st.get("replacement", "\u2581"), scheme))
+            else:
+                raise ValueError(f"unsupported decoder {t!r} (Replace, ByteFallback, Fuse, Strip and Metaspace are)")
+        return out
+
+    def _template(self, post) -> tuple[list[int], list[int]]:
+        """The ids the post-processor puts before and after a single sequence."""
+        if post is None:
+            return [], []
+        t = post.get("type")
+        if t == "Sequence":
+            pre, suf = [], []
+            for p in post.get("processors", []):
+                a, b = self._template(p)
+                pre, suf = pre + a, b + suf
+            return pre, suf
+        if t == "ByteLevel":
+            return [], []
+        if t != "TemplateProcessing":
+            raise ValueError(f"unsupported post_processor {t!r} (TemplateProcessing is)")
+        specials = post.get("special_tokens", {})
+        pre, suf, seen = [], [], False
+        for item in post.get("single", []):
+            if "Sequence" in item:
+                seen = True
+                continue
+            name = item["SpecialToken"]["id"]
+            ids = specials.get(name, {}).get("ids")
+            if ids is None:
+                raise ValueError(f"tokenizer.json post_processor names special token {name!r} without ids")
+            (suf if seen else pre).extend(ids)
+        return pre, suf
+
+    # ---- the interface
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.id_to_token) + 1
+
+    def special_id(self, text: str) -> int | None:
+        return self.added.get(text)
+
+    def encode(self, text: str, add_bos: bool = False) -> list[int]:
+        ids = list(self.prefix) if add_bos and self.prefix else []
+        for piece, tid, at_start in self._segments(text):
+            if tid is not None:
+                ids.append(tid)
+            else:
+                for word in self._pre_tokenize(piece, at_start):
+                    ids += self._model(word)
+        return ids
+
+    def _find_added(self, s: str, pat, lookup) -> list:
+        """(text, id or None) covering s, as AddedVocabulary.find_matches splits it."""
+        if pat is None or not s:
+            return [(s, None, 0)]
+        out, start_offset = [], 0
+        for m in pat.finditer(s):
+            start, stop = m.start(), m.end()
+            tid = lookup[m.group()]
+            info = self.added_info[tid]
+            if info.get("single_word"):
+                if (start > 0 and _is_word_char(s[start - 1])) or (stop < len(s) and _is_word_char(s[stop])):
+                    continue
+            if info.get("lstrip"):
+                k = start
+                while k > 0 and s[k - 1] in WHITE_SPACE:
+                    k -= 1
+                start = max(k, start_offset)
+            if info.get("rstrip"):
+                while stop < len(s) and s[stop] in WHITE_SPACE:
+                    stop += 1
+            if start_offset < start:
+                out.append((s[start_offset:start], None, start_offset))
+            out.append((s[start:stop], tid, start))
+            start_offset = stop
+        if start_offset != len(s):
+            out.append((s[start_offset:], None, start_offset))
+        return out
+
+    def _segments(self, text: str):
+        """(text, added id or None, whether it starts the input) in order."""
+        for raw, tid, off in self._find_added(text, self._raw_re, self.added):
+            if tid is not None:
+                yield raw, tid, off == 0
+                continue
+            norm = self.normalize(raw) if self.normalize else raw
+            for piece, tid2, off2 in self._find_added(norm, self._norm_re, self._norm_map):
+                if piece or tid2 is not None:
+                    yield piece, tid2, off == 0 and off2 == 0
+
+    def _pre_tokenize(self, s: str, at_start: bool) -> list[str]:
+        pieces = [(s, at_start)]
+        for st in self.pre_steps:
+            out = []
+            for p, first in pieces:
+                if st[0] == "metaspace":
+                    _, rep, scheme, split = st
+                    p = p.replace(" ", rep)
+                    if scheme == "always" or (scheme == "first" and first):
+                        if not p.startswith(rep):
+                            p = rep + p
+                    parts = _split_spans(p, regex.compile(regex.escape(rep)), "MergedWithNext", False) if split else [p]
+                else:
+                    parts = _split_spans(p, st[1], st[2], st[3])
+                # only a piece at the start of its text still starts the input
+                pos = 0
+                for q in parts:
+                    k = p.find(q, pos)
+                    out.append((q, first and k == 0))
+                    pos = k + len(q)
+            pieces = [x for x in out if x[0]]
+        return [p for p, _ in pieces]
+
+    def _model(self, word: str) -> list[int]:
+        return self._bpe_word(word) if self.model_type == "BPE" else self._unigram_word(word)
+
+    def _bpe_word(self, word: str) -> list[int]:
+        import heapq
+
+        if self.ignore_merges and word in self.model_vocab:
+            return [self.model_vocab[word]]
+        sym: list[int] = []
+        unk = None  # pending unknown symbol
+        for c in word:
+            i = self.model_vocab.get(c)
+            if i is not None:
+                if unk is not None:
+                    sym.append(unk)
+                    unk = None
+                sym.append(i)
+                continue
+            if self.byte_fallback:
+                bs = [self.byte_ids[b] for b in c.encode("utf-8")]
+                if all(b is not None for b in bs):
+                    sym += bs
+                    continue
+            if self.unk_id is not None:
+                if unk is not None and not self.fuse_unk:
+                    sym.append(unk)
+                unk = self.unk_id
+        if unk is not None:
+            sym.append(unk)
+        n = len(sym)
+        if n < 2 or not self.merges:
+            return sym
+        # Word::merge_all: a min-heap of (rank, position); stale entries skipped
+        prev = list(range(-1, n - 1))
+        nxt = list(range(1, n + 1))
+        alive = [True] * n
+        merges = self.merges
+        heap = []
+        for i in range(n - 1):
+            m = merges.get((sym[i], sym[i + 1]))
+            if m is not None:
+                heap.append((m[0], i, m[1]))
+        heapq.heapify(heap)
+        while heap:
+            rank, pos, new_id = heapq.heappop(heap)
+            if not alive[pos] or nxt[pos] >= n:
+                continue
+            r = nxt[pos]
+            m = merges.get((sym[pos], sym[r]))
+            if m is None or m[1] != new_id:
+                continue
+            sym[pos] = new_id
+            alive[r] = False
+            nxt[pos] = nxt[r]
+            if nxt[r] < n:
+                prev[nxt[r]] = pos
+            if prev[pos] >= 0:
+                m = merges.get((sym[prev[pos]], new_id))
+                if m is not None:
+                    heapq.heappush(heap, (m[0], prev[pos], m[1]))
+            if nxt[pos] < n:
+                m = merges.get((new_id, sym[nxt[pos]]))
+                if m is not None:
+                    heapq.heappush(heap, (m[0], pos, m[1]))
+        return [s_ for s_, a in zip(sym, alive) if a]
+
+    def _unigram_word(self, s: str) -> list[int]:
+        n = len(s)
+        if not n:
+            return []
+        unk_score = self.min_score - 10.0
+        best = [0.0] * (n + 1)
+        start = [-1] * (n + 1)
+        tok = [0] * (n + 1)
+        start[0] = 0
+        vocab, scores, max_len = self.model_vocab, self.scores, self.max_len
+        for i in range(n):
+            base = best[i]
+            single = False
+            for e in range(i + 1, min(n, i + max_len) + 1):
+                j = vocab.get(s[i:e])
+                if j is None:
+                    continue
+                cand = scores[j] + base
+                if start[e] < 0 or cand > best[e]:
+                    best[e], start[e], tok[e] = cand, i, j
+                if e == i + 1:
+                    single = True
+            if not single:
+                if self.unk_id is None:
+                    raise ValueError(f"Unigram tokenizer without unk_id cannot encode {s[i]!r}")
+                cand = unk_score + base
+                if start[i + 1] < 0 or cand > best[i + 1]:
+                    best[i + 1], start[i + 1], tok[i + 1] = cand, i, self.unk_id
+        strings: list[str] = []
+        e, fused = n, []
+        while e > 0:
+            b = start[e]
+            if tok[e] == self.unk_id:
+                fused.append(s[b:e])
+            else:
+                if fused:
+                    strings.append("".join(reversed(fused)))
+                    fused = []
+                strings.append(s[b:e])
+            e = b
+        if fused:
+            strings.append("".join(reversed(fused)))
+        ids = []
+        for piece in reversed(strings):
+            j = vocab.get(piece)
+            if j is not None:
+                ids.append(j)
+                continue
+            if self.byte_fallback:
+                bs = [self.byte_ids[b] for b in piece.encode("utf-8")]
+                if all(b is not None for b in bs):
+                    ids += bs
+                    continue
+            ids.append(self.unk_id)
+        return ids
+
+    def decode(self, ids, skip_special: bool = False) -> str:
+        tokens = []
+        for i in ids:
+            i = int(i)
+            t = self.id_to_token.get(i)
+            if t is None:
+                raise ValueError(f"token id {i} is outside the vocabulary")
+            if skip_special and i in self.special_ids:
+                continue
+            tokens.append(t)
+        for st in self.decoders:
+            tokens = self._decode_step(st, tokens)
+        return "".join(tokens)
+
+    @staticmethod
+    def _decode_step(st, tokens: list[str]) -> list[str]:
+        kind = st[0]
+        if kind == "replace":
+            return [st[1].sub(lambda m: st[2], t) for t in tokens]
+        if kind == "fuse":
+            return ["".join(tokens)]
+        if kind == "strip":
+            _, content, start, stop = st
+            out = []
+            for t in tokens:
+                a = 0
+                while a < start and a < len(t) and t[a] == content:
+                    a += 1
+                z = 0
+                while z < stop and z < len(t) - a and t[len(t) - 1 - z] == content:
+                    z += 1
+                # tokenizers takes len(bytes) - cuts characters after the start cut
+                out.append(t[a:][: len(t.encode("utf-8")) - a - z])
+            return out
+        if kind == "metaspace":
+            _, rep, scheme = st
+            return [t.replace(rep, "" if k == 0 and scheme != "never" else " ") for k, t in enumerate(tokens)]
+        if kind == "bytefallback":
+            out, buf = [], bytearray()
+
+            def flush():
+                if buf:
+                    try:
+                        out.append(buf.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        out.extend("\ufffd" * len(buf))
+                    buf.clear()
+            for t in tokens:
+                if len(t) == 6 and t.startswith("<0x") and t.endswith(">") and _hex_byte(t[3:5]) is not None:
+                    buf.append(_hex_byte(t[3:5]))
+                    continue
+                flush()
+                out.append(t)
+            flush()
+            return out
+        raise AssertionError(kind)
 
 
 class SentencePieceTokenizer(Tokenizer):
@@ -397,6 +973,16 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
     bos = tok_id("bos_token", "bos_token_id")
     eos = tok_id("eos_token", "eos_token_id")
     eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
+    if spec is not None and not is_byte_level(spec):
+        extra = cfg.get("extra_special_tokens") or ()
+        if isinstance(extra, dict):  # transformers 5 also writes {name: token}
+            extra = list(extra.values())
+        if not isinstance(extra, (list, tuple)):
+            raise ValueError(f"tokenizer_config.json extra_special_tokens must be a list, got {type(extra).__name__}")
+        tok = HFTokenizer(spec, bos, eos_ids, tuple(extra))
+        tok.origin = ("bytes", tj.read_bytes())
+        tok.chat_template = read_chat_template(folder)
+        return tok  # add_bos: the post-processor's template, as transformers 5 applies it
     if spec is not None and (spec.get("model") or {}).get("type") == "BPE":
         tok = BPETokenizer(spec, bos, eos_ids)
         tok.origin = ("bytes", tj.read_bytes())
@@ -411,6 +997,19 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
     tok.add_bos = bool(cfg.get("add_bos_token", default_bos)) and tok.bos_id is not None
     tok.chat_template = read_chat_template(folder)
     return tok
+
+
+def is_byte_level(spec: dict) -> bool:
+    """Whether a tokenizer.json is byte-level BPE (GPT-2's byte alphabet; BPETokenizer), rather than
+    SentencePiece-style (HFTokenizer)."""
+    def has(node, key):
+        if not isinstance(node, dict):
+            return False
+        if node.get("type") == "ByteLevel":
+            return True
+        return any(has(x, key) for x in node.get(key, []))
+    return (spec.get("model") or {}).get("type") == "BPE" and (
+        has(spec.get("pre_tokenizer"), "pretokenizers") or has(spec.get("decoder"), "decoders"))
 
 
 def read_chat_template(folder: str | Path) -> str | None:
