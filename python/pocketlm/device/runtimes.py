@@ -1,0 +1,359 @@
+"""What a phone's runtime reads, computes and holds for a model, and so how fast it runs there and how much it
+needs: the estimate `pocketlm fit` prints, from a config without running the model, or from a file.
+
+Three runtimes run LLMs on a phone's CPU, and their costs differ in kind (docs/devices.md):
+
+- `litert`: MediaPipe's LLM Inference API and LiteRT-LM, a TFLite graph on XNNPack. Its KV cache is a fixed
+  graph input of `max_tokens` positions in float32, and every decode step and every prefill chunk attends over
+  all of them (masked), filled or not. XNNPack repacks the weights (a weight cache maps the packed copy from a
+  file; without one the packed copy sits beside the mapped file). Prefill runs in chunks of the graph's prefill
+  signature.
+- `llama.cpp`: ggml on the mapped GGUF (Q8_0 / Q4_0 blocks), an F16 KV cache read over the filled positions.
+- `pocketlm`: pocketlm's C engine through its C API / JNI: the mapped GGUF, an F16 KV cache over the filled
+  positions, one parallel region a token.
+- `executorch` (for the published Llama 3.2 figures only): ExecuTorch on XNNPack, its SDPA reading the filled
+  positions of a float32 cache.
+
+A step's time is the sum of streaming its bytes at the phone's bandwidth, its matrix products at the runtime's
+share of the phone's peak, its attention at the runtime's float32 attention rate, and the runtime's fixed costs
+per layer and per token. Every constant is in CONSTANTS, with where it comes from: measured with the real
+runtime on the development machine (HOST), carried to a phone by the profile's per-core speed, or fitted by
+tools/calibrate_devices.py over the published phone figures it holds (which also checks each point with the
+constants fitted without it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+RUNTIMES = ("litert", "llama.cpp", "pocketlm")
+_ALL_RUNTIMES = RUNTIMES + ("executorch",)
+WEIGHT_TYPES = ("int8", "int4", "fp16", "fp32")
+
+# The development machine the host constants were measured on (docs/performance.md's race of three):
+# AMD EPYC, first Zen generation, 2.6 GHz, AVX2 (256-bit operations split into two 128-bit halves).
+HOST = {
+    "cpu": "AMD EPYC (Zen 1), 2.6 GHz, AVX2",
+    # fp32: 2 FMA pipes x 4 lanes x 2 flops x 2.6 GHz (AMD's Zen core: 4 128-bit FP pipes, 2 of them FMA)
+    "fp32_gflops_per_core": 41.6,
+    "bandwidth_gbps": 33.6,  # tools/membw.py, 1 thread, idle (docs/performance.md)
+}
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+    source: str
+
+
+_HOST_RUN = ("measured on the development machine (HOST) with litert_lm.Benchmark (litert-lm-api 0.18.1, "
+             "Backend.CPU(thread_count=N), 32-token prefill, 128 decode steps, best of 3, 2026-12-01, load ~1)")
+_FITTED = ("fitted by tools/calibrate_devices.py --fit (least squares of log(estimate / published)) over its "
+           "published {runtime} points; the leave-one-out figure refits it without each point")
+
+# Every constant of the model. The *_host ones were measured here; a phone gets them times per_core_slowdown
+# (HOST's per-core fp32 rate over the phone's). The fitted ones carry what the host cannot show: the phone
+# runtime's share of peak compute and its fixed costs on 4 threads of a big.LITTLE phone.
+CONSTANTS: dict[str, Constant] = {
+    # --- litert (MediaPipe / LiteRT-LM on XNNPack) ---
+    "litert.layer_s_host": Constant(15e-6, "a decode step of tests/fixtures/litert/llama-tiny-int8.litertlm "
+                                    "(2 layers, 0.14 M parameters: fixed costs only) takes 34.5 us on 1 thread "
+                                    "and 73 us on 2: ~15 us a layer on one thread; " + _HOST_RUN),
+    "litert.sync_factor": Constant(40.4, _FITTED.format(runtime="litert") + "; multiplies litert.layer_s_host "
+                                   "(the host's 2-thread step is 2.1x its 1-thread one on the tiny graph: XNNPack's "
+                                   "per-operator thread barriers; a phone's 4 threads across clusters pay more)"),
+    "litert.gemv_efficiency": Constant(1.0, _FITTED.format(runtime="litert") + "; share of the profile's peak "
+                                       "(int8 for int8/int4 weights, fp32 otherwise) a decode step's matrix-vector "
+                                       "products reach (host: SmolLM2-135M int8 decodes at 64 tok/s on 1 thread, "
+                                       "9.5 ms of 15.6 not spent streaming 189 MB)"),
+    "litert.gemm_efficiency": Constant(0.52, _FITTED.format(runtime="litert") + "; share of the profile's peak a "
+                                       "prefill's matrix products reach (host: SmolLM2-135M int8 prefills 662 "
+                                       "tok/s on 1 thread, 179 G int8 ops/s)"),
+    "litert.attention_efficiency": Constant(1.0, _FITTED.format(runtime="litert") + "; share of the profile's "
+                                            "fp32 peak the float32 attention over the whole cache reaches"),
+    "litert.prefill_chunk": Constant(128, "the prefill signature litert-torch exports (prefill_128, as "
+                                     "tools/bench_vs_llama_cpp.py --make-litertlm does)"),
+    "litert.kv_copies": Constant(2, "LiteRT-LM swaps an input and an output cache buffer "
+                                 "(model/litert_memory.py, measured)"),
+    # --- llama.cpp (ggml) ---
+    "llama.cpp.layer_s_host": Constant(20e-6, "llama-bench (0.3.36's vendored build, AVX2) decodes SmolLM2-135M "
+                                       "Q8_0 at 93 tok/s on 1 thread: 10.7 ms, 4.3 of them streaming 145 MB; the "
+                                       "per-layer share of the rest not in the matrix products, taken as 20 us a "
+                                       "layer (ggml's ~20 graph nodes a layer); docs/performance.md"),
+    "llama.cpp.gemv_efficiency": Constant(0.25, "llama-bench SmolLM2-135M Q8_0, 1 thread: 6.4 ms of compute for "
+                                          "134.5 M multiply-adds = 42 G int8 ops/s of HOST's 166 (2 x 128-bit "
+                                          "pipes x 16 int8 MACs x 2.6 GHz); docs/performance.md"),
+    "llama.cpp.gemm_efficiency": Constant(0.55, "llama-bench SmolLM2-135M Q8_0, 1 thread: pp128 338 tok/s = 91 G "
+                                          "int8 ops/s of HOST's 166; docs/performance.md"),
+    "llama.cpp.attention_efficiency": Constant(0.25, "ggml's F16 flash attention taken at its matrix-vector "
+                                               "share (no separate measurement)"),
+    "llama.cpp.prefill_chunk": Constant(512, "llama.cpp's default n_ubatch"),
+    # --- pocketlm (the C engine) ---
+    "pocketlm.layer_s_host": Constant(8e-6, "pocketlm's C engine: one parallel region a token with 6 barriers "
+                                      "a layer (native/src/README.md); 8 us a layer on HOST (docs/performance.md: "
+                                      "12 % of a 1-thread SmolLM2 Q4_1 step, 10.3 ms, outside the row kernels, "
+                                      "over 30 layers, less attention and sampling)"),
+    "pocketlm.gemv_efficiency": Constant(0.12, "pocketlm native, SmolLM2-135M Q8_0, 1 thread: 56 tok/s, 13.6 ms "
+                                         "of compute for 134.5 M multiply-adds = 20 G int8 ops/s of HOST's 166; "
+                                         "docs/performance.md"),
+    "pocketlm.gemm_efficiency": Constant(0.51, "pocketlm native, SmolLM2-135M Q8_0, 1 thread: 314 tok/s prefill "
+                                         "= 84 G int8 ops/s of HOST's 166; docs/performance.md"),
+    "pocketlm.attention_efficiency": Constant(0.25, "attention converting each F16 cache row once per GQA group, "
+                                              "taken at the matrix-vector share"),
+    "pocketlm.prefill_chunk": Constant(512, "model/forward.py PREFILL_CHUNK"),
+    # --- executorch (only for the published Llama 3.2 rows): XNNPack's kernels, as litert's ---
+    "executorch.layer_s_host": Constant(15e-6, "XNNPack's operators, as litert.layer_s_host"),
+    "executorch.sync_factor": Constant(40.4, "as litert.sync_factor (the same XNNPack thread pool)"),
+    "executorch.gemv_efficiency": Constant(1.0, "as litert.gemv_efficiency (XNNPack's kernels)"),
+    "executorch.gemm_efficiency": Constant(0.52, "as litert.gemm_efficiency"),
+    "executorch.attention_efficiency": Constant(1.0, "as litert.attention_efficiency"),
+    "executorch.prefill_chunk": Constant(128, "ExecuTorch's llama runner prefills in one call up to its max "
+                                         "sequence; 128 as litert"),
+    # --- every runtime ---
+    "runtime_bytes.litert": Constant(48 * 2**20, "model/litert_memory.py LITERT_RUNTIME_BYTES (measured)"),
+    "runtime_bytes.other": Constant(32 * 2**20, "device.RUNTIME_OVERHEAD_BYTES"),
+}
+# the fitted constants (tools/calibrate_devices.py --fit) and their runtime
+FITTED = {"litert": ("litert.sync_factor", "litert.gemv_efficiency", "litert.gemm_efficiency",
+                     "litert.attention_efficiency")}
+
+
+def constants(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """The constants' values, with overrides (the calibration's refits) in their place."""
+    values = {k: c.value for k, c in CONSTANTS.items()}
+    for k, v in (overrides or {}).items():
+        if k not in values:
+            raise ValueError(f"no constant {k!r}")
+        values[k] = v
+    # executorch shares XNNPack's fitted figures unless given its own
+    for k in ("sync_factor", "gemv_efficiency", "gemm_efficiency", "attention_efficiency"):
+        if f"executorch.{k}" not in (overrides or {}):
+            values[f"executorch.{k}"] = values[f"litert.{k}"]
+    return values
+
+
+# -- the model's shape --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate reads of a model: its matrices and attention, independent of any file."""
+
+    n_layers: int
+    hidden_size: int
+    q_dim: int  # attention heads x head_dim
+    kv_dim: int  # KV heads x head_dim
+    vocab_size: int
+    layer_params: int  # matrix weights of one layer (q, k, v, o, MLP)
+    tied: bool  # the classifier reuses the embedding table
+    activation_bytes_per_token: int  # F32 buffers one position holds in a forward pass
+    window_layers: tuple[int, ...] = ()  # layers whose attention is a sliding window
+    window: int = 0
+    file_bytes: int = 0  # the file's tensor bytes when the shape comes from a file (0: computed from the type)
+
+    @property
+    def classifier_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def matmul_params(self) -> int:
+        """Weights a forward pass multiplies by (the layers and the classifier; the embedding is looked up)."""
+        return self.n_layers * self.layer_params + self.classifier_params
+
+    @property
+    def parameters(self) -> int:
+        return self.n_layers * self.layer_params + self.classifier_params * (1 if self.tied else 2)
+
+
+def shape_from_config(cfg) -> ModelShape:
+    """A ModelShape from a ModelConfig (pocketlm.model.config.config_from_dict)."""
+    from . import activation_bytes_per_token
+
+    mlp = (3 if cfg.gated_mlp else 2) * cfg.hidden_size * cfg.intermediate_size
+    attn = cfg.hidden_size * (cfg.q_dim + 2 * cfg.kv_dim) + cfg.q_dim * cfg.hidden_size
+    return ModelShape(cfg.n_layers, cfg.hidden_size, cfg.q_dim, cfg.kv_dim, cfg.vocab_size, attn + mlp,
+                      bool(cfg.tie_embeddings), activation_bytes_per_token(cfg),
+                      tuple(cfg.sliding_window_layers) if cfg.sliding_window else (), int(cfg.sliding_window or 0))
+
+
+def shape_from_model(model) -> ModelShape:
+    """A ModelShape from a loaded model (pocketlm.model.forward.Model), with the file's weight bytes."""
+    from ..model.info import weight_bytes
+
+    return dataclasses.replace(shape_from_config(model.cfg), file_bytes=weight_bytes(model))
+
+
+# -- bytes, compute ----------------------------------------------------------------------------------------
+
+# bytes a weight in each runtime's storage of the type (per-channel / per-block scales included)
+_WEIGHT_BYTES = {
+    "litert": {"int8": 1.0, "int4": 0.5 + 2 / 32, "fp16": 2.0, "fp32": 4.0},  # int8/int4: per-channel, block 32
+    "llama.cpp": {"int8": 34 / 32, "int4": 18 / 32, "fp16": 2.0, "fp32": 4.0},  # Q8_0, Q4_0
+    "pocketlm": {"int8": 34 / 32, "int4": 18 / 32, "fp16": 2.0, "fp32": 4.0},
+    "executorch": {"int8": 1.0, "int4": 0.5 + 2 / 32, "fp16": 2.0, "fp32": 4.0},
+}
+# float32 caches in XNNPack's graphs; F16 in llama.cpp and pocketlm
+_KV_BYTES = {"litert": 4, "executorch": 4, "llama.cpp": 2, "pocketlm": 2}
+
+
+def _check(runtime: str, weights: str) -> None:
+    if runtime not in _ALL_RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not modelled; runtimes: {', '.join(RUNTIMES)}")
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"weights {weights!r} is not modelled; weight types: {', '.join(WEIGHT_TYPES)}")
+
+
+def file_bytes(shape: ModelShape, runtime: str, weights: str) -> int:
+    """The model's weights as the runtime's file stores them (the file's own figure when the shape has one)."""
+    if shape.file_bytes:
+        return shape.file_bytes
+    return int(shape.parameters * _WEIGHT_BYTES[runtime][weights])
+
+
+def kv_positions_read(shape: ModelShape, runtime: str, position: float, cache_length: int) -> float:
+    """KV positions a step at `position` reads, summed over layers: LiteRT reads its whole fixed cache in every
+    layer; the others the filled positions (a sliding-window layer at most its window)."""
+    if runtime == "litert":
+        return shape.n_layers * cache_length
+    total = 0.0
+    for layer in range(shape.n_layers):
+        filled = min(position, cache_length)
+        total += min(filled, shape.window) if layer in shape.window_layers else filled
+    return total
+
+
+def kv_cache_bytes(shape: ModelShape, runtime: str, max_tokens: int) -> int:
+    """The KV cache the runtime allocates for max_tokens positions (LiteRT: every cache copy it holds)."""
+    from ..model.info import kv_bytes_per_token
+
+    per_position = kv_bytes_per_token(_KVCfg(shape), "F32" if _KV_BYTES[runtime] == 4 else "F16")
+    copies = CONSTANTS["litert.kv_copies"].value if runtime == "litert" else 1
+    return int(copies * per_position * max_tokens)
+
+
+@dataclass(frozen=True)
+class _KVCfg:  # what model.info.kv_bytes_per_token reads of a config
+    shape: ModelShape
+
+    @property
+    def n_layers(self):
+        return self.shape.n_layers
+
+    @property
+    def n_kv_heads(self):
+        return 1
+
+    @property
+    def head_dim(self):
+        return self.shape.kv_dim
+
+
+# -- the estimate ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeEstimate:
+    profile: str
+    runtime: str
+    fits: bool
+    memory_bytes: int
+    memory_parts: dict
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    time_to_first_token_s: float
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, "runtime": self.runtime, "fits": self.fits,
+                "memory_bytes": self.memory_bytes, "memory_parts": dict(self.memory_parts),
+                "prefill_tokens_per_s": self.prefill_tokens_per_s, "decode_tokens_per_s": self.decode_tokens_per_s,
+                "time_to_first_token_s": self.time_to_first_token_s}
+
+
+def per_core_slowdown(profile) -> float:
+    """How much longer the phone's core takes than HOST's for the same fixed work: HOST's per-core fp32 rate
+    over the profile's (peak_fp32_gflops of `threads` cores, a core)."""
+    return HOST["fp32_gflops_per_core"] / (profile.peak_fp32_gflops / profile.threads)
+
+
+def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: int,
+                   weight_cache: bool = True) -> dict[str, int]:
+    """Resident bytes by part. LiteRT: with XNNPack's weight cache (LiteRT-LM's cache_dir; MediaPipe's
+    benchmarks say where it is on) the packed weights are a mapped file and the graph's own weight pages are
+    dropped once packed, so the weights count once; without it the mapped graph and the packed copy both stay."""
+    from ..model.forward import PREFILL_CHUNK
+
+    _check(runtime, weights)
+    w = file_bytes(shape, runtime, weights)
+    parts = {"weights": w}
+    if runtime in ("litert", "executorch") and not weight_cache:
+        parts["packed weights"] = int(shape.matmul_params * _WEIGHT_BYTES[runtime][weights])
+    parts["KV cache"] = kv_cache_bytes(shape, runtime, max_tokens)
+    chunk = int(CONSTANTS[f"{runtime}.prefill_chunk"].value) if runtime != "pocketlm" else PREFILL_CHUNK
+    parts["activations"] = min(max_tokens, chunk) * shape.activation_bytes_per_token + 4 * shape.vocab_size
+    parts["runtime"] = int(CONSTANTS["runtime_bytes.litert" if runtime == "litert" else "runtime_bytes.other"].value)
+    return parts
+
+
+def _peak(profile, weights: str) -> float:
+    return (profile.peak_int8_gops if weights in ("int8", "int4") else profile.peak_fp32_gflops) * 1e9
+
+
+def decode_step_s(profile, shape: ModelShape, runtime: str, weights: str, position: float, cache_length: int,
+                  k: dict) -> float:
+    """One decode step at `position`: its bytes at the phone's bandwidth, its matrix-vector products, its
+    attention, and the runtime's fixed cost a layer."""
+    wb = _WEIGHT_BYTES[runtime][weights]
+    kv = kv_positions_read(shape, runtime, position, cache_length)
+    read = shape.matmul_params * wb + shape.hidden_size * wb + kv * shape.kv_dim * 2 * _KV_BYTES[runtime]
+    memory = read / (profile.memory_bandwidth_gbps * 1e9)
+    gemv = 2 * shape.matmul_params / (_peak(profile, weights) * k[f"{runtime}.gemv_efficiency"])
+    attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 * k[f"{runtime}.attention_efficiency"])
+    fixed = shape.n_layers * k[f"{runtime}.layer_s_host"] * k.get(f"{runtime}.sync_factor", 1.0) * \
+        per_core_slowdown(profile)
+    return memory + gemv + attention + fixed
+
+
+def prefill_s(profile, shape: ModelShape, runtime: str, weights: str, prompt_tokens: int, cache_length: int,
+              k: dict) -> float:
+    """A prompt's prefill, in the runtime's chunks: each chunk streams the weights once and pays the fixed costs
+    once, multiplies every token, and attends (LiteRT: each token over the whole cache)."""
+    chunk = int(k[f"{runtime}.prefill_chunk"])
+    n_chunks = math.ceil(prompt_tokens / chunk)
+    wb = _WEIGHT_BYTES[runtime][weights]
+    stream = n_chunks * shape.matmul_params * wb / (profile.memory_bandwidth_gbps * 1e9)
+    gemm = 2 * shape.matmul_params * prompt_tokens / (_peak(profile, weights) * k[f"{runtime}.gemm_efficiency"])
+    if runtime == "litert":
+        kv = prompt_tokens * shape.n_layers * cache_length
+    else:  # causal: token i attends over i positions
+        kv = sum(kv_positions_read(shape, runtime, i + 1, cache_length) for i in range(0, prompt_tokens, 64)) * \
+            min(64, prompt_tokens)
+    attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 * k[f"{runtime}.attention_efficiency"])
+    fixed = n_chunks * shape.n_layers * k[f"{runtime}.layer_s_host"] * k.get(f"{runtime}.sync_factor", 1.0) * \
+        per_core_slowdown(profile)
+    return stream + gemm + attention + fixed
+
+
+def estimate_runtime(profile, shape: ModelShape, weights: str, runtime: str, max_tokens: int,
+                     prompt_tokens: int = 128, decode_tokens: int = 128, weight_cache: bool = True,
+                     overrides: dict[str, float] | None = None) -> RuntimeEstimate:
+    """Speed and memory of `shape` with `weights` on `runtime` on the phone `profile`, with a KV cache of
+    max_tokens (LiteRT: the graph's fixed cache length): prefill tok/s over prompt_tokens, decode tok/s over
+    decode_tokens after it, time to the first token (the prefill and one decode step)."""
+    _check(runtime, weights)
+    for name, v in (("max_tokens", max_tokens), ("prompt_tokens", prompt_tokens), ("decode_tokens", decode_tokens)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if prompt_tokens + decode_tokens > max_tokens:
+        raise ValueError(f"prompt_tokens {prompt_tokens} + decode_tokens {decode_tokens} are more than max_tokens "
+                         f"{max_tokens}")
+    k = constants(overrides)
+    pre = prefill_s(profile, shape, runtime, weights, prompt_tokens, max_tokens, k)
+    mid = prompt_tokens + decode_tokens / 2
+    step = decode_step_s(profile, shape, runtime, weights, mid, max_tokens, k)
+    first = decode_step_s(profile, shape, runtime, weights, prompt_tokens, max_tokens, k)
+    parts = runtime_memory(shape, runtime, weights, max_tokens, weight_cache)
+    total = sum(parts.values())
+    return RuntimeEstimate(profile.name, runtime, total <= profile.app_memory_budget, total, parts,
+                           prompt_tokens / pre, 1.0 / step, pre + first)
