@@ -42,8 +42,8 @@ class PythonSession(Session):
         if self.engine.device is not None:
             self._finalizer()
 
-    def _forward(self, ids: list[int]) -> np.ndarray:
-        logits = self.engine.model.forward(ids, self.cache, last_only=True, lora=self.lora)
+    def _forward(self, ids: list[int], pos_end: int | None = None) -> np.ndarray:
+        logits = self.engine.model.forward(ids, self.cache, last_only=True, lora=self.lora, pos_end=pos_end)
         self.tokens += ids
         return logits[-1]
 
@@ -58,10 +58,11 @@ class PythonSession(Session):
         stats.prefill_tokens = len(todo)
         counters = self.engine.model.counters
         c0 = counters.snapshot()
+        pos_end = self.cache.n_past + len(todo)  # the whole prompt's end, however it is batched (longrope)
         for i in range(0, len(todo), PREFILL_CHUNK):
             chunk = todo[i:i + PREFILL_CHUNK]
             with self.engine.scratch(len(chunk)):
-                logits = self._forward(chunk)
+                logits = self._forward(chunk, pos_end)
         t1 = time.perf_counter()
         stats.prefill_s = t1 - t0
         c1 = counters.snapshot()
@@ -107,10 +108,7 @@ class PythonSession(Session):
         other = type(self)(self.engine, Sampler(self.sampler.top_k, self.sampler.top_p, self.sampler.temperature,
                                              self.sampler.seed), self.templates, self.lora)
         other.sampler.rng.bit_generator.state = self.sampler.rng.bit_generator.state
-        n = len(self.tokens)
-        other.cache.k[:, :n] = self.cache.k[:, :n]
-        other.cache.v[:, :n] = self.cache.v[:, :n]
-        other.cache.n_past = self.cache.n_past
+        self.cache.copy_into(other.cache)
         other.tokens, other.pending = list(self.tokens), list(self.pending)
         other.in_user_turn, other.turns, other.formatted = self.in_user_turn, self.turns, self.formatted
         return other

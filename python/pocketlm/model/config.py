@@ -338,7 +338,9 @@ def _gemma3_rope(c: dict, head_dim: int) -> dict:
 
 def _gemma3(c: dict) -> ModelConfig:
     c = _gemma3_text(c)
-    refuse(c, use_bidirectional_attention=_true)
+    # transformers' Gemma 3 attention takes no soft-cap (and llama.cpp's converter asserts there is none): a
+    # value here would mean maths neither of them runs
+    refuse(c, use_bidirectional_attention=_true, attn_logit_softcapping=_true)
     n, head_dim = c["num_hidden_layers"], c.get("head_dim") or 256
     types = c.get("layer_types") or ["sliding_attention" if (i + 1) % int(c.get("sliding_window_pattern") or 6)
                                      else "full_attention" for i in range(n)]
@@ -354,7 +356,6 @@ def _gemma3(c: dict) -> ModelConfig:
         norm_w_offset=1.0, act=_act(act),
         embed_scale=math.sqrt(c["hidden_size"]), tie_embeddings=bool(c.get("tie_word_embeddings", True)),
         head_dim=head_dim, query_scale=float(c.get("query_pre_attn_scalar", 256)) ** -0.5,
-        attn_softcap=float(c.get("attn_logit_softcapping") or 0.0),
         final_softcap=float(c.get("final_logit_softcapping") or 0.0),
         sliding_window=int(window or 0), sliding_window_layers=sliding, post_norms=True, qk_norm=True, **rope)
 

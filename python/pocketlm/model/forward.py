@@ -73,27 +73,69 @@ KV_TYPES = {"F32": np.float32, "F16": np.float16}
 PREFILL_CHUNK = 512
 
 
+def kv_lengths(cfg: ModelConfig, n_ctx: int) -> tuple[int, ...]:
+    """Positions each layer's cache holds for a context of n_ctx: a
+    sliding-window layer keeps a ring of its window (it never looks further
+    back), every other layer all n_ctx."""
+    return tuple(min(cfg.sliding_window, n_ctx) if cfg.sliding_window and i in cfg.sliding_window_layers else n_ctx
+                 for i in range(cfg.n_layers))
+
+
 class KVCache:
     """Keys and values of every layer for up to n_ctx positions, F32 or F16
     (F16: values rounded to half on the way in and read back as F32, as the C
-    engine and llama.cpp keep them)."""
+    engine and llama.cpp keep them). A sliding-window layer holds a ring
+    buffer of its window: position p in slot p % window."""
 
     def __init__(self, cfg: ModelConfig, n_ctx: int, kv_type: str = "F32"):
         if kv_type not in KV_TYPES:
             raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
-        shape = (cfg.n_layers, n_ctx, cfg.n_kv_heads, cfg.head_dim)
-        self.k = np.zeros(shape, dtype=KV_TYPES[kv_type])
-        self.v = np.zeros(shape, dtype=KV_TYPES[kv_type])
+        self.lengths = kv_lengths(cfg, n_ctx)  # positions held per layer
+        self.k = [np.zeros((n, cfg.n_kv_heads, cfg.head_dim), dtype=KV_TYPES[kv_type]) for n in self.lengths]
+        self.v = [np.zeros((n, cfg.n_kv_heads, cfg.head_dim), dtype=KV_TYPES[kv_type]) for n in self.lengths]
         self.kv_type = kv_type
+        self.itemsize = np.dtype(KV_TYPES[kv_type]).itemsize
         self.n_ctx = n_ctx
         self.n_past = 0  # positions filled so far
 
+    def is_ring(self, layer: int) -> bool:
+        return self.lengths[layer] < self.n_ctx
+
     def layer(self, layer: int, n_kv: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and values of positions 0 .. n_kv-1 of a layer, as F32."""
-        k, v = self.k[layer, :n_kv], self.v[layer, :n_kv]
-        if self.k.dtype != np.float32:
+        """Keys and values of positions 0 .. n_kv-1 of a (non-ring) layer, as F32."""
+        k, v = self.k[layer][:n_kv], self.v[layer][:n_kv]
+        if k.dtype != np.float32:
             k, v = k.astype(np.float32), v.astype(np.float32)
         return k, v
+
+    def write(self, layer: int, pos0: int, k: np.ndarray, v: np.ndarray) -> None:
+        """Stores the keys and values of positions pos0 .. pos0+len(k)-1 (a ring keeps the last of them)."""
+        n, size = k.shape[0], self.lengths[layer]
+        if not self.is_ring(layer):
+            self.k[layer][pos0:pos0 + n], self.v[layer][pos0:pos0 + n] = k, v
+            return
+        keep = min(n, size)
+        slots = np.arange(pos0 + n - keep, pos0 + n) % size
+        self.k[layer][slots], self.v[layer][slots] = k[n - keep:], v[n - keep:]
+
+    def ring_past(self, layer: int, pos0: int, n_back: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and values of positions pos0-n_back .. pos0-1 of a ring layer, in position order, as F32."""
+        slots = np.arange(pos0 - n_back, pos0) % self.lengths[layer]
+        return self.k[layer][slots].astype(np.float32), self.v[layer][slots].astype(np.float32)
+
+    def rounded(self, x: np.ndarray) -> np.ndarray:
+        """x as the cache would give it back (rounded to half for an F16 cache)."""
+        return x if self.kv_type == "F32" else x.astype(KV_TYPES[self.kv_type]).astype(np.float32)
+
+    def copy_into(self, other: "KVCache") -> None:
+        """Copies the filled positions into another cache of the same model and size (a forked session)."""
+        if other.lengths != self.lengths or other.kv_type != self.kv_type:
+            raise ValueError("a KV cache is copied into one of the same model, length and type")
+        n = self.n_past
+        for i in range(len(self.k)):
+            m = self.lengths[i] if self.is_ring(i) else n
+            other.k[i][:m], other.v[i][:m] = self.k[i][:m], self.v[i][:m]
+        other.n_past = n
 
 
 class Model:
@@ -153,6 +195,31 @@ class Model:
         ff = self.cfg.rope_freq_factors
         return np.asarray(ff, dtype=np.float32) if ff else None
 
+    def rope_factors_for(self, pos_end: int) -> np.ndarray | None:
+        """The frequency divisors of a forward call whose input ends at pos_end:
+        longrope's long factors past rope_long_after, else the (short) rope_freq_factors."""
+        c = self.cfg
+        if c.rope_freq_factors_long and pos_end > c.rope_long_after:
+            return np.asarray(c.rope_freq_factors_long, dtype=np.float32)
+        return self.rope_freq_factors
+
+    def _rope(self, x: np.ndarray, positions: np.ndarray, layer: int, ff: np.ndarray | None) -> None:
+        """RoPE in place on x[n, heads, head_dim] for one layer: the local base on
+        sliding-window layers where the model has one, then the attention factor."""
+        c = self.cfg
+        if c.rope_local_theta > 0 and layer in c.sliding_window_layers:
+            self.k.rope(x, positions, c.rope_local_theta, c.rot_dim, c.rope_mode, c.rope_local_freq_scale, None)
+        else:
+            self.k.rope(x, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
+        if c.rope_attn_factor != 1.0:
+            x[..., :c.rot_dim] *= np.float32(c.rope_attn_factor)
+
+    def _head_norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        """RMSNorm over each head of x[n, heads, head_dim] (Gemma 3 and Qwen3's q/k norm)."""
+        c = self.cfg
+        return self.k.rms_norm(x.reshape(-1, c.head_dim), self.w[name + ".weight"], c.norm_eps,
+                               c.norm_w_offset).reshape(x.shape)
+
     def _linear(self, x: np.ndarray, name: str, lora=None) -> np.ndarray:
         w = self.w[name + ".weight"]
         y = self.k.matmul(x, w.data, w.qtype)
@@ -179,18 +246,22 @@ class Model:
 
     # -- the forward pass ---------------------------------------------------------------
 
-    def forward(self, tokens, cache: KVCache, last_only: bool = False, lora=None) -> np.ndarray:
+    def forward(self, tokens, cache: KVCache, last_only: bool = False, lora=None, pos_end: int | None = None
+                ) -> np.ndarray:
         """Runs tokens at positions cache.n_past.. and returns their logits
         [n, vocab] (only the last position's, [1, vocab], when last_only:
         what generation needs, without the classifier over the whole prompt).
-        lora: a LoraAdapter (model/lora.py) applied unmerged to the weights it adapts."""
+        lora: a LoraAdapter (model/lora.py) applied unmerged to the weights it adapts.
+        pos_end: where the whole input these tokens are a batch of ends (a
+        prompt prefilled in batches), which picks longrope's factors; by
+        default the end of these tokens."""
         c, k = self.cfg, self.k
         tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
         n, pos0 = tokens.size, cache.n_past
         if pos0 + n > cache.n_ctx:
             raise ValueError(f"{pos0 + n} positions do not fit the cache's {cache.n_ctx}")
         positions = np.arange(pos0, pos0 + n, dtype=np.int32)
-        ff = self.rope_freq_factors  # once a pass, for every layer's RoPE
+        ff = self.rope_factors_for(pos0 + n if pos_end is None else max(pos_end, pos0 + n))  # once a pass
 
         # token embedding
         emb = self.w["token_embd.weight"]
@@ -212,19 +283,31 @@ class Model:
             q = self._linear(h, b + "attn_q", lora).reshape(n, c.n_heads, c.head_dim)
             kk = self._linear(h, b + "attn_k", lora).reshape(n, c.n_kv_heads, c.head_dim)
             v = self._linear(h, b + "attn_v", lora).reshape(n, c.n_kv_heads, c.head_dim)
+            # per-head q/k norm
+            if c.qk_norm:
+                q, kk = self._head_norm(q, b + "attn_q_norm"), self._head_norm(kk, b + "attn_k_norm")
             # rotary position embedding
             if c.rot_dim:
-                k.rope(q, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
-                k.rope(kk, positions, c.rope_theta, c.rot_dim, c.rope_mode, c.rope_freq_scale, ff)
-            # write keys and values into the cache
-            cache.k[layer, pos0 : pos0 + n] = kk
-            cache.v[layer, pos0 : pos0 + n] = v
-            # causal attention over the cache
+                self._rope(q, positions, layer, ff)
+                self._rope(kk, positions, layer, ff)
             window = c.sliding_window if layer in c.sliding_window_layers else 0
-            kc, vc = cache.layer(layer, pos0 + n)
-            att = k.attention(q, kc, vc, pos0 + n, pos0, c.query_scale, c.attn_softcap, window, self.alibi_slopes)
-            self.counters.kv_bytes += 2 * (pos0 + n) * c.n_kv_heads * c.head_dim * cache.k.itemsize
-            self.counters.flops += 4 * n * (pos0 + n) * c.q_dim  # scores and weighted values (upper bound)
+            if cache.is_ring(layer):
+                # a window's ring: the past it still holds that these queries see, then this batch's own keys
+                # (as the cache gives them back), so a batch longer than the ring attends exactly
+                back = min(pos0, window - 1)
+                kp, vp = cache.ring_past(layer, pos0, back)
+                kc, vc = np.concatenate([kp, cache.rounded(kk)]), np.concatenate([vp, cache.rounded(v)])
+                cache.write(layer, pos0, kk, v)
+                n_kv, q_pos0 = back + n, back
+            else:
+                # write keys and values into the cache
+                cache.write(layer, pos0, kk, v)
+                n_kv, q_pos0 = pos0 + n, pos0
+                kc, vc = cache.layer(layer, n_kv)
+            # causal attention over the cache
+            att = k.attention(q, kc, vc, n_kv, q_pos0, c.query_scale, c.attn_softcap, window, self.alibi_slopes)
+            self.counters.kv_bytes += 2 * n_kv * c.n_kv_heads * c.head_dim * cache.itemsize
+            self.counters.flops += 4 * n * n_kv * c.q_dim  # scores and weighted values (upper bound)
             # output projection
             o = self._linear(att.reshape(n, c.q_dim), b + "attn_output", lora)
             if c.post_norms:
