@@ -619,11 +619,18 @@ int64_t plm_tokenizer_special_id(const plm_tokenizer *t, const char *text, uint6
 
 /* ---- turn templates ----------------------------------------------------------
  * MediaPipe's PromptTemplates for a chat template, recognised by family from
- * its text as llama.cpp does: ChatML (<|im_start|>, with a default system
- * message the template writes as the preamble), Gemma (<start_of_turn>),
- * Llama-3 (<|start_header_id|>), Phi-3 (<|assistant|> with <|end|>) and
- * Zephyr (<|user|> closed by the EOS token). strip_bos: the tokenizer adds
- * BOS itself, so a bos_token the template writes first is left out. */
+ * its text as llama.cpp does: "chatml" (<|im_start|>, with a default system
+ * message the template writes as the preamble), "qwen2" and "qwen3" (Qwen's
+ * ChatML: Qwen2.5's default system message; Qwen3's enable_thinking at its
+ * default, no <think> block), "gemma" (<start_of_turn>), "gemma3" (a system
+ * message folded into the first user turn), "llama3" (<|start_header_id|>),
+ * "phi3" (Phi-3/3.5: <|assistant|>\n with <|end|>\n), "phi4-mini" (the same
+ * markers without newlines), "zephyr" (<|user|> closed by the EOS token) and
+ * "solar" (### User: / ### Assistant:). strip_bos: the tokenizer adds BOS
+ * itself, so a bos_token the template writes first is left out.
+ * A system turn is system_prefix + text + system_suffix in place of the
+ * preamble; when system_prefix ends with user_prefix (Gemma 3's), the system
+ * text opens the first user turn, whose prefix is then not written again. */
 typedef struct {
     char user_prefix[256], user_suffix[256], model_prefix[256], model_suffix[256];
     char system_prefix[256], system_suffix[256];
@@ -632,6 +639,16 @@ typedef struct {
 /* The family's name and *out filled, or NULL (out cleared) when not recognised. */
 const char *plm_chat_template_detect(const char *tmpl, const char *bos_text, const char *eos_text, int strip_bos,
                                      plm_turn_templates *out);
+typedef struct {
+    const char *role;    /* "system" (first only), then "user" and "assistant" in turn */
+    const char *content; /* UTF-8, NUL-terminated */
+} plm_chat_message;
+/* The text n messages render to with turn templates t, as a session feeds
+ * them (the generation prompt, model_prefix, after a last user turn when
+ * add_generation_prompt), into *out for the caller to free (plm_free).
+ * Roles out of turn, or a system turn for templates without one, are refused. */
+int plm_chat_template_render(const plm_turn_templates *t, const plm_chat_message *messages, int64_t n,
+                             int add_generation_prompt, char **out, char **error);
 
 /* PLM_CDEF_END */
 

@@ -634,6 +634,30 @@ def chat_template_family(template: str, bos_text: str, eos_text: str, strip_bos:
     return ffi.string(name).decode(), {f: ffi.string(getattr(out, f)).decode("utf-8") for f in _TEMPLATE_FIELDS}
 
 
+def chat_template_render(fields: dict, messages, add_generation_prompt: bool) -> str:
+    """The text libpocketlm renders messages ([{"role", "content"}]) to with
+    the turn-template fields (plm_chat_template_render); ValueError names a
+    conversation it refuses."""
+    t = ffi.new("plm_turn_templates *")
+    for f in _TEMPLATE_FIELDS:
+        value = fields.get(f, "").encode("utf-8")
+        if len(value) >= ffi.sizeof(getattr(t, f)):
+            raise ValueError(f"{f} is longer than {ffi.sizeof(getattr(t, f)) - 1} bytes")
+        ffi.memmove(getattr(t, f), value, len(value))
+    keep = [(ffi.new("char[]", m["role"].encode("utf-8")), ffi.new("char[]", m["content"].encode("utf-8")))
+            for m in messages]
+    arr = ffi.new("plm_chat_message[]", max(len(keep), 1))
+    for i, (role, content) in enumerate(keep):
+        arr[i].role, arr[i].content = role, content
+    out, err = ffi.new("char **"), ffi.new("char **")
+    raise_status(lib.plm_chat_template_render(t, arr, len(keep), int(add_generation_prompt), out, err), err,
+                 "chat_template_render")
+    try:
+        return ffi.string(out[0]).decode("utf-8")
+    finally:
+        lib.plm_free(out[0])
+
+
 # ---- LiteRT models (TFLite graphs on LiteRT's kernels, native/src/litert/) ------------------------
 
 
