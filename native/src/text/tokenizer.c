@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TK_BPE, TK_SP, TK_SCORED };
+enum { TK_BPE, TK_SP, TK_SCORED, TK_HF };
 /* SentencePiece / GGUF token types */
 enum { T_NORMAL = 1, T_UNKNOWN = 2, T_CONTROL = 3, T_USER = 4, T_UNUSED = 5, T_BYTE = 6 };
 
@@ -65,6 +65,8 @@ struct plm_tokenizer {
     int32_t byte_piece[256]; /* <0xXX> pieces; -1 if absent */
     int32_t *user_ids;    /* user-defined pieces, longest first */
     int n_user;
+    /* tokenizer.json, SentencePiece style (TK_HF): its pipeline */
+    struct hf_spec *hf;
 };
 
 static const char WS[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's space */
@@ -85,8 +87,11 @@ static plm_tokenizer *new_tok(int kind) {
     return t;
 }
 
+static void hf_free(struct hf_spec *h);
+
 void plm_tokenizer_free(plm_tokenizer *t) {
     if (!t) return;
+    hf_free(t->hf);
     for (int64_t i = 0; i < t->n; i++) free(t->piece[i]);
     for (int64_t i = 0; i < t->n_merges; i++) free(t->merge_keys[i]);
     for (int i = 0; i < t->n_splits; i++) plm_regex_free(t->splits[i]);
@@ -329,6 +334,8 @@ static uint8_t *b64decode(const char *s, uint64_t n, uint64_t *out_len) {
 }
 
 static int sp_from_proto(plm_tokenizer **out, const uint8_t *data, uint64_t size, const char *what, char **error);
+static int json_tokenizer(plm_tokenizer **out, const char *text, uint64_t size, const plm_json *extra,
+                          int64_t *template_bos, const char *what, char **error);
 
 static int set_special_ids(plm_tokenizer *t, int64_t bos, const int64_t *eos, int64_t n_eos, const char *what,
                            char **error) {
@@ -384,9 +391,27 @@ int plm_tokenizer_from_gguf(const plm_gguf *g, const char *what, plm_tokenizer *
 
     plm_tokenizer *t = NULL;
     int st;
-    const char *spm;
-    uint64_t spm_len;
-    if (gguf_str(g, "pocketlm.tokenizer.sp_model", &spm, &spm_len)) {
+    const char *spm, *hfj;
+    uint64_t spm_len, hfj_len;
+    if (gguf_str(g, "tokenizer.huggingface.json", &hfj, &hfj_len)) {
+        /* the exact tokenizer.json (GGUF's own key), preferred over llama.cpp's lossy vocabulary */
+        const char *ex, *jerr;
+        uint64_t ex_len;
+        size_t at;
+        plm_json *extra = NULL;
+        if (gguf_str(g, "pocketlm.tokenizer.extra_special_tokens", &ex, &ex_len) &&
+            !(extra = plm_json_parse(ex, ex_len, &jerr, &at)))
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: pocketlm.tokenizer.extra_special_tokens: %s at byte %zu",
+                              what, jerr, at);
+        int64_t template_bos;
+        st = json_tokenizer(&t, hfj, hfj_len, extra, &template_bos, what, error);
+        plm_json_free(extra);
+        if (st) return st;
+        if (t->kind == TK_HF) {
+            if (bos < 0) bos = template_bos;
+            add_bos = template_bos >= 0; /* the post-processor's template, as transformers 5 applies it */
+        }
+    } else if (gguf_str(g, "pocketlm.tokenizer.sp_model", &spm, &spm_len)) {
         uint64_t n;
         uint8_t *proto = b64decode(spm, spm_len, &n);
         if (!proto) return plm_errorf(error, PLM_ERR_FORMAT, "%s: pocketlm.tokenizer.sp_model is not base64", what);
@@ -667,11 +692,32 @@ fail:
 
 /* ---- tokenizer.json --------------------------------------------------------- */
 
-static int bpe_from_json(plm_tokenizer **out, const char *text, uint64_t size, const char *what, char **error) {
+static int hf_from_json(plm_tokenizer **out, plm_json *j, const plm_json *extra, int64_t *template_bos,
+                        const char *what, char **error);
+
+/* Whether a tokenizer.json is byte-level BPE (GPT-2's byte alphabet), as tokenizer.py's is_byte_level. */
+static int has_byte_level(const plm_json *node, const char *key) {
+    const char *ty = plm_json_str(plm_json_get(node, "type"));
+    if (ty && strcmp(ty, "ByteLevel") == 0) return 1;
+    const plm_json *a = plm_json_get(node, key);
+    for (const plm_json *e = a && a->type == PLM_JARR ? a->child : NULL; e; e = e->next)
+        if (has_byte_level(e, key)) return 1;
+    return 0;
+}
+
+/* tokenizer.json: byte-level BPE here, SentencePiece-style ones through hf_from_json. extra: transformers 5's
+ * extra_special_tokens (or NULL); *template_bos: the id the post-processor starts a sequence with, or -1. */
+static int json_tokenizer(plm_tokenizer **out, const char *text, uint64_t size, const plm_json *extra,
+                          int64_t *template_bos, const char *what, char **error) {
     const char *jerr;
     size_t at;
+    *template_bos = -1;
     plm_json *j = plm_json_parse(text, size, &jerr, &at);
     if (!j) return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json: %s at byte %zu", what, jerr, at);
+    const char *mt = plm_json_str(plm_json_get(plm_json_get(j, "model"), "type"));
+    if (mt && (strcmp(mt, "Unigram") == 0 || (strcmp(mt, "BPE") == 0 && !has_byte_level(plm_json_get(j, "pre_tokenizer"),
+        "pretokenizers") && !has_byte_level(plm_json_get(j, "decoder"), "decoders"))))
+        return hf_from_json(out, j, extra, template_bos, what, error);
     const plm_json *model = plm_json_get(j, "model");
     const char *type = plm_json_str(plm_json_get(model, "type"));
     const plm_json *vocab = plm_json_get(model, "vocab"), *merges = plm_json_get(model, "merges");
@@ -771,9 +817,12 @@ int plm_tokenizer_from_bytes(const void *data, uint64_t size, int64_t bos_id, co
     *out = NULL;
     if (!what) what = "tokenizer";
     plm_tokenizer *t = NULL;
-    int st = size && ((const char *)data)[0] == '{' ? bpe_from_json(&t, (const char *)data, size, what, error)
-                                                    : sp_from_proto(&t, (const uint8_t *)data, size, what, error);
+    int64_t template_bos = -1;
+    int st = size && ((const char *)data)[0] == '{'
+                 ? json_tokenizer(&t, (const char *)data, size, NULL, &template_bos, what, error)
+                 : sp_from_proto(&t, (const uint8_t *)data, size, what, error);
     if (st) return st;
+    if (t->kind == TK_HF && bos_id < 0) bos_id = template_bos;
     if (t->kind == TK_SP) {
         if (bos_id < 0)
             for (int64_t i = 0; i < t->n; i++)
@@ -974,6 +1023,1165 @@ static int bpe_encode(const plm_tokenizer *t, const uint8_t *s, size_t len, idbu
         i += best, pos = i, first = 0;
     }
     return pos < len ? bpe_plain(t, s + pos, len - pos, first, out, error) : PLM_OK;
+}
+
+/* ---- tokenizer.json, SentencePiece style --------------------------------------
+ * HFTokenizer of python/pocketlm/tokenizer.py: added tokens split out
+ * (leftmost-longest, single_word / lstrip / rstrip / normalized), the
+ * normalizer (Prepend, Replace of a string), the pre-tokenizer (Metaspace,
+ * Split, WhitespaceSplit, Digits), BPE merges by rank over ids with byte
+ * fallback and unknown fusing, or unigram Viterbi; the decoder chain over
+ * every token. */
+
+enum { HN_PREPEND = 1, HN_REPLACE };
+enum { HP_META = 1, HP_SPLIT };
+enum { SB_ISOLATED, SB_REMOVED, SB_PREV, SB_NEXT, SB_CONTIG };
+enum { HD_REPLACE = 1, HD_BYTEFALLBACK, HD_FUSE, HD_STRIP, HD_META };
+enum { AF_LSTRIP = 1, AF_RSTRIP = 2, AF_SINGLE = 4, AF_NORMALIZED = 8 };
+#define HF_MAX_STEPS 16
+
+typedef struct {
+    int type;
+    char *a, *b; /* Prepend: a; Replace: a -> b; Metaspace: a the replacement; Split literal: a */
+    size_t la, lb;
+    plm_regex *re; /* Split: the pattern (a literal escaped) */
+    int scheme;    /* Metaspace: 0 always, 1 first, 2 never */
+    int split, behavior, invert, start, stop;
+} hf_step;
+
+typedef struct hf_spec {
+    hf_step norm[HF_MAX_STEPS], pre[HF_MAX_STEPS], dec[HF_MAX_STEPS];
+    int n_norm, n_pre, n_dec;
+    int unigram;            /* else BPE */
+    int byte_fallback, fuse_unk, ignore_merges;
+    int32_t unk;            /* -1: none */
+    uint8_t *aflags;        /* per id */
+    plm_strmap raw, normed; /* added contents matched before / after normalization -> id */
+    char **norm_keys;
+    int64_t n_norm_keys;
+    uint32_t max_raw, max_normed;
+    uint32_t *merge_key;    /* pairs of ids, the merges map's keys */
+    double *uscore;         /* unigram */
+    double min_score;
+    uint32_t max_len;
+} hf_spec;
+
+static void hf_free(hf_spec *h) {
+    if (!h) return;
+    hf_step *all[3] = {h->norm, h->pre, h->dec};
+    const int ns[3] = {h->n_norm, h->n_pre, h->n_dec};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ns[k]; i++) free(all[k][i].a), free(all[k][i].b), plm_regex_free(all[k][i].re);
+    for (int64_t i = 0; i < h->n_norm_keys; i++) free(h->norm_keys[i]);
+    free(h->norm_keys), free(h->aflags), free(h->merge_key), free(h->uscore);
+    plm_strmap_free(&h->raw), plm_strmap_free(&h->normed);
+    free(h);
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *o = (char *)malloc(n + 1);
+    if (o) memcpy(o, s, n), o[n] = '\0';
+    return o;
+}
+
+/* White_Space (Rust's char::is_whitespace), as WHITE_SPACE in tokenizer.py */
+static int white_space(uint32_t c) {
+    return (c >= 9 && c <= 13) || c == ' ' || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* the regex crate's \w, as _is_word_char */
+static int word_char(uint32_t c) {
+    const char *cat = plm_uc_category_name(plm_uc_category(c));
+    return cat[0] == 'L' || cat[0] == 'M' || strcmp(cat, "Nd") == 0 || strcmp(cat, "Nl") == 0 ||
+           strcmp(cat, "Pc") == 0 || c == 0x200C || c == 0x200D;
+}
+
+static uint32_t char_before(const char *s, size_t at) {
+    size_t k = at;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80) k--;
+    if (k > 0) k--;
+    size_t l;
+    return plm_utf8_next((const uint8_t *)s + k, at - k, &l);
+}
+
+static int json_pattern(const plm_json *pat, const char *what, char **error, char **lit, size_t *llen, char **re) {
+    const char *r = plm_json_str(plm_json_get(pat, "Regex"));
+    const plm_json *st = plm_json_get(pat, "String");
+    *lit = NULL, *re = NULL;
+    if (r) return (*re = dup_n(r, strlen(r))) ? PLM_OK : oom(error, what);
+    if (!st || st->type != PLM_JSTR)
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json pattern is neither a String nor a Regex", what);
+    *llen = st->len;
+    return (*lit = dup_n(st->str, st->len)) ? PLM_OK : oom(error, what);
+}
+
+static const plm_json *steps_of(const plm_json *node, const char *key, int *n) {
+    const char *type = plm_json_str(plm_json_get(node, "type"));
+    if (type && strcmp(type, "Sequence") == 0) {
+        const plm_json *a = plm_json_get(node, key);
+        *n = a && a->type == PLM_JARR ? (int)a->n : 0;
+        return a && a->type == PLM_JARR ? a->child : NULL;
+    }
+    *n = node && node->type == PLM_JOBJ ? 1 : 0;
+    return node;
+}
+
+static int jbool(const plm_json *o, const char *key, int dflt) {
+    const plm_json *v = plm_json_get(o, key);
+    return v && v->type == PLM_JBOOL ? v->num != 0 : dflt;
+}
+
+static int scheme_of(const plm_json *o) {
+    const char *s = plm_json_str(plm_json_get(o, "prepend_scheme"));
+    if (!s) return jbool(o, "add_prefix_space", 1) ? 0 : 2;
+    return strcmp(s, "always") == 0 ? 0 : strcmp(s, "first") == 0 ? 1 : strcmp(s, "never") == 0 ? 2 : -1;
+}
+
+static int compile_step_regex(hf_step *s, const char *re, const char *what, char **error) {
+    char msg[200];
+    s->re = plm_regex_compile(re, msg, sizeof msg);
+    if (!s->re)
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: the pattern %.200s cannot be run by the C tokenizer: %s", what,
+                          re, msg);
+    return PLM_OK;
+}
+
+static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char **error) {
+    int n;
+    const plm_json *e;
+    /* normalizer */
+    e = steps_of(plm_json_get(j, "normalizer"), "normalizers", &n);
+    for (int i = 0; i < n && e; i++, e = e->next) {
+        const char *ty = plm_json_str(plm_json_get(e, "type"));
+        if (h->n_norm == HF_MAX_STEPS) return plm_errorf(error, PLM_ERR_FORMAT, "%s: too many normalizers", what);
+        hf_step *s = &h->norm[h->n_norm++];
+        if (ty && strcmp(ty, "Prepend") == 0) {
+            const plm_json *p = plm_json_get(e, "prepend");
+            if (!p || p->type != PLM_JSTR) return plm_errorf(error, PLM_ERR_FORMAT, "%s: Prepend without prepend", what);
+            s->type = HN_PREPEND, s->la = p->len;
+            if (!(s->a = dup_n(p->str, p->len))) return oom(error, what);
+        } else if (ty && strcmp(ty, "Replace") == 0) {
+            char *re;
+            const plm_json *c = plm_json_get(e, "content");
+            int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+            if (st) return st;
+            if (re) {
+                free(re);
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: the C tokenizer runs a Replace normalizer of a String, "
+                                  "not of a Regex", what);
+            }
+            if (!c || c->type != PLM_JSTR || !s->la)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: Replace normalizer without content", what);
+            s->type = HN_REPLACE, s->lb = c->len;
+            if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
+        } else {
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: the normalizer '%s' is not implemented in C (Sequence, "
+                              "Prepend and Replace are)", what, ty ? ty : "?");
+        }
+    }
+    /* pre-tokenizer */
+    e = steps_of(plm_json_get(j, "pre_tokenizer"), "pretokenizers", &n);
+    for (int i = 0; i < n && e; i++, e = e->next) {
+        const char *ty = plm_json_str(plm_json_get(e, "type"));
+        if (h->n_pre == HF_MAX_STEPS) return plm_errorf(error, PLM_ERR_FORMAT, "%s: too many pre-tokenizers", what);
+        hf_step *s = &h->pre[h->n_pre++];
+        if (ty && strcmp(ty, "Metaspace") == 0) {
+            const char *rep = plm_json_str(plm_json_get(e, "replacement"));
+            s->type = HP_META, s->scheme = scheme_of(e), s->split = jbool(e, "split", 1);
+            if (s->scheme < 0) return plm_errorf(error, PLM_ERR_FORMAT, "%s: unsupported Metaspace prepend_scheme", what);
+            if (!rep) rep = WS;
+            s->la = strlen(rep);
+            if (!(s->a = dup_n(rep, s->la))) return oom(error, what);
+        } else if (ty && strcmp(ty, "Split") == 0) {
+            const char *b = plm_json_str(plm_json_get(e, "behavior"));
+            static const char *names[] = {"Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+            s->type = HP_SPLIT, s->behavior = -1, s->invert = jbool(e, "invert", 0);
+            for (int k = 0; k < 5 && b; k++)
+                if (strcmp(b, names[k]) == 0) s->behavior = k;
+            if (s->behavior < 0)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: unsupported Split pre-tokenizer behaviour '%s'", what,
+                                  b ? b : "?");
+            char *re;
+            int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+            if (st) return st;
+            if (!re && !(re = escape_literal(s->a))) return oom(error, what);
+            st = compile_step_regex(s, re, what, error);
+            free(re);
+            if (st) return st;
+        } else if (ty && strcmp(ty, "WhitespaceSplit") == 0) {
+            s->type = HP_SPLIT, s->behavior = SB_REMOVED;
+            if (compile_step_regex(s, "[\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+                                   "\\u205f\\u3000]", what, error))
+                return PLM_ERR_FORMAT;
+        } else if (ty && strcmp(ty, "Digits") == 0) {
+            s->type = HP_SPLIT, s->behavior = jbool(e, "individual_digits", 0) ? SB_ISOLATED : SB_CONTIG;
+            if (compile_step_regex(s, "\\p{N}", what, error)) return PLM_ERR_FORMAT;
+        } else {
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: unsupported pre-tokenizer '%s' in a SentencePiece-style "
+                              "tokenizer.json (Metaspace, Split, WhitespaceSplit and Digits are)", what, ty ? ty : "?");
+        }
+    }
+    /* decoder */
+    e = steps_of(plm_json_get(j, "decoder"), "decoders", &n);
+    for (int i = 0; i < n && e; i++, e = e->next) {
+        const char *ty = plm_json_str(plm_json_get(e, "type"));
+        if (h->n_dec == HF_MAX_STEPS) return plm_errorf(error, PLM_ERR_FORMAT, "%s: too many decoders", what);
+        hf_step *s = &h->dec[h->n_dec++];
+        if (ty && strcmp(ty, "Replace") == 0) {
+            char *re;
+            const plm_json *c = plm_json_get(e, "content");
+            int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+            if (st) return st;
+            if (re) {
+                free(re);
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: the C tokenizer runs a Replace decoder of a String, not "
+                                  "of a Regex", what);
+            }
+            if (!c || c->type != PLM_JSTR || !s->la)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: Replace decoder without content", what);
+            s->type = HD_REPLACE, s->lb = c->len;
+            if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
+        } else if (ty && strcmp(ty, "ByteFallback") == 0) {
+            s->type = HD_BYTEFALLBACK;
+        } else if (ty && strcmp(ty, "Fuse") == 0) {
+            s->type = HD_FUSE;
+        } else if (ty && strcmp(ty, "Strip") == 0) {
+            const char *c = plm_json_str(plm_json_get(e, "content"));
+            const plm_json *a = plm_json_get(e, "start"), *b = plm_json_get(e, "stop");
+            s->type = HD_STRIP, s->start = a && a->type == PLM_JNUM ? (int)a->num : 0;
+            s->stop = b && b->type == PLM_JNUM ? (int)b->num : 0;
+            if (!c) c = " ";
+            s->la = strlen(c);
+            if (!(s->a = dup_n(c, s->la))) return oom(error, what);
+        } else if (ty && strcmp(ty, "Metaspace") == 0) {
+            const char *rep = plm_json_str(plm_json_get(e, "replacement"));
+            s->type = HD_META, s->scheme = scheme_of(e);
+            if (!rep) rep = WS;
+            s->la = strlen(rep);
+            if (!(s->a = dup_n(rep, s->la))) return oom(error, what);
+        } else {
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: unsupported decoder '%s' (Replace, ByteFallback, Fuse, Strip "
+                              "and Metaspace are)", what, ty ? ty : "?");
+        }
+    }
+    return PLM_OK;
+}
+
+
+/* the normalizer over s[0..n) into o (o->n = 0 first) */
+static int hf_normalize(const hf_spec *h, const char *s, size_t n, strbuf *o) {
+    strbuf a = {0}, b = {0};
+    o->n = 0;
+    if (sb_add(&a, s, n) && n) return -1;
+    for (int i = 0; i < h->n_norm; i++) {
+        const hf_step *st = &h->norm[i];
+        b.n = 0;
+        if (st->type == HN_PREPEND) {
+            if (a.n && (sb_add(&b, st->a, st->la) || sb_add(&b, a.p, a.n))) goto fail;
+        } else {
+            for (size_t k = 0; k < a.n;) {
+                if (a.n - k >= st->la && memcmp(a.p + k, st->a, st->la) == 0) {
+                    if (st->lb && sb_add(&b, st->b, st->lb)) goto fail;
+                    k += st->la;
+                } else {
+                    if (sb_add(&b, a.p + k, 1)) goto fail;
+                    k++;
+                }
+            }
+        }
+        const strbuf x = a;
+        a = b, b = x;
+    }
+    free(b.p);
+    if (a.n && sb_add(o, a.p, a.n)) {
+        free(a.p);
+        return -1;
+    }
+    free(a.p);
+    return 0;
+fail:
+    free(a.p), free(b.p);
+    return -1;
+}
+
+static int hf_build(plm_tokenizer *t, const plm_json *j, const plm_json *model, const char *what, char **error) {
+    hf_spec *h = (hf_spec *)calloc(1, sizeof *h);
+    if (!h) return oom(error, what);
+    t->hf = h;
+    h->unk = -1;
+    const char *type = plm_json_str(plm_json_get(model, "type"));
+    h->unigram = strcmp(type, "Unigram") == 0;
+    const plm_json *vocab = plm_json_get(model, "vocab"), *added = plm_json_get(j, "added_tokens");
+    if (!vocab || vocab->type != (h->unigram ? PLM_JARR : PLM_JOBJ))
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json %s model without a vocab", what, type);
+    int st = hf_parse_steps(h, j, what, error);
+    if (st) return st;
+    if (!h->unigram) {
+        static const char *refused[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+        for (int k = 0; k < 2; k++) {
+            const char *v = plm_json_str(plm_json_get(model, refused[k]));
+            if (v && *v) return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json BPE %s is not supported", what,
+                                           refused[k]);
+        }
+        const plm_json *d = plm_json_get(model, "dropout");
+        if (d && d->type == PLM_JNUM && d->num != 0)
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json BPE dropout=%g is not supported (only "
+                              "dropout=null is)", what, d->num);
+    }
+    /* ids */
+    int64_t max_id = h->unigram ? vocab->n - 1 : -1;
+    if (!h->unigram)
+        for (const plm_json *e = vocab->child; e; e = e->next)
+            if (e->type == PLM_JNUM && e->num > max_id) max_id = (int64_t)e->num;
+    const int64_t n_model = max_id + 1;
+    for (const plm_json *e = added && added->type == PLM_JARR ? added->child : NULL; e; e = e->next) {
+        const plm_json *id = plm_json_get(e, "id");
+        if (id && id->type == PLM_JNUM && id->num > max_id) max_id = (int64_t)id->num;
+    }
+    if (max_id > (1 << 24)) return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json has token id %lld", what,
+                                              (long long)max_id);
+    if (alloc_pieces(t, max_id + 1) || !(h->aflags = (uint8_t *)calloc((size_t)max_id + 2, 1)) ||
+        plm_strmap_init(&h->raw, 16) || plm_strmap_init(&h->normed, 16))
+        return oom(error, what);
+    if (h->unigram) {
+        h->uscore = (double *)malloc((size_t)(n_model > 0 ? n_model : 1) * sizeof(double));
+        if (!h->uscore) return oom(error, what);
+        h->min_score = INFINITY;
+        int64_t i = 0;
+        for (const plm_json *e = vocab->child; e; e = e->next, i++) {
+            if (e->type != PLM_JARR || e->n != 2 || e->child->type != PLM_JSTR || e->child->next->type != PLM_JNUM)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json Unigram vocab entry %lld is not "
+                                  "[piece, score]", what, (long long)i);
+            if (set_piece(t, i, e->child->str, e->child->len)) return oom(error, what);
+            h->uscore[i] = e->child->next->num;
+            if (h->uscore[i] < h->min_score) h->min_score = h->uscore[i];
+            if (e->child->len > h->max_len) h->max_len = (uint32_t)e->child->len;
+            if (plm_strmap_put(&t->index, t->piece[i], e->child->len, i, 1)) return oom(error, what);
+        }
+        if (!n_model) h->min_score = 0;
+        const plm_json *u = plm_json_get(model, "unk_id");
+        if (u && u->type == PLM_JNUM) {
+            if (u->num < 0 || u->num >= (double)n_model)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json Unigram unk_id is outside the vocabulary",
+                                  what);
+            h->unk = (int32_t)u->num;
+        }
+        h->fuse_unk = 1;
+    } else {
+        for (const plm_json *e = vocab->child; e; e = e->next) {
+            if (e->type != PLM_JNUM || e->num < 0 || e->num != floor(e->num))
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json vocab entry has a bad id", what);
+            const int64_t id = (int64_t)e->num;
+            if (!t->piece[id] && set_piece(t, id, e->key, e->key_len)) return oom(error, what);
+            if (plm_strmap_put(&t->index, t->piece[id], t->piece_len[id], id, 1)) return oom(error, what);
+        }
+        const plm_json *merges = plm_json_get(model, "merges");
+        const int64_t nm = merges && merges->type == PLM_JARR ? merges->n : 0;
+        h->merge_key = (uint32_t *)malloc((size_t)(nm > 0 ? nm : 1) * 2 * sizeof(uint32_t));
+        if (!h->merge_key || plm_strmap_init(&t->merges, (uint64_t)nm)) return oom(error, what);
+        int64_t rank = 0;
+        for (const plm_json *m = nm ? merges->child : NULL; m; m = m->next, rank++) {
+            const char *a, *b;
+            size_t la, lb;
+            if (m->type == PLM_JSTR) {
+                const char *sp = (const char *)memchr(m->str, ' ', m->len);
+                if (!sp) return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json merge %lld is not a pair", what,
+                                           (long long)rank);
+                a = m->str, la = (size_t)(sp - m->str), b = sp + 1, lb = m->len - la - 1;
+            } else if (m->type == PLM_JARR && m->n == 2 && m->child->type == PLM_JSTR &&
+                       m->child->next->type == PLM_JSTR) {
+                a = m->child->str, la = m->child->len, b = m->child->next->str, lb = m->child->next->len;
+            } else {
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json merge %lld is not a pair", what,
+                                  (long long)rank);
+            }
+            char *ab = (char *)malloc(la + lb + 1);
+            if (!ab) return oom(error, what);
+            memcpy(ab, a, la), memcpy(ab + la, b, lb);
+            const int64_t ia = plm_strmap_get(&t->index, a, la, -1), ib = plm_strmap_get(&t->index, b, lb, -1);
+            const int64_t iab = plm_strmap_get(&t->index, ab, la + lb, -1);
+            free(ab);
+            if (ia < 0 || ib < 0 || iab < 0)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json merge %lld names a token outside the "
+                                  "vocabulary", what, (long long)rank);
+            uint32_t *k = h->merge_key + 2 * rank;
+            k[0] = (uint32_t)ia, k[1] = (uint32_t)ib;
+            if (plm_strmap_put(&t->merges, (const char *)k, 8, rank << 32 | iab, 1)) return oom(error, what);
+        }
+        h->byte_fallback = jbool(model, "byte_fallback", 0);
+        h->fuse_unk = jbool(model, "fuse_unk", 0);
+        h->ignore_merges = jbool(model, "ignore_merges", 0);
+        const char *unk = plm_json_str(plm_json_get(model, "unk_token"));
+        if (unk) {
+            h->unk = (int32_t)plm_strmap_get(&t->index, unk, strlen(unk), -1);
+            if (h->unk < 0)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json BPE unk_token '%s' is not in the "
+                                  "vocabulary", what, unk);
+        }
+    }
+    if (h->unigram) h->byte_fallback = jbool(model, "byte_fallback", 0);
+    for (int b = 0; b < 256; b++) {
+        char k[8];
+        snprintf(k, sizeof k, "<0x%02X>", b);
+        t->byte_piece[b] = (int32_t)plm_strmap_get(&t->index, k, 6, -1);
+    }
+    return PLM_OK;
+}
+
+/* a copy of s the spec owns, for a map key */
+static char *keep_key(hf_spec *h, const char *s, size_t n) {
+    char **g = (char **)realloc(h->norm_keys, (size_t)(h->n_norm_keys + 1) * sizeof(char *));
+    if (!g) return NULL;
+    h->norm_keys = g;
+    return h->norm_keys[h->n_norm_keys++] = dup_n(s, n);
+}
+
+/* One added token (tokenizer.json's or an extra special one) into the maps. */
+static int hf_add_token(plm_tokenizer *t, int64_t id, const char *s, size_t len, int special, int flags,
+                        const char *what, char **error) {
+    hf_spec *h = t->hf;
+    if (id < 0 || id >= t->n) return plm_errorf(error, PLM_ERR_FORMAT, "%s: added token id %lld", what, (long long)id);
+    const int in_model = t->piece[id] && !t->is_added[id];
+    if (!in_model || t->piece_len[id] != len || memcmp(t->piece[id], s, len) != 0)
+        if (set_piece(t, id, s, len)) return oom(error, what);
+    t->is_added[id] = special ? 2 : 1;
+    h->aflags[id] = (uint8_t)flags;
+    if (!len) return PLM_OK;
+    char *key = keep_key(h, s, len);
+    if (!key || plm_strmap_put(&t->added, key, len, id, 1)) return oom(error, what);
+    if (!(flags & AF_NORMALIZED)) {
+        if (plm_strmap_put(&h->raw, key, len, id, 1)) return oom(error, what);
+        if (len > h->max_raw) h->max_raw = (uint32_t)len;
+        return PLM_OK;
+    }
+    strbuf nb = {0};
+    if (hf_normalize(h, s, len, &nb)) return oom(error, what);
+    char *nkey = keep_key(h, nb.p ? nb.p : "", nb.n);
+    free(nb.p);
+    nb.p = nkey;
+    if (!nkey || (nb.n && plm_strmap_put(&h->normed, nkey, nb.n, id, 0))) return oom(error, what);
+    if (nb.n > h->max_normed) h->max_normed = (uint32_t)nb.n;
+    /* a normalized added token reads back as its normalized text */
+    return nb.n != len || memcmp(nb.p, s, len) != 0 ? set_piece(t, id, nb.p ? nb.p : "", nb.n) ? oom(error, what)
+                                                                                                 : PLM_OK
+                                                    : PLM_OK;
+}
+
+/* The post-processor's ids before the sequence (BOS), as HFTokenizer._template. */
+static int hf_template(plm_tokenizer *t, const plm_json *post, int64_t *prefix, int *n_prefix, const char *what,
+                       char **error) {
+    if (!post || post->type == PLM_JNULL) return PLM_OK;
+    const char *ty = plm_json_str(plm_json_get(post, "type"));
+    if (ty && strcmp(ty, "Sequence") == 0) {
+        const plm_json *ps = plm_json_get(post, "processors");
+        for (const plm_json *p = ps && ps->type == PLM_JARR ? ps->child : NULL; p; p = p->next)
+            if (hf_template(t, p, prefix, n_prefix, what, error)) return PLM_ERR_FORMAT;
+        return PLM_OK;
+    }
+    if (ty && strcmp(ty, "ByteLevel") == 0) return PLM_OK;
+    if (!ty || strcmp(ty, "TemplateProcessing") != 0)
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: unsupported post_processor '%s' (TemplateProcessing is)", what,
+                          ty ? ty : "?");
+    const plm_json *single = plm_json_get(post, "single"), *specials = plm_json_get(post, "special_tokens");
+    int seen = 0;
+    for (const plm_json *it = single && single->type == PLM_JARR ? single->child : NULL; it; it = it->next) {
+        if (plm_json_get(it, "Sequence")) {
+            seen = 1;
+            continue;
+        }
+        const char *name = plm_json_str(plm_json_get(plm_json_get(it, "SpecialToken"), "id"));
+        const plm_json *ids = name ? plm_json_get(plm_json_get(specials, name), "ids") : NULL;
+        if (!ids || ids->type != PLM_JARR)
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json post_processor names special token '%s' "
+                              "without ids", what, name ? name : "?");
+        if (seen)
+            return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json post_processor appends '%s' after the text; "
+                              "a causal LM's prompt cannot end in it", what, name);
+        for (const plm_json *x = ids->child; x; x = x->next) {
+            if (*n_prefix >= 1)
+                return plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json post_processor starts a sequence with "
+                                  "several tokens; only a single BOS is supported", what);
+            prefix[(*n_prefix)++] = (int64_t)x->num;
+        }
+    }
+    return PLM_OK;
+}
+
+/* extra_special: transformers 5's extra_special_tokens (a JSON array of strings or {content}), or NULL. */
+static int hf_from_json(plm_tokenizer **out, plm_json *j, const plm_json *extra, int64_t *template_bos,
+                        const char *what, char **error) {
+    plm_tokenizer *t = new_tok(TK_HF);
+    int st = t ? PLM_OK : oom(error, what);
+    int64_t n_extra_new = 0;
+    for (const plm_json *e = extra && extra->type == PLM_JARR ? extra->child : NULL; e; e = e->next) n_extra_new++;
+    const plm_json *model = plm_json_get(j, "model");
+    if (!st) st = hf_build(t, j, model, what, error);
+    /* room for extra special tokens new to the vocabulary */
+    if (!st && n_extra_new) {
+        const int64_t n0 = t->n;
+        char **p = (char **)realloc(t->piece, (size_t)(n0 + n_extra_new) * sizeof(char *));
+        if (p) t->piece = p;
+        uint32_t *pl = (uint32_t *)realloc(t->piece_len, (size_t)(n0 + n_extra_new) * sizeof(uint32_t));
+        if (pl) t->piece_len = pl;
+        uint8_t *ia = (uint8_t *)realloc(t->is_added, (size_t)(n0 + n_extra_new));
+        if (ia) t->is_added = ia;
+        uint8_t *af = (uint8_t *)realloc(t->hf->aflags, (size_t)(n0 + n_extra_new));
+        if (af) t->hf->aflags = af;
+        float *sc = (float *)realloc(t->score, (size_t)(n0 + n_extra_new) * sizeof(float));
+        if (sc) t->score = sc;
+        int32_t *ty = (int32_t *)realloc(t->type, (size_t)(n0 + n_extra_new) * sizeof(int32_t));
+        if (ty) t->type = ty;
+        if (!p || !pl || !ia || !af || !sc || !ty) st = oom(error, what);
+        for (int64_t i = n0; !st && i < n0 + n_extra_new; i++)
+            t->piece[i] = NULL, t->piece_len[i] = 0, t->is_added[i] = 0, t->hf->aflags[i] = 0, t->score[i] = 0,
+            t->type[i] = 0;
+    }
+    const plm_json *added = plm_json_get(j, "added_tokens");
+    for (const plm_json *e = !st && added && added->type == PLM_JARR ? added->child : NULL; e && !st; e = e->next) {
+        const plm_json *id = plm_json_get(e, "id"), *content = plm_json_get(e, "content");
+        if (!id || id->type != PLM_JNUM || id->num < 0 || !content || content->type != PLM_JSTR) {
+            st = plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json added_tokens entry without id or content", what);
+            break;
+        }
+        const int special = jbool(e, "special", 0);
+        const int flags = (jbool(e, "lstrip", 0) ? AF_LSTRIP : 0) | (jbool(e, "rstrip", 0) ? AF_RSTRIP : 0) |
+                          (jbool(e, "single_word", 0) ? AF_SINGLE : 0) | (jbool(e, "normalized", !special) ? AF_NORMALIZED : 0);
+        st = hf_add_token(t, (int64_t)id->num, content->str, content->len, special, flags, what, error);
+    }
+    int64_t n_used = 0;
+    for (int64_t i = 0; !st && i < t->n; i++)
+        if (t->piece[i]) n_used = i + 1;
+    for (const plm_json *e = !st && extra && extra->type == PLM_JARR ? extra->child : NULL; e && !st; e = e->next) {
+        const plm_json *c = e->type == PLM_JSTR ? e : plm_json_get(e, "content");
+        if (!c || c->type != PLM_JSTR) {
+            st = plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer_config.json extra_special_tokens entry is not a "
+                            "string", what);
+            break;
+        }
+        if (!c->len || plm_strmap_get(&t->added, c->str, c->len, -1) >= 0) continue;
+        int64_t id = plm_strmap_get(&t->index, c->str, c->len, -1);
+        if (id < 0) id = n_used++;
+        t->n = t->n > id + 1 ? t->n : id + 1;
+        st = hf_add_token(t, id, c->str, c->len, 1, 0, what, error);
+    }
+    int64_t prefix[1];
+    int n_prefix = 0;
+    if (!st) st = hf_template(t, plm_json_get(j, "post_processor"), prefix, &n_prefix, what, error);
+    if (!st) {
+        *template_bos = n_prefix ? prefix[0] : -1;
+        t->vocab_size = 0;
+        for (int64_t i = 0; i < t->n; i++)
+            if (t->piece[i]) t->vocab_size = i + 1;
+    }
+    plm_json_free(j);
+    if (st) {
+        plm_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return PLM_OK;
+}
+
+/* ---- tokenizer.json encode ---------------------------------------------------- */
+
+
+/* The longest added token of map (max bytes) at s[i..n); its id and length, or -1. */
+static int64_t added_at(const plm_strmap *map, uint32_t max, const char *s, size_t i, size_t n, size_t *len) {
+    for (size_t l = max < n - i ? max : n - i; l > 0; l--) {
+        const int64_t id = plm_strmap_get(map, s + i, l, -1);
+        if (id >= 0) {
+            *len = l;
+            return id;
+        }
+    }
+    return -1;
+}
+
+typedef struct {
+    size_t a, b;
+    int64_t id; /* -1: text */
+} hseg;
+
+/* AddedVocabulary::find_matches over s[0..n): segments covering it */
+static int find_added(const plm_tokenizer *t, const plm_strmap *map, uint32_t max, const char *s, size_t n,
+                      hseg **out, int64_t *nout) {
+    int64_t cap = 8, k = 0;
+    hseg *g = (hseg *)malloc((size_t)cap * sizeof(hseg));
+    if (!g) return -1;
+    size_t start_offset = 0;
+    for (size_t i = 0; map->n && i < n;) {
+        size_t len;
+        const int64_t id = added_at(map, max, s, i, n, &len);
+        if (id < 0) {
+            size_t cl;
+            plm_utf8_next((const uint8_t *)s + i, n - i, &cl);
+            i += cl;
+            continue;
+        }
+        size_t start = i, stop = i + len;
+        i = stop;
+        const int fl = t->hf->aflags[id];
+        if (fl & AF_SINGLE) {
+            size_t cl;
+            if ((start > 0 && word_char(char_before(s, start))) ||
+                (stop < n && word_char(plm_utf8_next((const uint8_t *)s + stop, n - stop, &cl))))
+                continue;
+        }
+        if (fl & AF_LSTRIP) {
+            size_t k2 = start;
+            while (k2 > 0) {
+                size_t b = k2;
+                while (b > 0 && ((unsigned char)s[b - 1] & 0xC0) == 0x80) b--;
+                if (b > 0) b--;
+                size_t cl;
+                if (!white_space(plm_utf8_next((const uint8_t *)s + b, k2 - b, &cl))) break;
+                k2 = b;
+            }
+            start = k2 > start_offset ? k2 : start_offset;
+        }
+        if (fl & AF_RSTRIP) {
+            while (stop < n) {
+                size_t cl;
+                if (!white_space(plm_utf8_next((const uint8_t *)s + stop, n - stop, &cl))) break;
+                stop += cl;
+            }
+            i = stop;
+        }
+        if (k + 2 > cap) {
+            cap *= 2;
+            hseg *x = (hseg *)realloc(g, (size_t)cap * sizeof(hseg));
+            if (!x) {
+                free(g);
+                return -1;
+            }
+            g = x;
+        }
+        if (start_offset < start) g[k++] = (hseg){start_offset, start, -1};
+        g[k++] = (hseg){start, stop, id};
+        start_offset = stop;
+    }
+    if (k + 1 > cap) {
+        hseg *x = (hseg *)realloc(g, (size_t)(cap + 1) * sizeof(hseg));
+        if (!x) {
+            free(g);
+            return -1;
+        }
+        g = x;
+    }
+    if (start_offset != n || k == 0) g[k++] = (hseg){start_offset, n, -1};
+    *out = g, *nout = k;
+    return 0;
+}
+
+/* a list of byte ranges of one string, with whether each starts the input */
+typedef struct {
+    size_t a, b;
+    int first;
+} piece;
+
+typedef struct {
+    piece *p;
+    int64_t n, cap;
+} pieces;
+
+static int pc_add(pieces *v, size_t a, size_t b, int first) {
+    if (b <= a) return 0;
+    if (v->n == v->cap) {
+        const int64_t cap = v->cap ? 2 * v->cap : 16;
+        piece *x = (piece *)realloc(v->p, (size_t)cap * sizeof(piece));
+        if (!x) return -1;
+        v->p = x, v->cap = cap;
+    }
+    v->p[v->n++] = (piece){a, b, first};
+    return 0;
+}
+
+/* NormalizedString::split of s[a..b) by the step's regex into out */
+static int split_piece(const hf_step *st, const char *s, piece in, pieces *out, char **error) {
+    /* code points of the piece, and their byte offsets */
+    const size_t n = in.b - in.a;
+    uint32_t *cp = (uint32_t *)malloc((n + 1) * sizeof(uint32_t));
+    size_t *off = (size_t *)malloc((n + 2) * sizeof(size_t));
+    size_t (*mk)[3] = (size_t(*)[3])malloc((2 * n + 2) * sizeof *mk);
+    int rc = 0;
+    if (!cp || !off || !mk) {
+        rc = -1;
+        goto done;
+    }
+    int64_t nc = 0, nm = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        off[nc] = in.a + i;
+        cp[nc++] = plm_utf8_next((const uint8_t *)s + in.a + i, n - i, &k);
+        i += k;
+    }
+    off[nc] = in.b;
+    int64_t prev = 0, ms, me;
+    for (int64_t from = 0; from <= nc;) {
+        const int found = plm_regex_search(st->re, cp, nc, from, &ms, &me);
+        if (found < 0) {
+            rc = plm_errorf(error, PLM_ERR_FORMAT, "a pre-tokenizer pattern backtracked past its bound on this text");
+            goto done;
+        }
+        if (!found) break;
+        if (ms != prev) mk[nm][0] = (size_t)prev, mk[nm][1] = (size_t)ms, mk[nm++][2] = 0;
+        mk[nm][0] = (size_t)ms, mk[nm][1] = (size_t)me, mk[nm++][2] = 1;
+        prev = me;
+        from = me > ms ? me : ms + 1;
+    }
+    if (prev != nc) mk[nm][0] = (size_t)prev, mk[nm][1] = (size_t)nc, mk[nm++][2] = 0;
+    if (st->invert)
+        for (int64_t i = 0; i < nm; i++) mk[i][2] = !mk[i][2];
+    /* merged into ranges (over code points), as _split_spans */
+    size_t (*r)[2] = (size_t(*)[2])malloc((size_t)(nm + 1) * sizeof *r);
+    if (!r) {
+        rc = -1;
+        goto done;
+    }
+    int64_t nr = 0;
+    int prev_m = 0;
+    if (st->behavior == SB_NEXT) {
+        for (int64_t i = nm - 1; i >= 0; i--) {
+            if (mk[i][2] && !prev_m && nr) r[nr - 1][0] = mk[i][0];
+            else r[nr][0] = mk[i][0], r[nr++][1] = mk[i][1];
+            prev_m = (int)mk[i][2];
+        }
+        for (int64_t i = 0; i < nr / 2; i++) {
+            size_t x0 = r[i][0], x1 = r[i][1];
+            r[i][0] = r[nr - 1 - i][0], r[i][1] = r[nr - 1 - i][1];
+            r[nr - 1 - i][0] = x0, r[nr - 1 - i][1] = x1;
+        }
+    } else {
+        for (int64_t i = 0; i < nm; i++) {
+            const int m = (int)mk[i][2];
+            if (st->behavior == SB_REMOVED && m) continue;
+            if (st->behavior == SB_CONTIG && m == prev_m && nr) r[nr - 1][1] = mk[i][1];
+            else if (st->behavior == SB_PREV && m && !prev_m && nr) r[nr - 1][1] = mk[i][1];
+            else r[nr][0] = mk[i][0], r[nr++][1] = mk[i][1];
+            prev_m = m;
+        }
+    }
+    for (int64_t i = 0; i < nr && !rc; i++)
+        if (pc_add(out, off[r[i][0]], off[r[i][1]], in.first && r[i][0] == 0)) rc = -1;
+    free(r);
+done:
+    free(cp), free(off), free(mk);
+    return rc;
+}
+
+static int hf_bpe_word(const plm_tokenizer *t, const char *w, size_t n, idbuf *out) {
+    const hf_spec *h = t->hf;
+    if (h->ignore_merges) {
+        const int64_t id = plm_strmap_get(&t->index, w, n, -1);
+        if (id >= 0) {
+            put(out, (int32_t)id);
+            return 0;
+        }
+    }
+    int32_t *sym = (int32_t *)malloc((4 * n + 2) * sizeof(int32_t));
+    if (!sym) return -1;
+    int64_t ns = 0;
+    int32_t unk = -1;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        plm_utf8_next((const uint8_t *)w + i, n - i, &k);
+        const int64_t id = plm_strmap_get(&t->index, w + i, k, -1);
+        if (id >= 0) {
+            if (unk >= 0) sym[ns++] = unk, unk = -1;
+            sym[ns++] = (int32_t)id;
+        } else {
+            int ok = h->byte_fallback;
+            for (size_t j = 0; ok && j < k; j++) ok = t->byte_piece[(uint8_t)w[i + j]] >= 0;
+            if (ok) {
+                for (size_t j = 0; j < k; j++) sym[ns++] = t->byte_piece[(uint8_t)w[i + j]];
+            } else if (h->unk >= 0) {
+                if (unk >= 0 && !h->fuse_unk) sym[ns++] = unk;
+                unk = h->unk;
+            }
+        }
+        i += k;
+    }
+    if (unk >= 0) sym[ns++] = unk;
+    if (ns > 1 && t->merges.n) {
+        /* Word::merge_all: a min-heap of (rank, position, new id); stale entries skipped */
+        int64_t *prev = (int64_t *)malloc((size_t)ns * sizeof(int64_t)), *next = (int64_t *)malloc((size_t)ns * sizeof(int64_t));
+        uint8_t *alive = (uint8_t *)malloc((size_t)ns);
+        int64_t cap = 2 * ns + 8, nh = 0;
+        int64_t (*hp)[3] = (int64_t(*)[3])malloc((size_t)cap * sizeof *hp);
+        if (!prev || !next || !alive || !hp) {
+            free(prev), free(next), free(alive), free(hp), free(sym);
+            return -1;
+        }
+#define HLESS(x, y) (hp[x][0] < hp[y][0] || (hp[x][0] == hp[y][0] && hp[x][1] < hp[y][1]))
+#define HSWAP(x, y) do { int64_t t0 = hp[x][0], t1 = hp[x][1], t2 = hp[x][2]; hp[x][0] = hp[y][0], hp[x][1] = hp[y][1], \
+        hp[x][2] = hp[y][2]; hp[y][0] = t0, hp[y][1] = t1, hp[y][2] = t2; } while (0)
+#define HPUSH(r_, p_, id_) do { if (nh == cap) { cap *= 2; int64_t (*g_)[3] = (int64_t(*)[3])realloc(hp, (size_t)cap * sizeof *hp); \
+        if (!g_) { free(prev), free(next), free(alive), free(hp), free(sym); return -1; } hp = g_; } \
+        hp[nh][0] = (r_), hp[nh][1] = (p_), hp[nh][2] = (id_); for (int64_t c_ = nh++; c_ > 0 && HLESS(c_, (c_ - 1) / 2); c_ = (c_ - 1) / 2) \
+        HSWAP(c_, (c_ - 1) / 2); } while (0)
+        for (int64_t i = 0; i < ns; i++) prev[i] = i - 1, next[i] = i + 1, alive[i] = 1;
+        uint32_t key[2];
+        for (int64_t i = 0; i + 1 < ns; i++) {
+            key[0] = (uint32_t)sym[i], key[1] = (uint32_t)sym[i + 1];
+            const int64_t m = plm_strmap_get(&t->merges, (const char *)key, 8, -1);
+            if (m >= 0) HPUSH(m >> 32, i, m & 0xFFFFFFFF);
+        }
+        while (nh) {
+            const int64_t rank = hp[0][0], pos = hp[0][1], nid = hp[0][2];
+            (void)rank;
+            nh--;
+            if (nh) {
+                hp[0][0] = hp[nh][0], hp[0][1] = hp[nh][1], hp[0][2] = hp[nh][2];
+                for (int64_t c = 0;;) {
+                    int64_t l = 2 * c + 1, r = l + 1, m = c;
+                    if (l < nh && HLESS(l, m)) m = l;
+                    if (r < nh && HLESS(r, m)) m = r;
+                    if (m == c) break;
+                    HSWAP(c, m);
+                    c = m;
+                }
+            }
+            if (!alive[pos] || next[pos] >= ns) continue;
+            const int64_t rt = next[pos];
+            key[0] = (uint32_t)sym[pos], key[1] = (uint32_t)sym[rt];
+            const int64_t m = plm_strmap_get(&t->merges, (const char *)key, 8, -1);
+            if (m < 0 || (m & 0xFFFFFFFF) != nid) continue;
+            sym[pos] = (int32_t)nid;
+            alive[rt] = 0;
+            next[pos] = next[rt];
+            if (next[rt] < ns) prev[next[rt]] = pos;
+            if (prev[pos] >= 0) {
+                key[0] = (uint32_t)sym[prev[pos]], key[1] = (uint32_t)nid;
+                const int64_t m2 = plm_strmap_get(&t->merges, (const char *)key, 8, -1);
+                if (m2 >= 0) HPUSH(m2 >> 32, prev[pos], m2 & 0xFFFFFFFF);
+            }
+            if (next[pos] < ns) {
+                key[0] = (uint32_t)nid, key[1] = (uint32_t)sym[next[pos]];
+                const int64_t m2 = plm_strmap_get(&t->merges, (const char *)key, 8, -1);
+                if (m2 >= 0) HPUSH(m2 >> 32, pos, m2 & 0xFFFFFFFF);
+            }
+        }
+#undef HLESS
+#undef HSWAP
+#undef HPUSH
+        for (int64_t i = 0; i < ns; i++)
+            if (alive[i]) put(out, sym[i]);
+        free(prev), free(next), free(alive), free(hp);
+    } else {
+        for (int64_t i = 0; i < ns; i++) put(out, sym[i]);
+    }
+    free(sym);
+    return 0;
+}
+
+static void hf_emit_string(const plm_tokenizer *t, const char *s, size_t n, idbuf *out) {
+    const int64_t id = plm_strmap_get(&t->index, s, n, -1);
+    if (id >= 0) {
+        put(out, (int32_t)id);
+        return;
+    }
+    int ok = t->hf->byte_fallback;
+    for (size_t j = 0; ok && j < n; j++) ok = t->byte_piece[(uint8_t)s[j]] >= 0;
+    if (ok)
+        for (size_t j = 0; j < n; j++) put(out, t->byte_piece[(uint8_t)s[j]]);
+    else
+        put(out, t->hf->unk);
+}
+
+static int hf_unigram_word(const plm_tokenizer *t, const char *s, size_t n, idbuf *out, char **error) {
+    const hf_spec *h = t->hf;
+    double *best = (double *)malloc((n + 1) * sizeof(double));
+    int64_t *from = (int64_t *)malloc((n + 1) * sizeof(int64_t)), *tok = (int64_t *)malloc((n + 1) * sizeof(int64_t));
+    size_t (*seg)[2] = (size_t(*)[2])malloc((n + 1) * sizeof *seg);
+    if (!best || !from || !tok || !seg) {
+        free(best), free(from), free(tok), free(seg);
+        return plm_errorf(error, PLM_ERR_NOMEM, "out of memory tokenizing");
+    }
+    for (size_t i = 0; i <= n; i++) from[i] = -1, best[i] = 0;
+    from[0] = 0;
+    const double unk_score = h->min_score - 10.0;
+    for (size_t i = 0; i < n;) {
+        size_t k1;
+        plm_utf8_next((const uint8_t *)s + i, n - i, &k1);
+        const double base = best[i];
+        int single = 0;
+        for (size_t e = i; e < n && e - i < h->max_len;) {
+            size_t k;
+            plm_utf8_next((const uint8_t *)s + e, n - e, &k);
+            e += k;
+            if (e - i > h->max_len) break;
+            const int64_t id = plm_strmap_get(&t->index, s + i, e - i, -1);
+            if (id < 0) continue;
+            const double cand = h->uscore[id] + base;
+            if (from[e] < 0 || cand > best[e]) best[e] = cand, from[e] = (int64_t)i, tok[e] = id;
+            if (e == i + k1) single = 1;
+        }
+        if (!single) {
+            if (h->unk < 0) {
+                free(best), free(from), free(tok), free(seg);
+                return plm_errorf(error, PLM_ERR_FORMAT, "a Unigram tokenizer without unk_id cannot encode this text");
+            }
+            const double cand = unk_score + base;
+            if (from[i + k1] < 0 || cand > best[i + k1]) best[i + k1] = cand, from[i + k1] = (int64_t)i, tok[i + k1] = h->unk;
+        }
+        i += k1;
+    }
+    /* back from the end; unknown runs fused */
+    int64_t ns = 0;
+    size_t fuse_a = 0, fuse_b = 0;
+    int fusing = 0;
+    for (size_t e = n; e > 0;) {
+        const size_t b = (size_t)from[e];
+        if (tok[e] == h->unk && h->fuse_unk) {
+            if (!fusing) fuse_b = e, fusing = 1;
+            fuse_a = b;
+        } else {
+            if (fusing) seg[ns][0] = fuse_a, seg[ns++][1] = fuse_b, fusing = 0;
+            seg[ns][0] = b, seg[ns++][1] = e;
+        }
+        e = b;
+    }
+    if (fusing) seg[ns][0] = fuse_a, seg[ns++][1] = fuse_b;
+    for (int64_t i = ns - 1; i >= 0; i--) hf_emit_string(t, s + seg[i][0], seg[i][1] - seg[i][0], out);
+    free(best), free(from), free(tok), free(seg);
+    return PLM_OK;
+}
+
+/* the pre-tokenizer over the normalized text s[0..n) (first: it starts the input), then the model */
+static int hf_words(const plm_tokenizer *t, const char *s0, size_t n0, int first, idbuf *out, char **error) {
+    const hf_spec *h = t->hf;
+    strbuf cur = {0}, nxt = {0};
+    pieces a = {0}, b = {0};
+    int st = PLM_OK;
+    if (n0 && sb_add(&cur, s0, n0)) goto nomem;
+    if (pc_add(&a, 0, n0, first)) goto nomem;
+    for (int k = 0; k < h->n_pre; k++) {
+        const hf_step *ps = &h->pre[k];
+        b.n = 0;
+        if (ps->type == HP_META) {
+            /* each piece rewritten into nxt: spaces replaced, the replacement prepended, split before each one */
+            nxt.n = 0;
+            for (int64_t q = 0; q < a.n; q++) {
+                const size_t base = nxt.n;
+                const piece p = a.p[q];
+                strbuf tmp = {0};
+                for (size_t i = p.a; i < p.b; i++)
+                    if (cur.p[i] == ' ' ? sb_add(&tmp, ps->a, ps->la) : sb_add(&tmp, cur.p + i, 1)) {
+                        free(tmp.p);
+                        goto nomem;
+                    }
+                const int has = tmp.n >= ps->la && memcmp(tmp.p, ps->a, ps->la) == 0;
+                if ((ps->scheme == 0 || (ps->scheme == 1 && p.first)) && !has && sb_add(&nxt, ps->a, ps->la)) {
+                    free(tmp.p);
+                    goto nomem;
+                }
+                if (tmp.n && sb_add(&nxt, tmp.p, tmp.n)) {
+                    free(tmp.p);
+                    goto nomem;
+                }
+                free(tmp.p);
+                if (!ps->split) {
+                    if (pc_add(&b, base, nxt.n, p.first)) goto nomem;
+                    continue;
+                }
+                size_t at = base;
+                for (size_t i = base; i < nxt.n;) {
+                    if (i > at && nxt.n - i >= ps->la && memcmp(nxt.p + i, ps->a, ps->la) == 0) {
+                        if (pc_add(&b, at, i, p.first && at == base)) goto nomem;
+                        at = i;
+                    }
+                    i += nxt.n - i >= ps->la && memcmp(nxt.p + i, ps->a, ps->la) == 0 ? ps->la : 1;
+                }
+                if (pc_add(&b, at, nxt.n, p.first && at == base)) goto nomem;
+            }
+            const strbuf x = cur;
+            cur = nxt, nxt = x;
+        } else {
+            for (int64_t q = 0; q < a.n; q++) {
+                const int rc = split_piece(ps, cur.p, a.p[q], &b, error);
+                if (rc > 0) {
+                    st = rc;
+                    goto done;
+                }
+                if (rc < 0) goto nomem;
+            }
+        }
+        const pieces x = a;
+        a = b, b = x;
+    }
+    for (int64_t q = 0; q < a.n && !st; q++) {
+        const piece p = a.p[q];
+        if (h->unigram) st = hf_unigram_word(t, cur.p + p.a, p.b - p.a, out, error);
+        else if (hf_bpe_word(t, cur.p + p.a, p.b - p.a, out)) goto nomem;
+    }
+    goto done;
+nomem:
+    st = plm_errorf(error, PLM_ERR_NOMEM, "out of memory tokenizing");
+done:
+    free(cur.p), free(nxt.p), free(a.p), free(b.p);
+    return st;
+}
+
+static int hf_encode(const plm_tokenizer *t, const uint8_t *s, size_t len, idbuf *out, char **error) {
+    const hf_spec *h = t->hf;
+    hseg *raw = NULL, *nseg = NULL;
+    int64_t nraw = 0, nn = 0;
+    strbuf norm = {0};
+    int st = PLM_OK;
+    if (!len) return PLM_OK;
+    if (find_added(t, &h->raw, h->max_raw, (const char *)s, len, &raw, &nraw)) goto nomem;
+    for (int64_t i = 0; i < nraw && !st; i++) {
+        if (raw[i].id >= 0) {
+            put(out, (int32_t)raw[i].id);
+            continue;
+        }
+        if (raw[i].b <= raw[i].a) continue;
+        if (hf_normalize(h, (const char *)s + raw[i].a, raw[i].b - raw[i].a, &norm)) goto nomem;
+        free(nseg);
+        nseg = NULL;
+        if (find_added(t, &h->normed, h->max_normed, norm.p ? norm.p : "", norm.n, &nseg, &nn)) goto nomem;
+        for (int64_t k = 0; k < nn && !st; k++) {
+            if (nseg[k].id >= 0) put(out, (int32_t)nseg[k].id);
+            else if (nseg[k].b > nseg[k].a)
+                st = hf_words(t, norm.p + nseg[k].a, nseg[k].b - nseg[k].a, raw[i].a == 0 && nseg[k].a == 0, out, error);
+        }
+    }
+    goto done;
+nomem:
+    st = plm_errorf(error, PLM_ERR_NOMEM, "out of memory tokenizing");
+done:
+    free(raw), free(nseg), free(norm.p);
+    return st;
+}
+
+/* ---- tokenizer.json decode ---------------------------------------------------- */
+
+typedef struct {
+    strbuf *s;
+    int64_t n;
+} toks;
+
+static int is_byte_token(const char *p, size_t n, int *b) {
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return 0;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        const char c = p[i];
+        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) {
+            if (i == 3 && c == '+') continue; /* u8::from_str_radix takes a sign */
+            return 0;
+        }
+        v = v * 16 + d;
+    }
+    *b = v;
+    return 1;
+}
+
+static int replace_into(strbuf *o, const char *s, size_t n, const char *a, size_t la, const char *b, size_t lb) {
+    for (size_t k = 0; k < n;) {
+        if (n - k >= la && memcmp(s + k, a, la) == 0) {
+            if (lb && sb_add(o, b, lb)) return -1;
+            k += la;
+        } else {
+            if (sb_add(o, s + k, 1)) return -1;
+            k++;
+        }
+    }
+    return 0;
+}
+
+static int hf_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, strbuf *o) {
+    const hf_spec *h = t->hf;
+    strbuf *v = (strbuf *)calloc((size_t)(2 * n + 1), sizeof(strbuf));
+    strbuf *w = (strbuf *)calloc((size_t)(2 * n + 1), sizeof(strbuf));
+    int64_t nv = n, rc = 0;
+    if (!v || !w) {
+        free(v), free(w);
+        return -1;
+    }
+    for (int64_t i = 0; i < n && !rc; i++)
+        if (t->piece_len[ids[i]] && sb_add(&v[i], t->piece[ids[i]], t->piece_len[ids[i]])) rc = -1;
+    for (int d = 0; d < h->n_dec && !rc; d++) {
+        const hf_step *st = &h->dec[d];
+        int64_t nw = 0;
+        if (st->type == HD_REPLACE || st->type == HD_META) {
+            for (int64_t i = 0; i < nv && !rc; i++) {
+                const int drop = st->type == HD_META && i == 0 && st->scheme != 2;
+                w[nw].n = 0;
+                if (replace_into(&w[nw], v[i].p ? v[i].p : "", v[i].n, st->a, st->la,
+                                 st->type == HD_META ? (drop ? "" : " ") : st->b, st->type == HD_META ? !drop : st->lb))
+                    rc = -1;
+                nw++;
+            }
+        } else if (st->type == HD_FUSE) {
+            w[0].n = 0;
+            for (int64_t i = 0; i < nv && !rc; i++)
+                if (v[i].n && sb_add(&w[0], v[i].p, v[i].n)) rc = -1;
+            nw = 1;
+        } else if (st->type == HD_STRIP) {
+            for (int64_t i = 0; i < nv && !rc; i++) {
+                /* whole characters equal to content, up to start from the front and stop from the back */
+                const char *p = v[i].p ? v[i].p : "";
+                size_t a = 0;
+                int64_t chars_a = 0, chars_z = 0;
+                while (chars_a < st->start && v[i].n - a >= st->la && memcmp(p + a, st->a, st->la) == 0) a += st->la, chars_a++;
+                size_t zz = v[i].n;
+                while (chars_z < st->stop && zz - a >= st->la && memcmp(p + zz - st->la, st->a, st->la) == 0)
+                    zz -= st->la, chars_z++;
+                /* tokenizers keeps len(bytes) - cuts characters after the front cut */
+                int64_t keep = (int64_t)v[i].n - chars_a - chars_z;
+                size_t e = a;
+                for (int64_t c = 0; c < keep && e < v[i].n; c++) {
+                    size_t k;
+                    plm_utf8_next((const uint8_t *)p + e, v[i].n - e, &k);
+                    e += k;
+                }
+                w[nw].n = 0;
+                if (e > a && sb_add(&w[nw], p + a, e - a)) rc = -1;
+                nw++;
+            }
+        } else if (st->type == HD_BYTEFALLBACK) {
+            strbuf bytes = {0};
+            for (int64_t i = 0; i <= nv && !rc; i++) {
+                int b;
+                if (i < nv && is_byte_token(v[i].p ? v[i].p : "", v[i].n, &b)) {
+                    const char c = (char)b;
+                    if (sb_add(&bytes, &c, 1)) rc = -1;
+                    continue;
+                }
+                if (bytes.n) {
+                    w[nw].n = 0;
+                    /* valid UTF-8 as one token, else one U+FFFD per byte */
+                    int valid = 1;
+                    for (size_t k = 0; k < bytes.n && valid;) {
+                        const int cl = plm_utf8_char_len((const uint8_t *)bytes.p + k, bytes.n - k);
+                        if (cl <= 0) valid = 0;
+                        else k += (size_t)cl;
+                    }
+                    if (valid ? sb_add(&w[nw], bytes.p, bytes.n) : 0) rc = -1;
+                    for (size_t k = 0; !valid && k < bytes.n && !rc; k++)
+                        if (sb_add(&w[nw], "\xef\xbf\xbd", 3)) rc = -1;
+                    nw++;
+                    bytes.n = 0;
+                }
+                if (i < nv) {
+                    w[nw].n = 0;
+                    if (v[i].n && sb_add(&w[nw], v[i].p, v[i].n)) rc = -1;
+                    nw++;
+                }
+            }
+            free(bytes.p);
+        }
+        strbuf *x = v;
+        v = w, w = x;
+        nv = nw;
+    }
+    for (int64_t i = 0; i < nv && !rc; i++)
+        if (v[i].n && sb_add(o, v[i].p, v[i].n)) rc = -1;
+    for (int64_t i = 0; i < 2 * n + 1; i++) free(v[i].p), free(w[i].p);
+    free(v), free(w);
+    return (int)rc;
 }
 
 /* ---- scored pieces (llama.cpp's "llama" vocabulary) ------------------------- */
@@ -1260,6 +2468,7 @@ int plm_tokenizer_encode(const plm_tokenizer *t, const char *text, uint64_t len,
     if (add_bos && t->bos >= 0) put(&out, t->bos);
     const uint8_t *s = (const uint8_t *)(text ? text : "");
     int st = t->kind == TK_BPE ? bpe_encode(t, s, (size_t)len, &out, error)
+             : t->kind == TK_HF ? hf_encode(t, s, (size_t)len, &out, error)
              : t->kind == TK_SP ? sp_encode(t, s, (size_t)len, &out, error)
                                 : scored_encode(t, s, (size_t)len, &out, error);
     *n_ids = out.n;
@@ -1295,6 +2504,30 @@ int plm_tokenizer_token_bytes(const plm_tokenizer *t, int32_t id, char *buf, siz
         *len = w;
         return PLM_OK;
     }
+    if (t->kind == TK_HF) { /* the decoder's per-token steps: bytes of <0xXX>, replacements */
+        int b, bf = 0;
+        for (int d = 0; d < t->hf->n_dec; d++) bf |= t->hf->dec[d].type == HD_BYTEFALLBACK;
+        if (bf && is_byte_token(p, n, &b)) {
+            *len = 1;
+            if (cap) buf[0] = (char)b;
+            return PLM_OK;
+        }
+        strbuf a = {0}, o = {0};
+        int rc = n ? sb_add(&a, p, n) : 0;
+        for (int d = 0; d < t->hf->n_dec && !rc; d++) {
+            const hf_step *st = &t->hf->dec[d];
+            if (st->type != HD_REPLACE && st->type != HD_META) continue;
+            o.n = 0;
+            rc = replace_into(&o, a.p ? a.p : "", a.n, st->a, st->la, st->type == HD_META ? " " : st->b,
+                              st->type == HD_META ? 1 : st->lb);
+            const strbuf x = a;
+            a = o, o = x;
+        }
+        *len = a.n;
+        if (!rc) memcpy(buf, a.p ? a.p : "", a.n < cap ? a.n : cap);
+        free(a.p), free(o.p);
+        return rc ? PLM_ERR_NOMEM : PLM_OK;
+    }
     const int ty = t->type[id];
     if (ty == T_CONTROL || (t->kind == TK_SCORED && ty == T_UNKNOWN)) return PLM_OK;
     if (ty == T_BYTE && n == 6 && memcmp(p, "<0x", 3) == 0) {
@@ -1322,6 +2555,13 @@ int plm_tokenizer_token_bytes(const plm_tokenizer *t, int32_t id, char *buf, siz
 }
 
 int plm_tokenizer_strips_leading_space(const plm_tokenizer *t) {
+    if (t && t->kind == TK_HF) {
+        for (int d = 0; d < t->hf->n_dec; d++)
+            if ((t->hf->dec[d].type == HD_STRIP && t->hf->dec[d].start > 0) ||
+                (t->hf->dec[d].type == HD_META && t->hf->dec[d].scheme != 2))
+                return 1;
+        return 0;
+    }
     return t && t->kind != TK_BPE && (t->add_dummy_prefix || (t->kind == TK_SP && t->remove_extra_ws));
 }
 
@@ -1399,6 +2639,10 @@ int plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int64_t n, 
         if (sp_decode(t, ids, n, &o)) st = PLM_ERR_NOMEM;
         goto out;
     }
+    if (t->kind == TK_HF) {
+        if (hf_decode(t, ids, n, &o)) st = PLM_ERR_NOMEM;
+        goto out;
+    }
     for (int64_t i = 0; i < n && !st; i++) {
         size_t l;
         plm_tokenizer_token_bytes(t, ids[i], tmp, sizeof tmp, &l);
@@ -1445,7 +2689,7 @@ out:
 
 int64_t plm_tokenizer_special_id(const plm_tokenizer *t, const char *text, uint64_t len) {
     if (!t || (!text && len)) return -1;
-    if (t->kind == TK_BPE) return plm_strmap_get(&t->added, text, (size_t)len, -1);
+    if (t->kind == TK_BPE || t->kind == TK_HF) return plm_strmap_get(&t->added, text, (size_t)len, -1);
     const int64_t i = plm_strmap_get(&t->index, text, (size_t)len, -1);
     if (i < 0) return -1;
     const int ty = t->type[i];
