@@ -222,48 +222,52 @@ def _devices(a) -> None:
 
 
 def _fit(a) -> None:
-    import threading
+    import json as _json
 
-    from .device import estimate, list_profiles, load_profile, memory_needed
-    from .engine.base import Engine
+    from .device import fit_profiles, shape_from_config, shape_from_model
+    from .device.runtimes import weights_of_model
     from .model.litert_info import litert_kind
-    from .sampling import Sampler
 
-    path = _model_path(a)
-    if litert_kind(path):
-        # LiteRT runs the graph with its own buffers and kernels: neither the weights and buffers the C engine
-        # counts nor the traffic the speed estimate reads are seen, so fit would print zeros
-        raise ValueError(f"{path}: fit does not estimate the files LiteRT runs (.litertlm, a TFLite .task, "
-                         f".tflite) yet; `pocketlm info {path}` gives their weights, KV cache length and "
-                         "prefill lengths")
-    engine = Engine(path, max_tokens=a.max_tokens)
-    # measure what a prefill and a few decode steps read and compute on this model
-    session = engine.new_session(Sampler(top_k=1), None)
-    session.add_query_chunk(" ".join(["hello"] * max(1, min(a.prompt_tokens, a.max_tokens - 17))))
-    stop, n = threading.Event(), [0]
+    if a.config:
+        from .model.config import load_config
 
-    def count(piece):
-        n[0] += 1
-        if n[0] >= 16:
-            stop.set()
+        if a.model:
+            raise ValueError("give --config or --model, not both")
+        shape, title = shape_from_config(load_config(a.config)), str(a.config)
+        runtime, weights = a.runtime or "litert", a.weights or "int8"
+    else:
+        path = _model_path(a)
+        if litert_kind(path):
+            # the graph names its cache, vocabulary and parameters, not the hidden and MLP sizes the compute needs
+            raise ValueError(f"{path}: a LiteRT file does not name the hidden and MLP sizes the estimate needs; give "
+                             "the model's config.json: `pocketlm fit --config config.json --runtime litert "
+                             "--weights int8|int4|fp16|fp32 --max-tokens <the file's KV cache>`")
+        from .engine.base import Engine
 
-    session.generate(count, stop)
-    stats = session.last_stats
-    need = memory_needed(engine.model, a.max_tokens, engine.kv_type, engine.native)
-    print(f"{engine.model_path.name}: needs {need.total / 2**30:.2f} GB with maxTokens {a.max_tokens} "
-          f"({need.breakdown()}); speed measured over a {stats.prefill_tokens}-token prefill")
+        engine = Engine(path, max_tokens=a.max_tokens)
+        shape, title = shape_from_model(engine.model), engine.model_path.name
+        runtime = a.runtime or "pocketlm"
+        weights = a.weights or weights_of_model(engine.model)
+    rows = fit_profiles(shape, weights, runtime, a.max_tokens, a.prompt_tokens, a.decode_tokens)
+    if a.json:
+        print(_json.dumps({"model": title, "runtime": runtime, "weights": weights, "max_tokens": a.max_tokens,
+                           "prompt_tokens": a.prompt_tokens, "decode_tokens": a.decode_tokens,
+                           "profiles": [r.as_dict() for r in rows]}, indent=1))
+        return
+    print(f"{title}: {runtime}, {weights} weights, KV cache {a.max_tokens}, prefill {a.prompt_tokens} tokens, "
+          f"decode {a.decode_tokens}")
     print(f"{'profile':18} {'fits':5} {'needed':>9} {'allowed':>9} {'prefill tok/s':>14} {'decode tok/s':>13} "
           f"{'first token':>11}")
-    rows = []
-    for name in list_profiles():
-        p = load_profile(name)
-        e = estimate(p, stats)
-        fits = need.total <= p.app_memory_budget
-        rows.append((name, fits, need.total, p.app_memory_budget, e))
-        print(f"{name:18} {'yes' if fits else 'NO':5} {need.total / 2**30:8.2f}G {p.app_memory_budget / 2**30:8.2f}G "
-              f"{e.prefill_tokens_per_s:14.0f} {e.decode_tokens_per_s:13.1f} {e.time_to_first_token_s * 1e3:9.0f}ms")
+    from .device import load_profile
+
+    plot_rows = []
+    for r in rows:
+        budget = load_profile(r.profile).app_memory_budget
+        plot_rows.append((r.profile, r.fits, r.memory_bytes, budget, r))
+        print(f"{r.profile:18} {'yes' if r.fits else 'NO':5} {r.memory_bytes / 2**30:8.2f}G {budget / 2**30:8.2f}G "
+              f"{r.prefill_tokens_per_s:14.0f} {r.decode_tokens_per_s:13.1f} {r.time_to_first_token_s * 1e3:9.0f}ms")
     if a.plot:
-        _plot(rows, engine.model_path.name, a.plot)
+        _plot(plot_rows, title, a.plot)
         print(f"wrote {a.plot}")
 
 
@@ -330,9 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_devices)
 
     f = sub.add_parser("fit", help="does the model fit each phone, and how fast would it run there")
-    f.add_argument("--model", default=None, help="default: the built-in model")
-    f.add_argument("--max-tokens", type=int, default=512)
-    f.add_argument("--prompt-tokens", type=int, default=128, help="prefill length the speed is measured on")
+    f.add_argument("--model", default=None, help="a model file (default: the built-in model); its runtime is "
+                                                  "pocketlm unless --runtime says otherwise")
+    f.add_argument("--config", default=None, help="a Hugging Face config.json: estimate without the weights")
+    f.add_argument("--weights", default=None, choices=["int8", "int4", "fp16", "fp32"],
+                   help="weight type (--config: default int8; --model: the file's)")
+    f.add_argument("--runtime", default=None, choices=["litert", "llama.cpp", "pocketlm"],
+                   help="the phone's runtime (--config: default litert; --model: pocketlm)")
+    f.add_argument("--max-tokens", type=int, default=512, help="KV cache length (LiteRT: the graph's fixed cache)")
+    f.add_argument("--prompt-tokens", type=int, default=128, help="prefill length")
+    f.add_argument("--decode-tokens", type=int, default=128, help="decode steps after the prompt")
+    f.add_argument("--json", action="store_true", help="print the estimate as JSON")
     f.add_argument("--plot", default=None, metavar="OUT.png", help="also draw it (needs matplotlib)")
     f.set_defaults(run=_fit)
 

@@ -374,6 +374,10 @@ def estimate(profile: DeviceProfile, stats, quantized: bool | None = None) -> Sp
                          pre_bound, dec_bound)
 
 
-__all__ = ["CpuCluster", "DeviceContext", "DeviceMemoryError", "DeviceProfile", "MemoryBudget", "MemoryNeed",
+from .runtimes import (RUNTIMES, WEIGHT_TYPES, ModelShape, RuntimeEstimate, estimate_runtime,  # noqa: E402
+                       fit_profiles, shape_from_config, shape_from_model)
+
+__all__ = ["RUNTIMES", "WEIGHT_TYPES", "ModelShape", "RuntimeEstimate", "estimate_runtime", "fit_profiles",
+           "shape_from_config", "shape_from_model", "CpuCluster", "DeviceContext", "DeviceMemoryError", "DeviceProfile", "MemoryBudget", "MemoryNeed",
            "SpeedEstimate", "SpeedNotModelledError", "context", "estimate", "list_profiles", "load_profile",
            "memory_needed"]

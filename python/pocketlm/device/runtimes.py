@@ -357,3 +357,24 @@ def estimate_runtime(profile, shape: ModelShape, weights: str, runtime: str, max
     total = sum(parts.values())
     return RuntimeEstimate(profile.name, runtime, total <= profile.app_memory_budget, total, parts,
                            prompt_tokens / pre, 1.0 / step, pre + first)
+
+
+def weights_of_model(model) -> str:
+    """The weight type most of a loaded model's parameters are stored in, as the estimate names it."""
+    from ..model.info import weight_types
+
+    top = next(iter(weight_types(model)), "F32")
+    for prefix, name in (("Q8", "int8"), ("Q4", "int4"), ("Q5", "int4"), ("F16", "fp16"), ("BF16", "fp16"),
+                         ("F32", "fp32")):
+        if top.startswith(prefix):
+            return name
+    raise ValueError(f"weights of type {top} are not modelled; weight types: {', '.join(WEIGHT_TYPES)}")
+
+
+def fit_profiles(shape: ModelShape, weights: str, runtime: str, max_tokens: int, prompt_tokens: int = 128,
+                 decode_tokens: int = 128, profiles=None) -> list[RuntimeEstimate]:
+    """estimate_runtime on every profile (default: every shipped one), what `pocketlm fit` prints."""
+    from . import list_profiles, load_profile
+
+    chosen = [p if not isinstance(p, str) else load_profile(p) for p in (profiles or list_profiles())]
+    return [estimate_runtime(p, shape, weights, runtime, max_tokens, prompt_tokens, decode_tokens) for p in chosen]
