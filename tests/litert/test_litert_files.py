@@ -82,11 +82,13 @@ def test_a_tflite_without_a_tokenizer_is_refused_naming_what_to_give(tmp_path):
         load_model(lonely)
 
 
-def test_a_whole_generation_graph_is_refused_saying_what_runs_it():
+def test_a_whole_generation_graph_is_read_for_tensorflows_interpreter():
+    # tests/litert/test_litert_tf.py runs it, or refuses it saying what to install
     from pocketlm.model.loader import load_model
+    from pocketlm.model.tflite_generation import WholeGenerationGraph
 
-    with pytest.raises(ModelFileError, match=r"serving_default.*tensorflow-cpu tensorflow-text"):
-        load_model(FOLDER / "gpt2-keras-int8.tflite")
+    graph, tokenizer, _ = load_model(FOLDER / "gpt2-keras-int8.tflite")
+    assert isinstance(graph, WholeGenerationGraph) and graph.signature == "serving_default" and tokenizer is None
 
 
 def test_without_the_runtime_a_litert_file_is_refused_saying_what_to_install(monkeypatch):

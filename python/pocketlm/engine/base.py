@@ -128,8 +128,15 @@ class Engine:
         if kv_type not in KV_TYPES:
             raise ValueError(f"the KV cache is kept as F32 or F16, not {kv_type!r}")
         from ..model.litert_model import LiteRTGraph
+        from ..model.tflite_generation import WholeGenerationGraph
 
         self.model, self.tokenizer, self.metadata = load_model(model_path, backend=backend, tokenizer=tokenizer)
+        self.model_path, self.max_tokens, self.device = Path(model_path), max_tokens, device
+        if isinstance(self.model, WholeGenerationGraph):  # text in, text out: TensorFlow's interpreter runs it
+            from .litert_tf import setup
+
+            setup(self, self.model, max_tokens, backend, engine, device)
+            return
         if isinstance(self.model, LiteRTGraph):  # a file LiteRT runs, on LiteRT's own kernels
             if backend is not None or (engine or "").strip().lower() == "python":
                 raise ValueError(f"{model_path}: a LiteRT file runs on LiteRT's kernels (the litert engine), not on "

@@ -84,10 +84,10 @@ def _check_runnable(graph, where: str) -> None:
             if graph.flex_ops else ""
         raise ModelFileError(f"{where}: a whole-generation graph (signature {', '.join(graph.whole_generation)}: text "
                              "in, text out, as TensorFlow Lite's GPT-2 Android example exports it), not prefill/decode "
-                             f"signatures. It needs TensorFlow's own TFLite interpreter{ops}, which pocketlm does not "
-                             "drive: run it with tensorflow-cpu and tensorflow-text (pip install tensorflow-cpu "
-                             "tensorflow-text; tf.lite.Interpreter), or export the model with litert-torch to a "
-                             ".litertlm (pocketlm convert --to litertlm)")
+                             f"signatures. It needs TensorFlow's own TFLite interpreter{ops}, which pocketlm drives "
+                             "for a bare .tflite only: extract the graph to a .tflite and run it with tensorflow-cpu "
+                             "and tensorflow-text 2.19 (pip install 'pocketlm[litert-tf]'), or export the model with "
+                             "litert-torch to a .litertlm (pocketlm convert --to litertlm)")
     if not graph.decode or not graph.prefill_lengths or graph.kv_cache is None or not graph.vocab_size:
         missing = [what for what, ok in (("a decode signature", graph.decode),
                                          ("prefill_N signatures", graph.prefill_lengths),
@@ -182,6 +182,8 @@ def load_tflite(p: Path, tokenizer: str | Path | None = None):
     from .tflite_file import read_tflite
 
     graph = read_tflite(p)
+    if graph.whole_generation:  # text in, text out: TensorFlow's interpreter runs it (engine/litert_tf.py)
+        return load_whole_generation(p, graph, tokenizer)
     _check_runnable(graph, str(p))
     if tokenizer is None:
         found = sorted({q for pattern in TOKENIZER_NAMES for q in p.parent.glob(pattern)})
@@ -198,3 +200,20 @@ def load_tflite(p: Path, tokenizer: str | Path | None = None):
     if data[:1] != b"{":  # no metadata names a start token: a SentencePiece model's BOS starts the sequence,
         tok.add_bos = tok.bos_id is not None  # as for SentencePiece checkpoints (tokenizer.load_tokenizer)
     return LiteRTGraph(str(p), 0, p.stat().st_size, "tflite", graph), tok, {}
+
+
+def load_whole_generation(p: Path, graph, tokenizer: str | Path | None = None):
+    """(WholeGenerationGraph, tokenizer or None, metadata) of a .tflite whose one signature takes text and
+    answers text. The graph tokenizes inside; a tokenizer is only for counting tokens (sizeInTokens), and is
+    taken only when named: a tokenizer file beside the graph may be another model's."""
+    from .tflite_generation import read_whole_generation
+
+    g = read_whole_generation(str(p), graph)
+    tok = None
+    if tokenizer is not None:
+        t = Path(tokenizer)
+        if not t.is_file():
+            raise FileNotFoundError(f"no tokenizer at {t}")
+        data = t.read_bytes()
+        tok = _tokenizer_from("tokenizer.json" if data[:1] == b"{" else "sentencepiece", data, None, (), str(t))
+    return g, tok, {}
