@@ -239,9 +239,11 @@ def _fit(a) -> None:
         path = _model_path(a)
         if litert_kind(path):
             # the graph names its cache, vocabulary and parameters, not the hidden and MLP sizes the compute needs
-            raise ValueError(f"{path}: a LiteRT file does not name the hidden and MLP sizes the estimate needs; give "
-                             "the model's config.json: `pocketlm fit --config config.json --runtime litert "
-                             "--weights int8|int4|fp16|fp32 --max-tokens <the file's KV cache>`")
+            raise ValueError(f"{path}: fit does not estimate the files LiteRT runs (.litertlm, a TFLite .task, "
+                             ".tflite) from the file alone: the graph does not name the hidden and MLP sizes the "
+                             f"estimate needs. `pocketlm info {path}` gives its weights and KV cache length; then "
+                             "`pocketlm fit --config config.json --runtime litert --weights int8|int4|fp16|fp32 "
+                             "--max-tokens <the file's KV cache>` with the model's config.json")
         from .engine.base import Engine
 
         engine = Engine(path, max_tokens=a.max_tokens)
