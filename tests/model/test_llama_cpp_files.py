@@ -76,3 +76,32 @@ def test_unknown_architecture_is_named(tmp_path):
     w.close()
     with pytest.raises(ValueError, match="'bert' is not supported; supported: llama, gemma"):
         load_model(path)
+
+
+def test_gemma3_file_reads_llama_cpps_window_pattern_and_local_base():
+    model, _, _ = load_model(fixture_path("gemma3"))
+    c = model.cfg
+    # no sliding_window_pattern key: llama.cpp's 6 (five sliding layers, then a full one)
+    assert (c.sliding_window, c.sliding_window_layers) == (8, (0, 1, 2, 3, 4))
+    assert (c.rope_local_theta, c.rope_theta, c.rope_freq_scale) == (10000.0, 1e6, 0.25)
+    assert c.qk_norm and c.post_norms and c.norm_w_offset == 0.0 and c.query_scale == 16 ** -0.5
+
+
+def test_phi3_file_reads_longrope_and_splits_the_fused_mlp_into_views(tmp_path):
+    from tests.fixtures import checkpoints
+
+    model, _, _ = load_model(fixture_path("phi3"))
+    c = model.cfg
+    np.testing.assert_allclose(c.rope_freq_factors, checkpoints.PHI3_LONGROPE["short_factor"], rtol=1e-7)  # F32
+    np.testing.assert_allclose(c.rope_freq_factors_long, checkpoints.PHI3_LONGROPE["long_factor"], rtol=1e-7)
+    assert (c.rope_long_after, c.rot_dim, c.sliding_window) == (16, 12, 0)
+    assert c.rope_attn_factor == pytest.approx(1.5 ** 0.5, rel=1e-6)
+    assert "rope_factors_long.weight" not in model.w
+    gate, up = model.w["blk.0.ffn_gate.weight"].data, model.w["blk.0.ffn_up.weight"].data
+    assert gate.shape == up.shape == (128, 64) and not (gate.flags.owndata or up.flags.owndata)
+    assert up.__array_interface__["data"][0] == gate.__array_interface__["data"][0] + gate.nbytes
+    # a prompt past the original 16 positions rotates by the long factors, as its checkpoint does
+    ref = Model.from_pretrained(source_checkpoint("phi3", tmp_path / "phi3"), "F16")
+    long_prompt = PROMPT + PROMPT[:10]
+    np.testing.assert_allclose(model.forward(long_prompt, KVCache(c, 32)), ref.forward(long_prompt, KVCache(ref.cfg, 32)),
+                               atol=1e-4, rtol=1e-4)

@@ -31,7 +31,8 @@ from .quant import quant_type
 
 # pocketlm architecture -> llama.cpp's general.architecture
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "gemma": "gemma", "gemma2": "gemma2", "phi": "phi2",
-             "falcon": "falcon", "stablelm": "stablelm", "gpt2": "gpt2"}
+             "falcon": "falcon", "stablelm": "stablelm", "gpt2": "gpt2", "gemma3": "gemma3", "qwen2": "qwen2",
+             "qwen3": "qwen3", "phi3": "phi3"}
 # llama.cpp's general.architecture -> pocketlm's architecture, for files without pocketlm.config
 LLAMA_CPP_ARCH = {cpp: ours for ours, cpp in GGUF_ARCH.items() if ours != "mistral"}
 # token types, as llama.cpp numbers them
@@ -46,8 +47,17 @@ def permute_for_llama_cpp(w: np.ndarray, n_heads: int, head_dim: int) -> np.ndar
 
 
 # architectures whose llama.cpp graph takes q/k/v fused into one attn_qkv matrix
-FUSED_QKV = ("gpt2", "falcon")
+FUSED_QKV = ("gpt2", "falcon", "phi3")
+# architectures whose llama.cpp graph takes the gated MLP's gate and up fused into ffn_up ([gate; up] rows)
+FUSED_GATE_UP = ("phi3",)
 ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's per-frequency divisors: how llama3 rope scaling is stored
+ROPE_LONG, ROPE_SHORT = "rope_factors_long.weight", "rope_factors_short.weight"  # longrope's, as llama.cpp's Phi-3
+
+
+def llama_cpp_gemma3_query_scale(cfg: ModelConfig) -> float:
+    """The query scale llama.cpp's gemma3 graph uses (it reads no key for it):
+    1/sqrt(head_dim), 1/sqrt(hidden / heads) for the 62-layer 27B."""
+    return (cfg.hidden_size / cfg.n_heads) ** -0.5 if cfg.n_layers == 62 else cfg.head_dim ** -0.5
 
 
 def to_llama_cpp_layout(cfg: ModelConfig, tensors: dict[str, np.ndarray]) -> ModelConfig:
@@ -65,6 +75,21 @@ def to_llama_cpp_layout(cfg: ModelConfig, tensors: dict[str, np.ndarray]) -> Mod
         for name in [n for n in tensors if n.endswith("norm.weight")]:
             tensors[name] = np.asarray(tensors[name], np.float32) + np.float32(cfg.norm_w_offset)
         cfg = dataclasses.replace(cfg, norm_w_offset=0.0)
+    if cfg.arch == "gemma3" and cfg.rope_local_freq_scale != 1.0:
+        raise ValueError(f"linear rope scaling {1 / cfg.rope_local_freq_scale:g} on Gemma 3's sliding-attention layers "
+                         "has no llama.cpp key (its gemma3 rotates them unscaled): not supported in a model file")
+    if cfg.arch == "gemma3" and cfg.query_scale != llama_cpp_gemma3_query_scale(cfg):
+        # llama.cpp's gemma3 fixes the query scale; RoPE and the scores are linear in q, so another
+        # query_pre_attn_scalar goes into the q norm's weights, exactly
+        ratio = np.float32(cfg.query_scale / llama_cpp_gemma3_query_scale(cfg))
+        for name in [n for n in tensors if n.endswith(".attn_q_norm.weight")]:
+            tensors[name] = np.asarray(tensors[name], np.float32) * ratio
+        cfg = dataclasses.replace(cfg, query_scale=llama_cpp_gemma3_query_scale(cfg))
+    if cfg.arch in FUSED_GATE_UP:
+        for i in range(cfg.n_layers):
+            gate, up = f"blk.{i}.ffn_gate.weight", f"blk.{i}.ffn_up.weight"
+            if gate in tensors and up in tensors:
+                tensors[up] = np.concatenate([np.asarray(tensors.pop(gate)), np.asarray(tensors[up])])
     if cfg.arch in FUSED_QKV:
         for i in range(cfg.n_layers):
             for wb in ("weight", "bias"):
@@ -96,6 +121,16 @@ def from_llama_cpp_layout(cfg: ModelConfig, weights: dict) -> None:
         for p, lo, hi in zip("qkv", bounds, bounds[1:]):
             part = name.replace(".attn_qkv.", f".attn_{p}.")
             weights[part] = Weight(data[lo:hi], fused.qtype) if isinstance(fused, Weight) else data[lo:hi]
+    if cfg.arch in FUSED_GATE_UP and cfg.gated_mlp:
+        for name in [n for n in weights if n.endswith(".ffn_up.weight") and n.replace("_up.", "_gate.") not in weights]:
+            fused = weights[name]
+            data = fused.data if isinstance(fused, Weight) else fused
+            f = cfg.intermediate_size
+            if data.shape[0] != 2 * f:
+                raise ValueError(f"tensor {name} has {data.shape[0]} rows, but the config implies {2 * f} "
+                                 f"(gate {f} + up {f}, fused)")
+            for part, rows in (("ffn_gate", data[:f]), ("ffn_up", data[f:])):
+                weights[name.replace("ffn_up", part)] = Weight(rows, fused.qtype) if isinstance(fused, Weight) else rows
     if any(".attn_norm_2." in n for n in weights):
         for name in [n for n in weights if ".attn_norm." in n]:
             weights[name.replace(".attn_norm.", ".ffn_norm.")] = weights.pop(name)
@@ -112,6 +147,7 @@ def config_from_json(text: str) -> ModelConfig:
     d["sliding_window_layers"] = tuple(d.get("sliding_window_layers", ()))
     d["eos_token_ids"] = tuple(d.get("eos_token_ids", ()))
     d["rope_freq_factors"] = tuple(d.get("rope_freq_factors", ()))
+    d["rope_freq_factors_long"] = tuple(d.get("rope_freq_factors_long", ()))
     return ModelConfig(**d)
 
 
@@ -142,10 +178,21 @@ def write_gguf(path: str | Path, cfg: ModelConfig, tensors: dict[str, tuple[np.n
             if cfg.rope_freq_scale != 1.0:
                 w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
                 w.add_rope_scaling_factor(1.0 / cfg.rope_freq_scale)
-            if cfg.rope_freq_factors:  # llama3 scaling, as llama.cpp's converter writes it
+            if cfg.rope_freq_factors_long:  # longrope, as llama.cpp's converter writes Phi-3's
+                tensors = {**tensors, ROPE_LONG: (np.asarray(cfg.rope_freq_factors_long, dtype=np.float32), "F32"),
+                           ROPE_SHORT: (np.asarray(cfg.rope_freq_factors or [1.0] * (cfg.rot_dim // 2),
+                                                   dtype=np.float32), "F32")}
+                w.add_rope_scaling_orig_ctx_len(cfg.rope_long_after)
+            elif cfg.rope_freq_factors:  # llama3 scaling, as llama.cpp's converter writes it
                 tensors = {**tensors, ROPE_FREQS: (np.asarray(cfg.rope_freq_factors, dtype=np.float32), "F32")}
-        if cfg.sliding_window:
+            if cfg.rope_attn_factor != 1.0:
+                w.add_rope_scaling_attn_factors(cfg.rope_attn_factor)
+            if cfg.rope_local_theta > 0:  # the sliding-window layers' base (llama.cpp's gemma3)
+                w.add_rope_freq_base_swa(cfg.rope_local_theta)
+        if cfg.sliding_window or cfg.arch == "phi3":  # llama.cpp's Phi-3 converter writes 0 for none
             w.add_sliding_window(cfg.sliding_window)
+        if cfg.sliding_window and cfg.arch == "gemma3":  # which layers slide, one flag a layer
+            w.add_sliding_window_pattern([i in cfg.sliding_window_layers for i in range(cfg.n_layers)])
         if cfg.attn_softcap:
             w.add_attn_logit_softcapping(cfg.attn_softcap)
         if cfg.final_softcap:
@@ -189,12 +236,20 @@ def _write_tokenizer(w: gguf.GGUFWriter, tok: dict) -> None:
         w.add_bool("pocketlm.tokenizer.ignore_merges", True)
     if tok.get("sp_model") is not None:  # the SentencePiece model itself, base64, so it runs exactly as trained
         w.add_string("pocketlm.tokenizer.sp_model", base64.b64encode(tok["sp_model"]).decode("ascii"))
+    if tok.get("add_space_prefix") is not None:
+        w.add_add_space_prefix(bool(tok["add_space_prefix"]))
+    if tok.get("huggingface_json") is not None:  # the exact tokenizer.json (GGUF's key for it), preferred on reading
+        w.add_string("tokenizer.huggingface.json", tok["huggingface_json"])
+    if tok.get("extra_special_tokens"):
+        w.add_string("pocketlm.tokenizer.extra_special_tokens", json.dumps(list(tok["extra_special_tokens"])))
 
 
 def tokenizer_metadata(tok) -> dict:
     """The GGUF tokenizer fields of a pocketlm Tokenizer."""
-    from ..tokenizer import BPETokenizer, SentencePieceTokenizer
+    from ..tokenizer import BPETokenizer, HFTokenizer, SentencePieceTokenizer
 
+    if isinstance(tok, HFTokenizer):
+        return _hf_tokenizer_metadata(tok)
     if isinstance(tok, BPETokenizer):
         n = tok.vocab_size
         tokens = [tok.id_to_token.get(i, f"[PAD{i}]") for i in range(n)]
@@ -222,6 +277,42 @@ def tokenizer_metadata(tok) -> dict:
                     eos_ids=tok.eos_ids, sp_model=tok.sp.serialized_model_proto(), add_bos=tok.add_bos,
                     chat_template=tok.chat_template)
     raise TypeError(f"cannot store a {type(tok).__name__} in a model file")
+
+
+UNUSED = 5  # llama.cpp's token type of an id no token has
+
+
+def _hf_tokenizer_metadata(tok) -> dict:
+    """A SentencePiece-style tokenizer.json as llama.cpp's "llama" vocabulary (pieces,
+    scores, types: what llama.cpp runs) plus the tokenizer.json itself under
+    tokenizer.huggingface.json, which pocketlm reads instead: llama.cpp's form loses
+    the merge ranks, the pre-tokenizer and the added tokens' flags."""
+    if tok.origin is None or tok.origin[0] != "bytes":
+        raise TypeError("cannot store an HFTokenizer whose tokenizer.json is gone")
+    n = tok.vocab_size
+    tokens, scores, types = [], [], []
+    for i in range(n):
+        t = tok.id_to_token.get(i)
+        tokens.append(t if t is not None else f"[PAD{i}]")
+        if t is None:
+            types.append(UNUSED)
+        elif i in tok.special_ids:
+            types.append(UNKNOWN if i == tok.unk_id else CONTROL)
+        elif i in tok.added_info:
+            types.append(USER_DEFINED)
+        elif i == tok.unk_id:
+            types.append(UNKNOWN)
+        elif len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
+            types.append(BYTE)
+        else:
+            types.append(NORMAL)
+        # Unigram: its scores; BPE: earlier pieces merge first, as SentencePiece's BPE scores order them
+        scores.append(tok.scores[i] if tok.model_type == "Unigram" and i < len(tok.scores) else -float(i))
+    prepends = any(st[0] == "metaspace" and st[2] != "never" for st in tok.pre_steps) or \
+        '"Prepend"' in json.dumps(tok.normalizer_spec)
+    return dict(model="llama", tokens=tokens, token_types=types, scores=scores, bos_id=tok.bos_id,
+                eos_ids=tok.eos_ids, add_bos=tok.add_bos, chat_template=tok.chat_template, add_space_prefix=prepends,
+                huggingface_json=tok.origin[1].decode("utf-8"), extra_special_tokens=tok.extra_special)
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -260,6 +351,16 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
         else:  # vectors (norms, biases) and tables read by row are used as float arrays
             weights[t.name] = np.asarray(arr, dtype=np.float32)
     ff = weights.pop(ROPE_FREQS, None)
+    long_short = weights.pop(ROPE_LONG, None), weights.pop(ROPE_SHORT, None)
+    for name, arr in zip((ROPE_LONG, ROPE_SHORT), long_short):
+        if arr is not None and (arr.shape != (cfg.rot_dim // 2,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0)):
+            raise ModelFileError(f"{path}: tensor {name} must hold {cfg.rot_dim // 2} positive factors "
+                                 f"(rope dimension count / 2), got shape {arr.shape}")
+    if cfg_json is None and long_short[0] is not None:
+        if long_short[1] is None:
+            raise ModelFileError(f"{path}: tensor {ROPE_LONG} comes without {ROPE_SHORT}")
+        cfg = dataclasses.replace(cfg, rope_freq_factors_long=tuple(float(v) for v in long_short[0]),
+                                  rope_freq_factors=tuple(float(v) for v in long_short[1]))
     if ff is not None:
         if ff.shape != (cfg.rot_dim // 2,) or not np.all(np.isfinite(ff)) or not np.all(ff > 0):
             raise ModelFileError(f"{path}: tensor {ROPE_FREQS} must hold {cfg.rot_dim // 2} positive factors "
@@ -294,6 +395,8 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
 
 
 def _tokenizer_keys(reader: GGUFFile) -> str:
+    if reader.field("tokenizer.huggingface.json") is not None:
+        return "tokenizer.huggingface.json"
     return "pocketlm.tokenizer.sp_model" if reader.field("pocketlm.tokenizer.sp_model") is not None else \
         "tokenizer.ggml.*"
 
@@ -323,9 +426,18 @@ def _check_config(cfg: ModelConfig) -> None:
             or cfg.rope_mode not in ("neox", "gptj") or cfg.positions not in ("rope", "learned", "alibi"):
         raise ValueError(f"unknown norm {cfg.norm!r}, activation {cfg.act!r}, rope mode {cfg.rope_mode!r} or "
                          f"positions {cfg.positions!r}")
-    if cfg.rope_freq_factors and (len(cfg.rope_freq_factors) != cfg.rot_dim // 2
-                                  or not all(isinstance(v, (int, float)) and v > 0 for v in cfg.rope_freq_factors)):
-        raise ValueError(f"rope_freq_factors must be {cfg.rot_dim // 2} positive numbers")
+    for name in ("rope_freq_factors", "rope_freq_factors_long"):
+        v = getattr(cfg, name)
+        if v and (len(v) != cfg.rot_dim // 2 or not all(isinstance(x, (int, float)) and x > 0 for x in v)):
+            raise ValueError(f"{name} must be {cfg.rot_dim // 2} positive numbers")
+    for name in ("rope_local_theta", "rope_local_freq_scale", "rope_attn_factor"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} {v!r} is not a finite non-negative number")
+    if not isinstance(cfg.rope_long_after, int) or cfg.rope_long_after < 0 \
+            or (cfg.rope_freq_factors_long and not cfg.rope_freq_factors):
+        raise ValueError(f"longrope needs short factors and a non-negative rope_long_after, got "
+                         f"{cfg.rope_long_after!r}")
     if not isinstance(cfg.sliding_window, int) or cfg.sliding_window < 0 \
             or any(not isinstance(i, int) or not 0 <= i < cfg.n_layers for i in cfg.sliding_window_layers):
         raise ValueError(f"sliding window {cfg.sliding_window!r} over layers {cfg.sliding_window_layers!r}")
@@ -369,6 +481,7 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
              qkv_bias="blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
              o_bias="blk.0.attn_output.bias" in names, mlp_bias="blk.0.ffn_up.bias" in names,
              output_bias="output.bias" in names, gated_mlp="blk.0.ffn_gate.weight" in names,
+             rope_attn_factor=float(f("rope.scaling.attn_factor", 1.0)),  # every llama.cpp graph's RoPE takes it
              bos_token_id=reader.field("tokenizer.ggml.bos_token_id"), eos_token_ids=() if eos is None else (eos,))
     scaling = f("rope.scaling.type", "none")
     if scaling == "linear":
@@ -390,6 +503,35 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
             c.update(query_scale=scale, attn_softcap=float(f("attn_logit_softcapping", 0.0)),
                      final_softcap=float(f("final_logit_softcapping", 0.0)), sliding_window=window,
                      sliding_window_layers=tuple(range(0, c["n_layers"], 2)) if window else (), post_norms=True)
+    elif arch == "gemma3":
+        # llama.cpp's gemma3: norms stored as 1 + w (q/k norms too); a window only with attention.sliding_window,
+        # on the layers sliding_window_pattern flags (or n: all but every n-th), 6 when absent; the swa layers
+        # rotate on rope.freq_base_swa (10000 by default) unscaled
+        window = int(f("attention.sliding_window", 0) or 0)
+        sliding: tuple[int, ...] = ()
+        if window > 0:
+            pattern = f("attention.sliding_window_pattern", 6)
+            if isinstance(pattern, list):
+                if len(pattern) < c["n_layers"]:
+                    raise ValueError(f"{arch}.attention.sliding_window_pattern flags {len(pattern)} layers, the "
+                                     f"model has {c['n_layers']}")
+                sliding = tuple(i for i in range(c["n_layers"]) if pattern[i])
+            else:
+                n = int(pattern)
+                sliding = tuple(i for i in range(c["n_layers"]) if n == 0 or i % n < n - 1)
+        c.update(act="gelu_tanh", embed_scale=math.sqrt(hidden), qk_norm=True, post_norms=True,
+                 final_softcap=float(f("final_logit_softcapping", 0.0)), sliding_window=window if sliding else 0,
+                 sliding_window_layers=sliding,
+                 rope_local_theta=float(f("rope.freq_base_swa", 10000.0)) if sliding else 0.0)
+        c["query_scale"] = llama_cpp_gemma3_query_scale(ModelConfig(**c))
+    elif arch in ("qwen2", "qwen3"):
+        # llama.cpp's Qwen graphs apply no sliding window; Qwen3's q/k norms are there when their tensors are
+        c.update(act="silu", qk_norm="blk.0.attn_q_norm.weight" in names)
+    elif arch == "phi3":
+        # llama.cpp's phi3: fused attn_qkv and ffn_up ([gate; up]), SWA disabled whatever attention.sliding_window
+        # says, longrope's factors as rope_factors_long / rope_factors_short (read with the tensors) switching at
+        # rope.scaling.original_context_length, rope.scaling.attn_factor on the rotated part
+        c.update(act="silu", gated_mlp=True, rope_long_after=int(f("rope.scaling.original_context_length", 0) or 0))
     elif arch == "phi2":
         c.update(act="gelu_tanh", parallel_residual=True)
     elif arch == "stablelm":
@@ -439,8 +581,10 @@ def _llama_cpp_pre_tokenizer(name: str) -> dict:
 
 
 def _tokenizer_from_gguf(reader: GGUFFile):
+    from ..tokenizer import HFTokenizer
+
     tok = _tokenizer_model_from_gguf(reader)
-    if tok is not None:
+    if tok is not None and not isinstance(tok, HFTokenizer):  # an HFTokenizer's template says where BOS goes
         # llama.cpp's default when the key is absent: SentencePiece vocabularies start with BOS, BPE ones do not
         add_bos = reader.field("tokenizer.ggml.add_bos_token", reader.field("tokenizer.ggml.model") == "llama")
         tok.add_bos = bool(add_bos) and tok.bos_id is not None
@@ -458,6 +602,17 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
     if eos is None:
         e = reader.field("tokenizer.ggml.eos_token_id")
         eos = [] if e is None else [e]
+    hf_json = reader.field("tokenizer.huggingface.json")
+    if hf_json is not None:  # the exact tokenizer.json, preferred over llama.cpp's vocabulary
+        from ..tokenizer import HFTokenizer, is_byte_level
+
+        spec = json.loads(hf_json)
+        if is_byte_level(spec):
+            return BPETokenizer(spec, bos, tuple(eos))
+        extra = json.loads(reader.field("pocketlm.tokenizer.extra_special_tokens", "[]"))
+        tok = HFTokenizer(spec, bos, tuple(eos), tuple(extra))
+        tok.origin = ("bytes", hf_json.encode("utf-8"))
+        return tok
     sp_model = reader.field("pocketlm.tokenizer.sp_model")
     if sp_model is not None:
         return SentencePieceTokenizer(base64.b64decode(sp_model), bos, tuple(eos))
