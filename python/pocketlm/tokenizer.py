@@ -333,6 +333,8 @@ class HFTokenizer(Tokenizer):
         self.added_info: dict[int, dict] = {}
         for t in spec.get("added_tokens", []):
             self._add_token(t)
+        self.normalizer_spec = spec.get("normalizer")
+        self.extra_special = tuple(extra_special)
         for t in extra_special:  # transformers 5's extra_special_tokens: special, never normalized
             content = t.get("content") if isinstance(t, dict) else t
             if not isinstance(content, str):

@@ -137,3 +137,69 @@ def test_ignore_merges_as_hugging_face_tokenizers(tmp_path, ignore_merges):
     whole = [vocab[w] for w in words]
     got = py.encode(" phone runswe café tokens Priv")
     assert any(i in got for i in whole) == ignore_merges
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma", "legacy-llama", "metaspace-bpe", "unigram"])
+def test_sentencepiece_style_tokenizer_json_matches_hugging_face(tmp_path, kind):
+    """The C tokenizer on transformers 5's and `tokenizers`' SentencePiece-style
+    tokenizer.json: 50k+ tokens of mixed-script text, id for id with `tokenizers`."""
+    from tokenizers import Tokenizer
+
+    from tests.fixtures.tokenizers import mixed_script
+    from tests.test_tokenizer import ODD, sp_style
+
+    folder = sp_style(kind, tmp_path / "tok")
+    hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    py = load_tokenizer(folder)
+    c = native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes(), py.bos_id, py.eos_ids)
+    assert (c.bos_id, c.vocab_size) == (py.bos_id, py.vocab_size)
+    n = 0
+    for s in mixed_script(1500, seed=5) + ODD + LINES[:300]:
+        want = hf.encode(s, add_special_tokens=False).ids
+        n += len(want)
+        assert c.encode(s) == want, s
+        assert c.decode(want) == hf.decode(want, skip_special_tokens=False), s
+    assert n > 50_000
+    for text in ["<s>", "</s>", "<unk>", "<|turn|>", "<tool>", "hello"]:
+        assert c.special_id(text) == py.special_id(text), text
+
+
+def test_a_transformers_5_checkpoint_converts_to_a_gguf_both_engines_tokenize_alike(tmp_path):
+    """A checkpoint folder with only tokenizer.json (save_pretrained of
+    transformers 5) converts into a GGUF carrying llama.cpp's "llama"
+    vocabulary and the exact tokenizer.json; Python and C read the latter and
+    give `tokenizers`' ids."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.gguf_file import read_gguf
+    from pocketlm.model.gguf_reader import GGUFFile
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import mixed_script, transformers_sentencepiece
+
+    folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=500)
+    transformers_sentencepiece(folder, "LlamaTokenizer")
+    assert not (folder / "tokenizer.model").exists()
+    hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    _, _, tok, _ = read_gguf(path)
+    c = native.CTokenizer.from_gguf(path)
+    meta = GGUFFile(path)
+    assert meta.field("tokenizer.ggml.model") == "llama" and len(meta.field("tokenizer.ggml.tokens")) == 500
+    assert meta.field("tokenizer.ggml.add_space_prefix") is True
+    assert json.loads(meta.field("tokenizer.huggingface.json")) == json.loads((folder / "tokenizer.json").read_text())
+    for s in mixed_script(400, seed=2) + ["<s>hi</s>", ""]:
+        want = hf.encode(s, add_special_tokens=False).ids
+        assert tok.encode(s) == want == c.encode(s), s
+        assert c.decode(want) == tok.decode(want) == hf.decode(want, skip_special_tokens=False), s
+    assert (c.bos_id, c.eos_ids, c.add_bos) == (tok.bos_id, tok.eos_ids, tok.add_bos) == (1, (2,), False)
+
+
+def test_a_normalizer_the_c_tokenizer_cannot_run_is_refused_by_name(tmp_path):
+    from tests.fixtures.tokenizers import train_metaspace
+
+    folder = train_metaspace(tmp_path / "t", nfkc=True)
+    with pytest.raises(ValueError, match="NFKC"):
+        native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes())
