@@ -18,7 +18,7 @@ from tests.fixtures.llama_cpp import without_pocketlm_keys
 from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece
 
 PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128]
-ARCHS = ["llama", "gemma", "gemma2", "phi", "stablelm", "gpt2", "falcon"]
+ARCHS = ["llama", "gemma", "gemma2", "phi", "stablelm", "gpt2", "falcon", "gemma3", "qwen2", "qwen3", "phi3"]
 
 
 def with_tokenizer(folder, kind="bpe"):
@@ -290,3 +290,23 @@ def test_sentencepiece_vocabulary_without_the_model_matches_sentencepiece(tmp_pa
     for t in lines:
         assert scored.encode(t) == sp.encode(t), repr(t)
         assert scored.decode(scored.encode(t)) == sp.decode(sp.encode(t))
+
+
+@pytest.mark.parametrize("arch,model_type", [("gemma3", "GEMMA3"), ("qwen2", "QWEN2"), ("qwen3", "QWEN3"),
+                                             ("phi3", "PHI3")])
+def test_new_architectures_run_from_a_task_bundle(tmp_path, arch, model_type):
+    """Gemma 3, Qwen2, Qwen3 and Phi-3 through the .task path: converted under their model_type name,
+    bundled with a SentencePiece tokenizer, loaded back to the checkpoint's logits (a prompt past
+    Gemma 3's window and Phi-3's original 16 positions)."""
+    folder = with_tokenizer(getattr(checkpoints, arch)(tmp_path / "ckpt"), kind="sp")
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", model_type, "cpu", str(tmp_path / "o"),
+                                               is_quantized=False))
+    task = create_bundle(BundleConfig(tflite_model=str(path), tokenizer_model=str(folder / "tokenizer.model"),
+                                      start_token="<s>", stop_tokens=["</s>"], output_filename=str(tmp_path / "m.task")))
+    model = load_model(task)[0]
+    prompt = PROMPT * 2
+    np.testing.assert_allclose(model.forward(prompt, KVCache(model.cfg, 32)),
+                               Model.from_pretrained(folder).forward(prompt, KVCache(model.cfg, 32)), atol=1e-4,
+                               rtol=1e-4)
+    with pytest.raises(ValueError, match="expects a 'llama' checkpoint"):
+        convert_checkpoint(ConversionConfig(str(folder), "safetensors", "LLAMA", "cpu", str(tmp_path / "x")))

@@ -32,7 +32,9 @@ def test_converted_file_runs_in_llama_cpp(tmp_path, name, quantized):
     path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
                                                backend="cpu", output_dir=str(tmp_path / "out"),
                                                is_quantized=quantized))
-    ours, ref = both_logits(path, PROMPT)
+    # llama.cpp picks Phi-3's longrope factors by its context (64, past the original 16: the long ones),
+    # pocketlm by where the input ends, as transformers does: a prompt past 16 takes the long ones in both
+    ours, ref = both_logits(path, PROMPT + PROMPT[:8] if name == "phi3" else PROMPT)
     # llama.cpp's GELU is a tanh approximation read from an F16 table: within 5e-4 of the logits' range
     scale = float(np.abs(ref).max())
     assert np.abs(ours - ref).max() < (5e-4 if not quantized else 2e-2) * scale
@@ -74,3 +76,23 @@ def test_llama3_rope_scaling_runs_the_same_in_llama_cpp(tmp_path):
     prompt = [(7 * i + 3) % 700 for i in range(48)]  # long enough for the scaled low frequencies to turn
     ours, ref = both_logits(path, prompt)
     assert np.abs(ours - ref).max() < 5e-4 * float(np.abs(ref).max())
+
+
+def test_gemma3_query_scale_and_layer_pattern_run_the_same_in_llama_cpp(tmp_path):
+    """A query_pre_attn_scalar other than head_dim (folded into the q norm: llama.cpp's gemma3 fixes its
+    scale), sliding layers in a pattern of pocketlm's choosing (one flag a layer), the local base, linear
+    scaling of the global one and the final soft-cap: llama.cpp gives pocketlm's logits, past the window."""
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import train_sentencepiece
+
+    folder = checkpoints.gemma3(tmp_path / "ckpt", vocab_size=700, final_logit_softcapping=30.0)
+    train_sentencepiece(folder, vocab_size=700, add_dummy_prefix=False)
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
+                                               is_quantized=False))
+    prompt = [(7 * i + 3) % 700 for i in range(30)]
+    ours, ref = both_logits(path, prompt)
+    assert np.abs(ours - ref).max() < 5e-4 * float(np.abs(ref).max())
+    from pocketlm.model.forward import Model
+
+    want = Model.from_pretrained(folder).forward(prompt, KVCache(load_model(path)[0].cfg, 30))
+    np.testing.assert_allclose(ours, want, atol=1e-4, rtol=1e-4)  # the fold keeps the checkpoint's maths

@@ -61,7 +61,11 @@ MODEL_TYPES = {
     "STABLELM_4E1T_3B": "stablelm", "TINYLLAMA": "llama",
     "LLAMA": "llama", "MISTRAL": "mistral", "GEMMA": "gemma", "GEMMA2": "gemma2", "PHI": "phi", "FALCON": "falcon",
     "STABLELM": "stablelm", "GPT2": "gpt2",
+    # MediaPipe 0.10.21's converter names none of these: pocketlm's own names
+    "GEMMA3": "gemma3", "QWEN2": "qwen2", "QWEN3": "qwen3", "PHI3": "phi3",
 }
+# config.json model_types a MODEL_TYPES target also accepts
+_SAME_MODEL = {"llama": ("mistral",), "gemma3": ("gemma3_text",)}
 _BITS = {8: "Q8_0", 16: "F16"}
 
 
@@ -211,7 +215,7 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
     conf = json.loads(conf_path.read_text())
     if cfg.model_type is not None:
         want = MODEL_TYPES[cfg.model_type.upper()]
-        if conf.get("model_type") != want and not (want == "llama" and conf.get("model_type") == "mistral"):
+        if conf.get("model_type") != want and conf.get("model_type") not in _SAME_MODEL.get(want, ()):
             raise ValueError(f"model_type {cfg.model_type} expects a {want!r} checkpoint, but config.json says "
                              f"{conf.get('model_type')!r}")
     mcfg = config_from_dict(conf)
@@ -238,7 +242,9 @@ def convert_checkpoint(cfg: ConversionConfig) -> Path:
     path = Path(cfg.output_tflite_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = write_gguf(path, mcfg, out, tokenizer_metadata(tok),
-                         extra={"name": conf.get("_name_or_path", mcfg.arch), "backend": cfg.backend,
+                         # the checkpoint's name, else its folder's, as llama.cpp's converter names a file (llama.cpp
+                         # reads the name: one with "phi3" in it must hold Phi-3's special tokens)
+                         extra={"name": conf.get("_name_or_path") or folder.name, "backend": cfg.backend,
                                 "source_model_type": cfg.model_type or conf.get("model_type")})
     if adapter is not None:
         lora_path = Path(cfg.lora_output_tflite_file)
