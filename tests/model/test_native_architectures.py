@@ -3,11 +3,12 @@ converter wrote (tests/fixtures/llama_cpp), against transformers on the
 checkpoint each came from (its matrices rounded to F16, as the file holds
 them; llama.cpp keeps vectors F32): the same logits in F32, the same greedy
 tokens, decoding one token at a time equal to one prefill. Gemma 3's local
-layers and Phi-3's window keep a ring of window + n_batch - 1 positions in
-C: prompts longer than the window and than the ring (small n_batch, so
-several batches wrap it), a clone taken mid-wrap, and the session's memory
-counting the ring. Phi-3's longrope picks its factors once per call, by
-where the call's whole input ends."""
+layers and Phi-3's window (a pocketlm file: llama.cpp's phi3 runs without
+one) keep a ring of window + n_batch - 1 positions in C: prompts longer
+than the window and than the ring (small n_batch, so several batches wrap
+it), a clone taken mid-wrap, and the session's memory counting the ring.
+Phi-3's longrope picks its factors once per call, by where the call's
+whole input ends."""
 
 import numpy as np
 import pytest
@@ -26,24 +27,45 @@ PROMPT = [1, 17, 200, 33, 5, 99, 250, 7, 64, 128, 3, 77, 12, 190, 45, 8, 230, 61
 TIGHT = 1e-5  # of the logits' range: the engines agree to ~2e-7 in F32
 
 
-@pytest.fixture(scope="module", params=ARCHS)
+@pytest.fixture(scope="module", params=ARCHS + ["phi3-window"])
 def pair(request, tmp_path_factory):
-    """(name, the C engine's model over llama.cpp's file, transformers' model of its source checkpoint)."""
+    """(name, the C engine's model over the file, transformers' model of its source checkpoint)."""
     name = request.param
-    return name, NativeModel.open(fixture_path(name)), hf_model(name, tmp_path_factory.mktemp(name))
+    return name, native_model(name, tmp_path_factory), hf_model(name, tmp_path_factory)
 
 
-_HF = {}
+_HF, _FILES = {}, {}
 
 
-def hf_model(name, folder):
+def native_model(name, tmp_path_factory):
+    """llama.cpp's file of the fixture, or for "phi3-window" pocketlm's F32 file of Phi-3 with its window of 12."""
+    if name != "phi3-window":
+        return NativeModel.open(fixture_path(name))
+    if name not in _FILES:
+        from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+        from tests.fixtures import checkpoints
+        from tests.fixtures.tokenizers import train_sentencepiece
+
+        tmp = tmp_path_factory.mktemp(name)
+        folder = checkpoints.phi3(tmp / "ckpt", vocab_size=700)
+        train_sentencepiece(folder, vocab_size=700)
+        _FILES[name] = (convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp / "o"),
+                                                            is_quantized=False)), folder)
+    return NativeModel.open(_FILES[name][0])
+
+
+def hf_model(name, tmp_path_factory):
     if name not in _HF:
-        m = transformers.AutoModelForCausalLM.from_pretrained(source_checkpoint(name, folder / name),
-                                                              dtype=torch.float32)
+        if name == "phi3-window":
+            native_model(name, tmp_path_factory)
+            folder = _FILES[name][1]
+        else:
+            folder = source_checkpoint(name, tmp_path_factory.mktemp(name) / name)
+        m = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         m.eval()
         with torch.no_grad():  # what convert_hf_to_gguf --outtype f16 stores: matrices F16, vectors F32
             for p in m.parameters():
-                if p.dim() >= 2:
+                if p.dim() >= 2 and name != "phi3-window":
                     p.copy_(p.half().float())
         _HF[name] = m
     return _HF[name]
@@ -94,7 +116,7 @@ def kv_bytes(native, t):
 def test_llama_cpp_file_gives_transformers_logits(pair):
     name, native, hf = pair
     ffi, lib = ne._lib()
-    assert ffi.string(lib.plm_model_get_config(native.handle).arch).decode() == name
+    assert ffi.string(lib.plm_model_get_config(native.handle).arch).decode() == name.split("-")[0]
     close(session(native, 64).eval(PROMPT, all_logits=True), hf_logits(hf, PROMPT))
 
 
@@ -128,7 +150,7 @@ def test_token_by_token_equals_one_prefill(pair):
     """Phi-3's prompt stays within its original length here: past it a prefill rotates every position by
     the long factors, token-by-token decoding only the later ones (as in transformers)."""
     name, native, _ = pair
-    prompt = PROMPT[:16] if name == "phi3" else PROMPT
+    prompt = PROMPT[:16] if name.startswith("phi3") else PROMPT
     for kv, tol in (("F32", TIGHT), ("F16", 1e-3)):
         whole = session(native, 64, kv).eval(prompt, all_logits=True)
         t = session(native, 64, kv)
@@ -136,13 +158,12 @@ def test_token_by_token_equals_one_prefill(pair):
         close(steps, whole, tol)
 
 
-@pytest.mark.parametrize("name", ["gemma3", "phi3"])
+@pytest.mark.parametrize("name", ["gemma3", "phi3-window"])
 @pytest.mark.parametrize("n_batch", [1, 3, 4, 7, 64])
 def test_prompt_longer_than_the_window_and_the_ring(tmp_path_factory, name, n_batch):
     """The 26-token prompt in batches of n_batch: the local layers' rings (window + n_batch - 1 rows)
     wrap several times, and every position still sees exactly its window."""
-    native = NativeModel.open(fixture_path(name))
-    hf = hf_model(name, tmp_path_factory.mktemp(name))
+    native, hf = native_model(name, tmp_path_factory), hf_model(name, tmp_path_factory)
     c = ne._lib()[1].plm_model_get_config(native.handle)
     window = c.sliding_window
     assert 0 < window < len(PROMPT)
@@ -156,8 +177,7 @@ def test_prompt_longer_than_the_window_and_the_ring(tmp_path_factory, name, n_ba
 def test_longrope_factors_are_chosen_by_the_whole_input(tmp_path_factory):
     """A prompt ending at the original length (16) rotates by the short factors, one ending past it by the
     long ones at every position, however it is batched: transformers' per-call choice."""
-    native = NativeModel.open(fixture_path("phi3"))
-    hf = hf_model("phi3", tmp_path_factory.mktemp("phi3"))
+    native, hf = native_model("phi3", tmp_path_factory), hf_model("phi3", tmp_path_factory)
     for n in (16, 17, 26):
         want = hf_logits(hf, PROMPT[:n])
         for n_batch in (0, 4, 5):
@@ -171,8 +191,7 @@ def test_longrope_factors_are_chosen_by_the_whole_input(tmp_path_factory):
 def test_clone_in_the_middle_of_a_ring_wrap(tmp_path_factory):
     """n_batch 4: the local layers' rings hold 11 rows; after 13 tokens they have wrapped. A clone
     taken there carries the rings as they are: both go on to transformers' logits, apart."""
-    native = NativeModel.open(fixture_path("gemma3"))
-    hf = hf_model("gemma3", tmp_path_factory.mktemp("gemma3"))
+    native, hf = native_model("gemma3", tmp_path_factory), hf_model("gemma3", tmp_path_factory)
     want = hf_logits(hf, PROMPT)
     a = session(native, 64, n_batch=4)
     a.eval(PROMPT[:13])

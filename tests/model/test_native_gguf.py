@@ -117,7 +117,7 @@ def test_model_config_of_llama_cpp_files(path):
 
 
 @pytest.mark.parametrize("arch", ["llama", "llama3", "mistral", "gemma", "gemma2", "phi", "stablelm", "gpt2",
-                                  "falcon"])
+                                  "falcon", "gemma3", "qwen2", "qwen3", "phi3"])
 def test_model_config_of_pocketlm_files(tmp_path, arch):
     from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
     from pocketlm.model.gguf_file import read_gguf
@@ -133,7 +133,7 @@ def test_model_config_of_pocketlm_files(tmp_path, arch):
     train_byte_level_bpe(folder, vocab_size=256)
     path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
     _same_config(native.gguf_model_config(path), read_gguf(path)[0])
-    if arch in ("llama3", "gemma2", "phi"):  # the same file with llama.cpp's keys only
+    if arch in ("llama3", "gemma2", "phi", "gemma3", "qwen3", "phi3"):  # the same file with llama.cpp's keys only
         plain = without_pocketlm_keys(path, tmp_path / "plain.gguf")
         _same_config(native.gguf_model_config(plain), read_gguf(plain)[0])
 

@@ -401,11 +401,7 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
         const char *s;
         uint64_t n;
         if (plm_gguf_get_str(g, si, &s, &n) != PLM_OK) return cfg_fail(path, error, "%s must be a string", key);
-        if (n == 8 && memcmp(s, "longrope", 8) == 0 && which == 10) {
-            /* Phi-3's factors travel as the rope_factors_long / _short tensors (read below) */
-            if (!has_tensor(g, "rope_factors_long.weight"))
-                return cfg_fail(path, error, "%s 'longrope' needs the tensor rope_factors_long.weight", key);
-        } else if (n == 6 && memcmp(s, "linear", 6) == 0) {
+        if (n == 6 && memcmp(s, "linear", 6) == 0) {
             double factor;
             snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
             if (key_real(g, key, 0.0, &factor, NULL) != PLM_OK || !(factor > 0))
@@ -415,6 +411,10 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
             return cfg_fail(path, error, "%s '%.*s' is not supported; supported: none, linear", key, (int)(n < 32 ? n : 32), s);
         }
     }
+    /* every llama.cpp graph's RoPE multiplies by it (Phi-3's longrope attention factor) */
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", arch);
+    if (key_real(g, key, 1.0, &c->rope_attn_factor, NULL) || !(c->rope_attn_factor > 0))
+        return cfg_fail(path, error, "%s must be a positive number", key);
     switch (which) {
     case 0: c->act = PLM_ACT_SILU; c->rope_mode = PLM_ROPE_GPTJ; break;
     case 1: case 2:
@@ -455,10 +455,14 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
         if (c->n_layers == 62) c->query_scale = 1.0 / sqrt((double)hidden / (double)n_heads);
         snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
         if (key_real(g, key, 0.0, &c->final_softcap, NULL)) return cfg_fail(path, error, "%s must be a number", key);
+        int any = 0;
         if (window > 0) {
-            c->sliding_window = window;
             int st2 = swa_pattern(g, arch, c, 6, path, error);
             if (st2) return st2;
+            for (int64_t l = 0; l < c->n_layers && l < 1024; l++) any |= c->sliding_window_layer[l];
+        }
+        if (any) { /* the sliding layers rotate on the local base, unscaled */
+            c->sliding_window = window;
             snprintf(key, sizeof key, "%s.rope.freq_base_swa", arch);
             if (key_real(g, key, 10000.0, &c->rope_local_theta, NULL) || !(c->rope_local_theta > 0))
                 return cfg_fail(path, error, "%s must be a positive number", key);
@@ -466,25 +470,16 @@ static int from_llama_cpp(const plm_gguf *g, plm_model_config *c, char **error) 
         }
         break;
     }
-    case 8: case 9: /* qwen2 (q/k/v biases, found by tensor name) and qwen3 (q/k norms, key_length) */
+    case 8: case 9: /* qwen2 / qwen3: no window in llama.cpp's graphs; biases and q/k norms where their tensors are */
         c->act = PLM_ACT_SILU;
-        c->qk_norm = which == 9;
+        c->qk_norm = has_tensor(g, "blk.0.attn_q_norm.weight");
         break;
-    case 10: { /* phi3: fused attn_qkv and ffn_up = [gate; up], longrope factors as tensors */
-        int64_t window;
-        if (key_int(g, arch, "attention.sliding_window", 0, &window)) return cfg_fail(path, error, "sliding_window");
+    case 10: { /* phi3: fused attn_qkv and ffn_up = [gate; up]; llama.cpp's graph turns its sliding window off;
+                * longrope's factors are tensors (read below), switching past original_context_length */
         c->act = PLM_ACT_SILU;
         c->gated_mlp = 1;
-        /* the window transformers' Phi-3 applies on every layer (llama.cpp's own graph leaves it off) */
-        c->sliding_window = window;
-        for (int64_t l = 0; window > 0 && l < c->n_layers && l < 1024; l++) c->sliding_window_layer[l] = 1;
-        snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", arch);
-        if (key_real(g, key, 1.0, &c->rope_attn_factor, NULL) || !(c->rope_attn_factor > 0))
-            return cfg_fail(path, error, "%s must be a positive number", key);
-        int64_t orig;
-        if (key_int(g, arch, "rope.scaling.original_context_length", c->max_position_embeddings, &orig) || orig < 0)
+        if (key_int(g, arch, "rope.scaling.original_context_length", 0, &c->rope_long_after) || c->rope_long_after < 0)
             return cfg_fail(path, error, "%s.rope.scaling.original_context_length must be a size", arch);
-        if (has_tensor(g, "rope_factors_long.weight")) c->rope_long_after = orig;
         break;
     }
     case 6: {
@@ -521,7 +516,8 @@ int plm_gguf_model_config(const plm_gguf *g, plm_model_config *cfg, char **error
      * rope_factors_short (rope_freq_factors) and rope_factors_long */
     if (ji < 0) {
         const int short_f = plm_gguf_find_tensor(g, "rope_factors_short.weight") >= 0;
-        if (plm_gguf_find_tensor(g, "rope_freqs.weight") >= 0 && (short_f || cfg->rope_long_after))
+        if (plm_gguf_find_tensor(g, "rope_freqs.weight") >= 0 &&
+            (short_f || plm_gguf_find_tensor(g, "rope_factors_long.weight") >= 0))
             return cfg_fail(path, error, "tensor rope_freqs.weight beside rope_factors_long / _short: not supported");
         if ((st = factors_tensor(g, "rope_freqs.weight", cfg, cfg->rope_freq_factors, &cfg->n_rope_freq_factors, path,
                                  error)) ||
