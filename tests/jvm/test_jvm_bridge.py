@@ -298,3 +298,49 @@ def test_a_lone_surrogate_from_kotlin_is_refused_naming_its_index(jvm):
         s.addQueryChunk(emoji)
         assert got["EMOJI"] == s.generateResponse().encode().hex()
     assert got["LIVE"] == "1"  # the LlmInference's engine only: no refused call left a session behind
+
+
+CHAT_TEMPLATES = Path(__file__).parent.parent / "fixtures" / "chat_templates"
+# the templates of the models phones run now, with their BOS, EOS and other special tokens
+TEMPLATE_TOKENS = {
+    "google-gemma-3-4b-it.jinja": ("<bos>", "<end_of_turn>", ["<start_of_turn>"]),
+    "Qwen-Qwen2.5-7B-Instruct.jinja": (None, "<|im_end|>", []),
+    "Qwen-Qwen3-0.6B.jinja": (None, "<|im_end|>", []),
+    "microsoft-Phi-3.5-mini-instruct.jinja": ("<s>", "<|end|>", ["<|user|>", "<|assistant|>", "<|system|>"]),
+    "microsoft-Phi-4-mini-instruct.jinja": (None, "<|end|>", ["<|user|>", "<|assistant|>", "<|system|>"]),
+    "upstage-SOLAR-10.7B-Instruct-v1.0.jinja": ("<s>", "</s>", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_TOKENS))
+def test_kotlin_wraps_the_prompt_with_the_files_chat_template_as_python(jvm, name, tmp_path):
+    """A GGUF converted from a transformers 5 checkpoint with a real template: Kotlin's LlmInference (the JNI
+    bridge over the C API's template families) answers as the Python API, and not as the unwrapped prompt."""
+    transformers = pytest.importorskip("transformers")
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import train_byte_level_bpe
+
+    bos, eos, extra = TEMPLATE_TOKENS[name]
+    bpe = train_byte_level_bpe(tmp_path / "bpe", vocab_size=320) / "tokenizer.json"
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(bpe), bos_token=bos, eos_token=eos,
+                                               extra_special_tokens={f"t{i}": t for i, t in enumerate(extra)})
+    tok.chat_template = (CHAT_TEMPLATES / name).read_text()
+    folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                               eos_token_id=tok.eos_token_id, max_position_embeddings=512)
+    tok.save_pretrained(folder)
+    model = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
+                                                is_quantized=False))
+    prompt = TURNS[0]
+    rc, got, err = run_jvm(jvm, "generate", model, max_tokens=192, turns=(prompt, ""))
+    assert rc == 0, (got, err)
+    with LlmInference.createFromOptions(None, py_options(model, max_tokens=192)) as llm:
+        want = llm.generateResponse(prompt)
+        raw = LlmInferenceSession.createFromOptions(llm, LlmInferenceSessionOptions.builder().setTopK(1)
+                                                    .setPromptTemplates(PromptTemplates()).build())
+        raw.addQueryChunk(prompt)
+        unwrapped = raw.generateResponse()
+    # the tiny model writes any byte: run_jvm reads the output with universal newlines (\r becomes \n), and a
+    # record ends at the first \x1e
+    as_read = want.replace("\r\n", "\n").replace("\r", "\n").split("\x1e")[0]
+    assert got["SYNC"] == as_read and want != unwrapped
