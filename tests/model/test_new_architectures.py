@@ -247,3 +247,22 @@ def test_a_copied_cache_continues_as_the_original(ckpt):
     a.copy_into(b)
     assert b.n_past == 30
     np.testing.assert_array_equal(model.forward(PROMPT[30:], b), model.forward(PROMPT[30:], a))
+
+
+def test_gemma3_device_memory_counts_the_window_for_local_layers(tmp_path):
+    """At maxTokens 4096 the local layers hold their window, not 4096 positions: Gemma 3 1B's shape (26
+    layers, one KV head of 256, window 512, 22 local layers) needs 28 MB of F16 cache, not 109 MB."""
+    from pocketlm.device import memory_needed
+    from pocketlm.model.info import kv_bytes_per_token, kv_cache_bytes
+
+    one_b = config_from_dict(dict(model_type="gemma3_text", vocab_size=262144, hidden_size=1152,
+                                  intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
+                                  num_key_value_heads=1, head_dim=256, sliding_window=512, query_pre_attn_scalar=256,
+                                  rope_theta=1000000.0, rope_local_base_freq=10000.0, sliding_window_pattern=6))
+    assert len(one_b.sliding_window_layers) == 22
+    assert kv_cache_bytes(one_b, 4096, "F16") == 2 * 256 * 2 * (22 * 512 + 4 * 4096)
+    assert kv_cache_bytes(one_b, 4096, "F16") < 0.3 * 4096 * kv_bytes_per_token(one_b, "F16")
+    assert kv_cache_bytes(one_b, 256, "F16") == 256 * kv_bytes_per_token(one_b, "F16")  # inside the window: all
+    model = Model.from_pretrained(checkpoints.gemma3(tmp_path / "g"))
+    per_position = 2 * model.cfg.n_kv_heads * model.cfg.head_dim * 4
+    assert memory_needed(model, 4096).kv_cache == per_position * (4 * 8 + 2 * 4096)

@@ -174,7 +174,7 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
     (model/litert_memory.py's figures: the mapped graph, LiteRT's runtime, and a
     session's whole KV cache, XNNPack's packed weights and activations)."""
     from ..model.forward import PREFILL_CHUNK
-    from ..model.info import kv_bytes_per_token, weight_bytes
+    from ..model.info import kv_cache_bytes, weight_bytes
     from ..model.litert_model import LiteRTGraph
 
     if isinstance(model, LiteRTGraph):
@@ -184,7 +184,7 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
         return MemoryNeed(mapped_bytes(model, native), parts["KV cache"], parts["activations"], LITERT_RUNTIME_BYTES,
                           parts["packed weights"])
     cfg = model.cfg
-    kv = max_tokens * kv_bytes_per_token(model, kv_type)
+    kv = kv_cache_bytes(model, max_tokens, kv_type)  # sliding-window layers: their window's ring
     if native is not None:
         return MemoryNeed(native.weight_bytes + native.owned_bytes, kv, native.session_bytes(max_tokens, kv_type) - kv)
     return MemoryNeed(weight_bytes(model), kv,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.forward import PREFILL_CHUNK, KVCache
-from ..model.info import kv_bytes_per_token
+from ..model.info import kv_cache_bytes
 from ..sampling import Sampler
 from ..tokenizer import StreamDecoder
 from .base import GenerationStats, Session
@@ -29,7 +29,7 @@ class PythonSession(Session):
 
     def __post_init__(self):
         cfg, n = self.engine.model.cfg, self.engine.max_tokens
-        self._kv_bytes = n * kv_bytes_per_token(self.engine.model, self.engine.kv_type)
+        self._kv_bytes = kv_cache_bytes(self.engine.model, n, self.engine.kv_type)
         if self.engine.device is not None:
             # every session holds a KV cache of its own: counted before it is allocated
             self.engine.device.memory.reserve("KV cache", self._kv_bytes)

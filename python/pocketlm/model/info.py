@@ -1,5 +1,5 @@
 """What a loaded model is, in figures: parameters, bytes of weights by type,
-KV-cache bytes per token. `pocketlm info` prints them (engine/base.py's
+KV-cache bytes per token and for a whole context. `pocketlm info` prints them (engine/base.py's
 describe), the engines and the device simulation count memory with them; they
 read the model only and know no engine."""
 
@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from .forward import Model, Weight
+from .forward import Model, Weight, kv_lengths
 from .quant import quant_type
 
 
@@ -46,3 +46,12 @@ def kv_bytes_per_token(model_or_cfg, kv_type: str = "F32") -> int:
     c = getattr(model_or_cfg, "cfg", model_or_cfg)
     return 2 * c.n_layers * c.n_kv_heads * c.head_dim * (2 if kv_type == "F16" else 4)
 
+
+
+def kv_cache_bytes(model_or_cfg, n_ctx: int, kv_type: str = "F32") -> int:
+    """Keys and values a session of n_ctx positions holds, in the cache's type:
+    every layer n_ctx positions, but a sliding-window layer only the ring of
+    its window (forward.kv_lengths), as pocketlm's engines and LiteRT-LM keep them."""
+    c = getattr(model_or_cfg, "cfg", model_or_cfg)
+    per_position = 2 * c.n_kv_heads * c.head_dim * (2 if kv_type == "F16" else 4)
+    return per_position * sum(kv_lengths(c, n_ctx))
