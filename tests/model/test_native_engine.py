@@ -76,7 +76,7 @@ def test_llama_cpp_files_run_the_same_when_the_c_engine_maps_them(path):
     assert c_greedy(native, PROMPT[:8], 8, "F16") == py_greedy(model, PROMPT[:8], 8, "F16")
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma", "gpt2", "falcon"])
+@pytest.mark.parametrize("arch", ["llama", "gemma", "gpt2", "falcon", "gemma3", "qwen2", "qwen3", "phi3"])
 @pytest.mark.parametrize("quantized", [False, True], ids=["f32", "q8_0"])
 def test_converted_files_mapped_by_c_match_their_checkpoint(tmp_path, arch, quantized):
     from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
