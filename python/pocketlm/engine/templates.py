@@ -3,17 +3,23 @@ prefix and suffix) read from its Jinja chat template, by rendering short
 conversations with marker strings and cutting the output around them. Only
 the template's own output is used: nothing here knows a model family.
 
-A template that cannot be rendered (a missing Jinja2, an unusual template)
-gives None; the engine then takes the family's turns as libpocketlm
-recognises them from the template text (plm_chat_template_detect: ChatML,
-Gemma, Llama-3, Phi-3, Zephyr), as MediaPipe's C API does, and otherwise
-prompts go to the model as they are.
+A template that cannot be rendered (a missing Jinja2, an unusual template:
+Phi-3.5's and Phi-4-mini's write EOS when no reply is asked for) gives None;
+the engine then takes the family's turns as libpocketlm recognises them from
+the template text (plm_chat_template_detect: ChatML, Qwen2/2.5, Qwen3, Gemma,
+Gemma 3, Llama-3, Phi-3, Phi-4-mini, Zephyr, SOLAR), as MediaPipe's C API
+does, and otherwise prompts go to the model as they are.
 
 The C API has no Jinja: for a recognised family it writes the family's
 turn markers, which equal the rendered ones (tests/model/test_chat_templates.py
 checks real templates), but not a default system message a template
 writes itself (Llama-3.1's date lines, for example), which only the Python
 API renders.
+
+A system turn is system_prefix + text + system_suffix in place of the
+preamble; where system_prefix ends with user_prefix (Gemma 3 folds the system
+text into the first user turn) that turn's prefix is not written again, as
+plm_chat_template_render does.
 """
 
 from __future__ import annotations
