@@ -220,3 +220,21 @@ def test_session_memory_counts_the_ring():
     q = NativeModel.open(fixture_path("qwen3"))
     cq = ne._lib()[1].plm_model_get_config(q.handle)
     assert kv_bytes(q, session(q, 4096, "F16")) == cq.n_layers * 4096 * 2 * cq.n_kv_heads * cq.head_dim * 2
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_checkpoint_tensors_handed_over_match_the_python_engine(tmp_path, arch):
+    """plm_model_create over a checkpoint's canonical tensors (Phi-3's gate/up and qkv split by the Python
+    loader, Gemma 3's query_pre_attn_scalar and local base as the config has them, Phi-3's window): the
+    Python engine's and transformers' logits for a prompt past every window, in batches that wrap the rings."""
+    from pocketlm.model.forward import KVCache, Model
+    from tests.fixtures import checkpoints
+
+    model = Model.from_pretrained(getattr(checkpoints, arch)(tmp_path / arch))
+    native = NativeModel.from_model(model, arch)
+    prompt = [t % model.cfg.vocab_size for t in PROMPT]
+    want = model.forward(prompt, KVCache(model.cfg, 64, "F32"))
+    for n_batch in (0, 4):
+        close(session(native, 64, n_batch=n_batch).eval(prompt, all_logits=True), want)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / arch, dtype=torch.float32).eval()
+    close(session(native, 64).eval(prompt, all_logits=True), hf_logits(hf, prompt))
