@@ -266,3 +266,46 @@ def test_gemma3_device_memory_counts_the_window_for_local_layers(tmp_path):
     model = Model.from_pretrained(checkpoints.gemma3(tmp_path / "g"))
     per_position = 2 * model.cfg.n_kv_heads * model.cfg.head_dim * 4
     assert memory_needed(model, 4096).kv_cache == per_position * (4 * 8 + 2 * 4096)
+
+
+LORA_TARGETS = {"gemma3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
+
+
+@pytest.mark.parametrize("arch", list(LORA_TARGETS))
+def test_lora_adapters_run_as_peft_runs_them_from_the_checkpoint_and_the_converted_files(tmp_path, arch):
+    """A PEFT adapter on every projection (Phi-3's fused qkv_proj and gate_up_proj split onto q/k/v and
+    gate/up) gives peft's logits over the checkpoint, and over the converted model with the GGUF adapter
+    the converter writes beside it (fused again where llama.cpp fuses)."""
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.loader import load_model
+    from pocketlm.model.lora import load_adapter
+    from tests.fixtures.lora import peft_adapter, peft_model
+    from tests.fixtures.tokenizers import train_sentencepiece
+
+    folder = getattr(checkpoints, arch)(tmp_path / "ckpt")
+    train_sentencepiece(folder, vocab_size=700)
+    adapter = peft_adapter(folder, tmp_path / "lora", seed=21, targets=LORA_TARGETS[arch])
+    prompt = PROMPT[:20]
+    with torch.no_grad():
+        want = peft_model(folder, adapter)(torch.tensor([prompt])).logits[0].numpy()
+    model = Model.from_pretrained(folder)
+    lora = load_adapter(adapter, model.cfg)
+    assert lora.targets == ["attn_k", "attn_output", "attn_q", "attn_v", "ffn_down", "ffn_gate", "ffn_up"]
+    np.testing.assert_allclose(model.forward(prompt, KVCache(model.cfg, 32), lora=lora), want, atol=1e-4, rtol=1e-4)
+    assert np.abs(model.forward(prompt, KVCache(model.cfg, 32)) - want).max() > 1e-2  # the adapter matters
+    out = tmp_path / "out"
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "gpu", str(out), is_quantized=False,
+                                               lora_ckpt=str(adapter), lora_rank=4))
+    converted = load_model(path)[0]
+    if arch == "phi3":  # laid out as llama.cpp's phi3 weights: attn_qkv and a [gate; up] ffn_up
+        import gguf
+
+        names = {t.name: tuple(int(d) for d in t.shape) for t in gguf.GGUFReader(str(out / "lora.tflite")).tensors}
+        assert names["blk.0.attn_qkv.weight.lora_b"] == (4, 128) and names["blk.0.ffn_up.weight.lora_b"] == (4, 256)
+        assert not any(".ffn_gate." in n or ".attn_q." in n for n in names)
+    gguf_lora = load_adapter(out / "lora.tflite", converted.cfg)
+    np.testing.assert_allclose(converted.forward(prompt, KVCache(converted.cfg, 32), lora=gguf_lora), want,
+                               atol=1e-4, rtol=1e-4)

@@ -229,6 +229,15 @@ def _split_qkv(t: dict[str, np.ndarray], cfg: ModelConfig) -> None:
             t[base.format(part)] = arr
 
 
+def text_model_name(name: str, arch: str) -> str:
+    """A checkpoint tensor's name as the text model's own (a multimodal Gemma 3's language model)."""
+    if arch == "gemma3":
+        for pat, rep in _GEMMA3_PREFIXES:
+            if pat.match(name):
+                return pat.sub(rep, name, count=1)
+    return name
+
+
 def _split_gate_up(t: dict[str, np.ndarray]) -> None:
     """Phi-3's fused gate_up_proj -> ffn_gate (first half of the rows), ffn_up (second half)."""
     for name in [n for n in t if ".ffn_gate_up." in n]:
@@ -243,9 +252,7 @@ def canonical_tensors(hf: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, 
     rules = [(re.compile(p + r"\Z"), r) for p, r in NAME_MAPS[cfg.arch]]
     out = {}
     for name, arr in hf.items():
-        if cfg.arch == "gemma3":
-            for pat, rep in _GEMMA3_PREFIXES:
-                name = pat.sub(rep, name, count=1) if pat.match(name) else name
+        name = text_model_name(name, cfg.arch)
         for pat, rep in rules:
             if pat.match(name):
                 out[pat.sub(rep, name)] = arr

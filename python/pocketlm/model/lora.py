@@ -19,7 +19,8 @@ permuted for adjacent-pair rotary, and GGUF adapters are written for that
 layout (llama.cpp's convert_lora_to_gguf.py permutes lora_b's rows as it
 permutes the base weight). A PEFT adapter is in Hugging Face's layout. Each
 pair is moved to the layout of the weights it is applied to; a fused
-attn_qkv target is split into q, k and v pairs that share A.
+attn_qkv target is split into q, k and v pairs that share A, a fused gate/up
+(Phi-3's gate_up_proj, llama.cpp's phi3 ffn_up) into gate and up pairs.
 
 What is refused, by name: adapter settings that change the maths and are not
 implemented (DoRA, LoRA biases, modules_to_save, layer replication, ...), a
@@ -44,6 +45,8 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # the weights LoRA is applied to: the attention and MLP projections
 TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+# fused targets, split onto those: q/k/v (GPT-2, Falcon, Phi-3's qkv_proj) and gate/up (Phi-3's gate_up_proj)
+_FUSED_TARGETS = ("attn_qkv", "ffn_gate_up")
 
 # adapter_config.json keys that change nothing at inference (training, initialisation, bookkeeping)
 _HARMLESS = {
@@ -225,7 +228,7 @@ _PEFT_TENSOR = re.compile(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[A-Za-
 
 
 def _from_peft(p: Path, cfg: ModelConfig, layout: str) -> LoraAdapter:
-    from .checkpoint import NAME_MAPS
+    from .checkpoint import NAME_MAPS, text_model_name
 
     conf_path, weights_path = _peft_files(p)
     conf = read_adapter_config(conf_path)
@@ -247,9 +250,10 @@ def _from_peft(p: Path, cfg: ModelConfig, layout: str) -> LoraAdapter:
         if set(ab) != {"A", "B"}:
             have = next(iter(ab.values()))[0]
             raise ModelFileError(f"{weights_path}: {have} has no lora_{'B' if 'A' in ab else 'A'} partner")
-        canonical = next((pat.sub(rep, module + ".weight") for pat, rep in rules if pat.match(module + ".weight")), None)
+        weight = text_model_name(module + ".weight", cfg.arch)
+        canonical = next((pat.sub(rep, weight) for pat, rep in rules if pat.match(weight)), None)
         kind = canonical.split(".")[-2] if canonical else None
-        if kind not in TARGETS + ("attn_qkv",):
+        if kind not in TARGETS + _FUSED_TARGETS:
             raise ModelFileError(f"{weights_path}: target module {module} ({canonical or 'not a weight of a ' + cfg.arch + ' model'}"
                                  f") is not supported: pocketlm applies LoRA to the attention and MLP projections "
                                  f"({', '.join(TARGETS)})")
@@ -316,7 +320,7 @@ def _from_gguf(p: Path, cfg: ModelConfig, layout: str) -> LoraAdapter:
             raise ModelFileError(f"{p}: {base}.lora_{next(iter(ab))} has no lora_{'b' if 'a' in ab else 'a'} partner")
         a, b = ab["a"], ab["b"]
         kind = base.split(".")[-2] if re.fullmatch(r"blk\.\d+\.\w+\.weight", base) else None
-        if kind not in TARGETS + ("attn_qkv",):
+        if kind not in TARGETS + _FUSED_TARGETS:
             raise ModelFileError(f"{p}: target {base} is not supported: pocketlm applies LoRA to the attention and "
                                  f"MLP projections ({', '.join(TARGETS)})")
         if a.shape[0] != b.shape[1]:
@@ -339,8 +343,20 @@ def _split_target(canonical: str, a: np.ndarray, b: np.ndarray, cfg: ModelConfig
                   fused_layout: str = "hf") -> dict[str, LoraPair]:
     """{canonical weight: pair}; a fused attn_qkv target becomes q, k and v pairs
     sharing A (B's rows split as the fused weight's are: Hugging Face's order,
-    or llama.cpp's contiguous q; k; v)."""
+    or llama.cpp's contiguous q; k; v); a fused gate/up (Phi-3's gate_up_proj,
+    llama.cpp's phi3 ffn_up of 2 x intermediate rows) gate and up pairs."""
+    from .gguf_file import FUSED_GATE_UP
+
     a = np.ascontiguousarray(a, np.float32)
+    f = cfg.intermediate_size
+    fused_mlp = ".ffn_gate_up." in canonical or (
+        fused_layout == "llama.cpp" and cfg.arch in FUSED_GATE_UP and ".ffn_up." in canonical and b.shape[0] == 2 * f)
+    if fused_mlp:
+        if b.shape[0] != 2 * f:
+            return {canonical: LoraPair(a, b)}  # _check_fit names the mismatch
+        base = canonical.replace(".ffn_gate_up.", ".ffn_up.")
+        return {base.replace(".ffn_up.", f".ffn_{x}."): LoraPair(a, np.ascontiguousarray(part, np.float32))
+                for x, part in (("gate", b[:f]), ("up", b[f:]))}
     if ".attn_qkv." not in canonical:
         return {canonical: LoraPair(a, np.ascontiguousarray(b, np.float32))}
     if b.shape[0] != cfg.q_dim + 2 * cfg.kv_dim:
@@ -364,6 +380,8 @@ def _check_fit(target: str, pair: LoraPair, cfg: ModelConfig, what: str, where: 
     want = expected_shape(target, cfg) if 0 <= layer < cfg.n_layers else None
     if kind == "attn_qkv" and 0 <= layer < cfg.n_layers:
         want = (cfg.q_dim + 2 * cfg.kv_dim, cfg.hidden_size)
+    if kind == "ffn_gate_up" and 0 <= layer < cfg.n_layers and cfg.gated_mlp:
+        want = (2 * cfg.intermediate_size, cfg.hidden_size)
     if kind == "ffn_gate" and not cfg.gated_mlp:
         want = None
     if want is None:
@@ -401,11 +419,12 @@ def write_adapter_gguf(path: str | Path, cfg: ModelConfig, adapter: LoraAdapter,
     [r, in] / .lora_b [out, r], F32), for the base model's file as pocketlm's
     converter writes it: adapter must be laid out for "llama.cpp"
     (load_adapter(..., model_layout="llama.cpp")). q/k/v pairs of the
-    architectures llama.cpp runs with a fused attn_qkv are fused back."""
+    architectures llama.cpp runs with a fused attn_qkv are fused back, and
+    gate/up pairs into ffn_up where llama.cpp fuses them (Phi-3)."""
     import gguf
 
     from .._atomic import atomic_output
-    from .gguf_file import FUSED_QKV, GGUF_ARCH
+    from .gguf_file import FUSED_GATE_UP, FUSED_QKV, GGUF_ARCH
 
     alpha = adapter.alpha
     tensors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -426,6 +445,18 @@ def write_adapter_gguf(path: str | Path, cfg: ModelConfig, adapter: LoraAdapter,
             a = tensors[parts[0]][0]
             b = np.concatenate([tensors.pop(p)[1] for p in parts])
             tensors[f"blk.{i}.attn_qkv.weight"] = (a, b)
+    if cfg.arch in FUSED_GATE_UP:
+        for i in range(cfg.n_layers):
+            gate, up = f"blk.{i}.ffn_gate.weight", f"blk.{i}.ffn_up.weight"
+            have = [p for p in (gate, up) if p in tensors]
+            if not have:
+                continue
+            if len(have) != 2 or not np.array_equal(tensors[gate][0], tensors[up][0]):
+                raise ValueError(f"{adapter.path}: llama.cpp runs {cfg.arch} with gate and up fused into one ffn_up: "
+                                 f"an adapter for it adapts both with one lora_A (layer {i} adapts "
+                                 f"{', '.join(h.split('.')[2] for h in have)})")
+            a = tensors[gate][0]
+            tensors[up] = (a, np.concatenate([tensors.pop(gate)[1], tensors[up][1]]))
     path = Path(path)
     with atomic_output(path) as tmp:
         w = gguf.GGUFWriter(tmp, GGUF_ARCH[cfg.arch])
