@@ -182,20 +182,26 @@ def test_gemma3_older_config_keys_read_as_the_new_ones(tmp_path):
     assert config_from_dict({**old, "sliding_window_pattern": 2}).sliding_window_layers == (0, 2, 4)
 
 
-def test_a_multimodal_gemma3_config_runs_its_language_model(tmp_path):
-    folder = checkpoints.gemma3(tmp_path / "g")
-    text = json.loads((folder / "config.json").read_text())
-    mm = {"model_type": "gemma3", "text_config": {**text, "model_type": "gemma3_text"},
-          "vision_config": {"model_type": "siglip_vision_model"}, "eos_token_id": [1, 106]}
-    cfg = config_from_dict(mm)
-    assert cfg == config_from_dict(text)  # the text model's own eos_token_id wins over the wrapper's
+def test_a_multimodal_gemma3_checkpoint_runs_its_language_model(tmp_path):
+    """Gemma3ForConditionalGeneration as transformers saves it: the text_config and the language
+    model's tensors run to transformers' text-only logits; the vision tower is not loaded."""
     from pocketlm.model.checkpoint import canonical_tensors, read_checkpoint_tensors
 
+    folder = checkpoints.gemma3_multimodal(tmp_path / "g")
+    cfg = load_config(folder)
+    assert cfg == load_config(tmp_path / "g" / "text")
     hf = read_checkpoint_tensors(folder)
-    renamed = {k.replace("model.", "model.language_model.", 1): v for k, v in hf.items()}
-    renamed["model.vision_tower.vision_model.embeddings.patch_embedding.weight"] = np.zeros((4, 3, 2, 2), np.float32)
-    t = canonical_tensors(renamed, cfg)
-    assert set(t) == set(canonical_tensors(hf, cfg)) and not any("vision" in n for n in t)
+    assert any("vision_tower" in n for n in hf)
+    canon = canonical_tensors(hf, cfg)
+    assert not any("vision" in n or "projector" in n for n in canon)
+    # the other naming checkpoints carry: model.language_model.*
+    other = {n.replace("language_model.model.", "model.language_model.", 1): t for n, t in hf.items()}
+    assert set(canonical_tensors(other, cfg)) == set(canon)
+    model = Model.from_pretrained(folder)
+    mm = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                           attn_implementation="eager").eval()
+    assert type(mm).__name__ == "Gemma3ForConditionalGeneration"
+    np.testing.assert_allclose(model.forward(PROMPT, KVCache(cfg, 64)), hf_logits(mm, PROMPT), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("model_type,change,named", [
