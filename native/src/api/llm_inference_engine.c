@@ -854,7 +854,9 @@ int plm_llm_engine_memory(LlmInferenceEngine_Engine *ee, int64_t *weights, int64
     plm_session_params_default(&p); /* what CreateSession allocates: F16 KV, the threads in force now */
     p.max_tokens = e->max_tokens;
     if (e->n_batch > 0) p.n_batch = e->n_batch;
-    const int64_t kv = e->max_tokens * 2 * c->n_layers * c->n_kv_heads * c->head_dim * 2;
+    /* the engine's own figure (a ring on sliding-window layers); a LiteRT model's caches are its graph's */
+    int64_t kv = (int64_t)plm_session_kv_bytes(e->model, &p);
+    if (kv == 0) kv = e->max_tokens * 2 * c->n_layers * c->n_kv_heads * c->head_dim * 2;
     if (weights) *weights = (int64_t)(plm_model_weight_bytes(e->model) + plm_model_owned_bytes(e->model));
     if (kv_cache) *kv_cache = kv;
     if (buffers) *buffers = (int64_t)plm_session_bytes(e->model, &p) - kv;
