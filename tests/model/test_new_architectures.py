@@ -315,3 +315,16 @@ def test_lora_adapters_run_as_peft_runs_them_from_the_checkpoint_and_the_convert
     gguf_lora = load_adapter(out / "lora.tflite", converted.cfg)
     np.testing.assert_allclose(converted.forward(prompt, KVCache(converted.cfg, 32), lora=gguf_lora), want,
                                atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("build", ["phi3", "qwen2", "qwen3"])
+def test_legacy_configs_read_as_transformers5s(tmp_path, build):
+    """Top-level rope_theta / partial_rotary_factor and a rope_scaling object (Phi-3.5's configs, with
+    its older "su" name for longrope) give the same ModelConfig as transformers 5's rope_parameters."""
+    folder = getattr(checkpoints, build)(tmp_path / build)
+    new = load_config(folder)
+    assert load_config(checkpoints.legacy_config(folder)) == new
+    c = json.loads((folder / "config.json").read_text())
+    if build == "phi3":
+        c["rope_scaling"] = {**{k: v for k, v in c["rope_scaling"].items() if k != "rope_type"}, "type": "su"}
+        assert config_from_dict(c) == new
