@@ -449,6 +449,15 @@ typedef int (*plm_token_fn)(void *user, int32_t token);
  * last token is left pending) or cancellation. stats may be NULL. */
 int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop, plm_token_fn on_token,
                          void *user, plm_generate_stats *stats, char **error);
+/* Called before each sample with the step's logits (n_vocab floats), which it
+ * may change in place: a constraint (structured output) sets -INFINITY where a
+ * token may not come next. A non-zero return stops the generation as
+ * cancelled, before this step samples. */
+typedef int (*plm_logits_fn)(void *user, float *logits, int64_t n_vocab);
+/* plm_session_generate with on_logits applied at every decode step (NULL:
+ * none); on_token and on_logits get the same user pointer. */
+int plm_session_generate_masked(plm_session *s, const int32_t *stop_ids, int64_t n_stop, plm_token_fn on_token,
+                                plm_logits_fn on_logits, void *user, plm_generate_stats *stats, char **error);
 /* counters since the session was made (clones start at zero) */
 void plm_session_traffic(const plm_session *s, plm_traffic *out);
 

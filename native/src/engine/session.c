@@ -338,6 +338,11 @@ static void traffic_since(const plm_traffic *now, const plm_traffic *before, plm
 
 int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop, plm_token_fn on_token, void *user,
                          plm_generate_stats *stats, char **error) {
+    return plm_session_generate_masked(s, stop_ids, n_stop, on_token, NULL, user, stats, error);
+}
+
+int plm_session_generate_masked(plm_session *s, const int32_t *stop_ids, int64_t n_stop, plm_token_fn on_token,
+                                plm_logits_fn on_logits, void *user, plm_generate_stats *stats, char **error) {
     if (error) *error = NULL;
     if (!s || (n_stop > 0 && !stop_ids) || n_stop < 0)
         return plm_errorf(error, PLM_ERR_INVALID_ARG, "plm_session_generate: bad argument");
@@ -367,6 +372,12 @@ int plm_session_generate(plm_session *s, const int32_t *stop_ids, int64_t n_stop
     const int64_t V = s->m->cfg.vocab_size;
     for (; !stopped;) {
         if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) {
+            stats->stop_reason = PLM_STOP_CANCELLED;
+            break;
+        }
+        /* a constraint masks this step's logits in place (-inf where a token may not follow); the
+         * sampler then draws from what is left, with the same random stream */
+        if (on_logits && on_logits(user, s->logits, V)) {
             stats->stop_reason = PLM_STOP_CANCELLED;
             break;
         }

@@ -326,6 +326,9 @@ class Session:
     formatted: bool = field(init=False, default=False)  # this turn's text came already templated
     turns: int = field(init=False, default=0)  # finished responses
     last_stats: GenerationStats = field(init=False, default_factory=GenerationStats)
+    # per-response control of the decode loop (pocketlm.litertlm's Constraint): mask(logits) in place before
+    # each sample, accept(token) after each token that is not a stop token, True to end the response there
+    decode_hook: object = field(init=False, default=None)
 
     # -- what each engine's session provides ----------------------------------------
 

@@ -272,12 +272,16 @@ def clone_c_session(handle):
     return out[0]
 
 
-def generate_c(handle, stop_ids, cb):
-    """plm_session_generate: (status, stats, error out-param) for the caller to check."""
+def generate_c(handle, stop_ids, cb, on_logits=None):
+    """plm_session_generate (plm_session_generate_masked with on_logits): (status, stats, error
+    out-param) for the caller to check."""
     ffi, lib = _lib()
     stops = np.ascontiguousarray(stop_ids, dtype=np.int32)
     stats, err = ffi.new("plm_generate_stats *"), ffi.new("char **")
     ptr = ffi.cast("int32_t *", ffi.from_buffer(stops)) if stops.size else ffi.NULL
+    if on_logits is not None:
+        return lib.plm_session_generate_masked(handle, ptr, stops.size, cb, on_logits, ffi.NULL, stats, err), \
+            stats, err
     return lib.plm_session_generate(handle, ptr, stops.size, cb, ffi.NULL, stats, err), stats, err
 
 
@@ -417,6 +421,7 @@ class NativeSession(Session):
         stream, pieces, errors = StreamDecoder(self.engine.tokenizer), [], []
         s = self.last_stats = GenerationStats(prefill_tokens=int(todo.size))
         sequences, answer, ended = self.engine.stop_sequences, [], []
+        hook, hook_ended = self.decode_hook, []
 
         def on_token(_user, token):
             try:
@@ -430,14 +435,26 @@ class NativeSession(Session):
                 if any(len(q) <= len(answer) and answer[-len(q):] == q for q in sequences):
                     ended.append(True)  # a stop sequence (LiteRT-LM's multi-token stop tokens)
                     return 1
+                if hook is not None and hook.accept(token):
+                    hook_ended.append(True)
+                    return 1
                 return 1 if cancelled is not None and cancelled.is_set() else 0
             except BaseException as e:  # raised again once C has returned
                 errors.append(e)
                 return 1
 
+        def on_logits(_user, logits, n):
+            try:
+                hook.mask(np.frombuffer(ffi.buffer(logits, n * 4), dtype=np.float32))
+                return 0
+            except BaseException as e:  # raised again once C has returned
+                errors.append(e)
+                return 1
+
         cb = ffi.callback("int(void *, int32_t)", on_token)
+        mask_cb = ffi.callback("int(void *, float *, int64_t)", on_logits) if hook is not None else None
         with _CancelWatcher(self.handle, cancelled):
-            st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb)
+            st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb, mask_cb)
         if errors:
             if err[0] != ffi.NULL:
                 lib.plm_free(err[0])
@@ -450,7 +467,8 @@ class NativeSession(Session):
         s.decode_tokens = stats.decode_tokens
         s.prefill_s, s.decode_s, s.time_to_first_token_s = stats.prefill_s, stats.decode_s, \
             stats.time_to_first_token_s
-        s.stop_reason = "stop_token" if ended else _STOP_REASONS[stats.stop_reason]
+        s.stop_reason = "stop_token" if ended else "max_output_tokens" if hook_ended else \
+            _STOP_REASONS[stats.stop_reason]
         s.prefill_traffic, s.decode_traffic = _traffic(stats.prefill), _traffic(stats.decode)
         if self.engine.device is not None:
             self.engine.device.last_stats = s

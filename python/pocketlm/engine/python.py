@@ -73,6 +73,9 @@ class PythonSession(Session):
             if cancelled is not None and cancelled.is_set():
                 stats.stop_reason = "cancelled"
                 break
+            hook = self.decode_hook
+            if hook is not None:
+                hook.mask(logits)
             token = self.sampler.sample(logits)
             if stats.decode_tokens == 0:
                 stats.time_to_first_token_s = time.perf_counter() - t0
@@ -84,12 +87,16 @@ class PythonSession(Session):
             if piece:
                 pieces.append(piece)
                 on_text(piece)
+            ends = hook is not None and hook.accept(token)
             if len(self.tokens) + 1 >= limit:
                 # input + output tokens reached maxTokens: the response ends here, as on Android
                 self.pending.append(token)
                 stats.stop_reason = "max_tokens"
                 break
             logits = self._forward([token])
+            if ends:  # the hook's limit: the token is in the cache, as the C loop leaves it
+                stats.stop_reason = "max_output_tokens"
+                break
         rest = stream.flush()
         if rest:
             pieces.append(rest)
