@@ -236,13 +236,27 @@ static const plm_acts *input(fwd *f, fwd_thread *t, int ith, int nth, int slot, 
     return a;
 }
 
-static void store_kv(uint8_t *dst, const float *src, int64_t n, int kv_type) {
+#if PLM_X86
+/* F32 -> F16 cache row, round to nearest even: plm_f2h's bits */
+PLM_AVX2_FN static int64_t f16_store_avx2(uint16_t *h, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+}
+#endif
+
+static void store_kv(uint8_t *dst, const float *src, int64_t n, int kv_type, int simd) {
     if (kv_type == PLM_TYPE_F32) {
         memcpy(dst, src, (size_t)n * 4);
         return;
     }
     uint16_t *h = (uint16_t *)dst;
-    for (int64_t i = 0; i < n; i++) h[i] = plm_f2h(src[i]);
+    int64_t i = 0;
+#if PLM_X86
+    if (simd) i = f16_store_avx2(h, src, n);
+#endif
+    for (; i < n; i++) h[i] = plm_f2h(src[i]);
 }
 
 /* q, k and v of the head units [u0, u1): product, bias, per-head norm, RoPE (and its attention factor),
@@ -286,7 +300,7 @@ static void qkv_units(fwd *f, fwd_thread *t, const plm_layer *L, int64_t layer, 
             if (kind > 0) {
                 uint8_t *cache = kind == 1 ? s->k_cache : s->v_cache;
                 uint8_t *dst = cache + ((row0 + (f->pos0 + i) % rows) * kvd + j0) * es;
-                store_kv(dst, yh, hd, s->p.kv_type);
+                store_kv(dst, yh, hd, s->p.kv_type, f->simd);
             }
         }
     }

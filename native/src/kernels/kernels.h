@@ -204,6 +204,7 @@ typedef struct {
     uint8_t *q8;
     int64_t q8_rb;
     float *xd, *xsum;
+    int32_t *xisum;     /* sum(q_x) of each block, as an integer (the GEMM's offsets) */
     uint8_t *p4;        /* paired blocks, p4_rb bytes a row */
     int64_t p4_rb, n_pairs;
     float *dxs, *xsm40, *xsm41; /* per row: 8 * n_pairs, 4 * n_pairs, 4 * n_pairs floats */
@@ -218,6 +219,17 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k);
 void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t r1, int simd);
 void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
                  int64_t ldy, int simd);
+/* The prefill GEMM (gemm.c): weight rows j0 <= j < j1 of a Q8_0 / Q4_0 / Q4_1 matrix
+ * against every activation row of a, through 16-row panels packed as they are read;
+ * level 2 the AVX512-VNNI tile, 1 the AVX2 one, 0 their scalar twin, all three equal bit
+ * for bit. plm_gemm_takes says whether a product goes there (a block type, at least
+ * PLM_GEMM_MIN_ROWS activation rows). */
+#ifndef PLM_GEMM_MIN_ROWS
+#define PLM_GEMM_MIN_ROWS 8
+#endif
+int plm_gemm_takes(int w_type, const plm_acts *a);
+void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
+                   int64_t ldy, int level);
 #if PLM_X86
 /* Q4 rows j < n_rows against activation rows i0 .. i0 + n_act - 1 of a, a
  * register tile at a time (gemv_q4.c); 0 when the shape is not one it takes. */

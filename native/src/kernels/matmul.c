@@ -86,7 +86,7 @@ size_t plm_acts_size(int need, int64_t m, int64_t k) {
     const int64_t nb = k / PLM_QK, np = n_pairs(k);
     size_t n = 0;
     if (need & (PLM_ACTS_Q8 | PLM_ACTS_P4 | PLM_ACTS_SUM))
-        n += align64((size_t)(m * plm_row_bytes(PLM_TYPE_Q8_0, k))) + 2 * align64((size_t)(m * nb) * sizeof(float));
+        n += align64((size_t)(m * plm_row_bytes(PLM_TYPE_Q8_0, k))) + 3 * align64((size_t)(m * nb) * sizeof(float));
     if (need & PLM_ACTS_P4) n += align64((size_t)(m * np * 64)) + align64((size_t)(m * np * 32) * sizeof(float));
     return n + 64;
 }
@@ -107,6 +107,8 @@ void plm_acts_init(plm_acts *a, int need, void *buf, int64_t m, int64_t k) {
         p += align64((size_t)(m * a->n_blocks) * sizeof(float));
         a->xsum = (float *)p;
         p += align64((size_t)(m * a->n_blocks) * sizeof(float));
+        a->xisum = (int32_t *)p;
+        p += align64((size_t)(m * a->n_blocks) * sizeof(int32_t));
     }
     if (need & PLM_ACTS_P4) {
         a->n_pairs = n_pairs(k);
@@ -140,6 +142,7 @@ void plm_acts_fill(plm_acts *a, const float *x, int64_t ldx, int64_t r0, int64_t
         for (int64_t b = 0; b < nb; b++) {
             int32_t s = 0;
             for (int j = 0; j < PLM_QK; j++) s += blk[b].qs[j];
+            a->xisum[i * nb + b] = s;
             a->xd[i * nb + b] = plm_h2f(blk[b].d);
             a->xsum[i * nb + b] = a->xd[i * nb + b] * (float)s;
         }
@@ -160,6 +163,12 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
     const uint8_t *wb = (const uint8_t *)w;
     const int64_t k = a->k, nb = a->n_blocks, np = a->n_pairs;
     (void)np; /* read by the x86 paths only */
+#if PLM_X86
+    if (plm_gemm_takes(w_type, a)) { /* a prefill: the int8 GEMM */
+        plm_gemm_rows(w_type, wb, w_rb, a, j0, j1, y, ldy, !simd ? 0 : plm_use_vnni() ? 2 : 1);
+        return;
+    }
+#endif
     for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
         const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
         int64_t i = 0;
