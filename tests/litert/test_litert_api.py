@@ -50,6 +50,21 @@ def test_greedy_text_is_litert_lms(name):
         assert text == rec["session"].lstrip(), rec["prompt"]
 
 
+@pytest.mark.parametrize("name", [n for n in LITERT_FILES if "session_templated_ids" in RECORDED[n]["litert_lm"]["prompts"][0]])
+def test_templated_session_is_litert_lms(name):
+    # litert_lm's Session with the file's prompt template: [start] + tokens of (prefix + prompt) + tokens of the
+    # suffix; the prefix tokenized apart from the prompt would start it with a SentencePiece word boundary
+    for rec in RECORDED[name]["litert_lm"]["prompts"]:
+        ids = rec["session_templated_ids"]
+        with LlmInference.createFromOptions(None, options(FOLDER / name, len(ids) + OUT)) as llm:
+            s = LlmInferenceSession.createFromOptions(llm, LlmInferenceSessionOptions.builder().setTopK(1).build())
+            s.addQueryChunk(rec["prompt"])
+            text = s.generateResponse()
+            assert s.last_stats.prefill_tokens == len(ids)
+            assert s._session.tokens[: len(ids)] == ids, rec["prompt"]
+        assert text == rec["session_templated"].lstrip(), rec["prompt"]
+
+
 @pytest.mark.parametrize("name", ["llama-tiny-int8.litertlm", "llama-tiny-int8.task"])
 def test_the_files_turn_template_wraps_the_prompt(name):
     # the .litertlm's Jinja template and the .task's prompt prefix / suffix: "[INST] ... [/INST]"

@@ -601,7 +601,8 @@ int LlmInferenceEngine_Session_AddQueryChunk(LlmInferenceEngine_Session *ss, con
     join(s);
     const engine *e = s->e;
     const plm_turn_templates *t = s->has_tpl ? &s->tpl : NULL;
-    /* the whole chunk (opening + text) is tokenized first, then checked against maxTokens, then added */
+    /* the whole chunk (opening + text, as one string: LiteRT-LM tokenizes a template's prefix with the
+     * input) is tokenized first, then checked against maxTokens, then added */
     char *opening = NULL;
     int formatted = s->formatted, bos = 0;
     if (!s->in_user_turn) {
@@ -613,20 +614,18 @@ int LlmInferenceEngine_Session_AddQueryChunk(LlmInferenceEngine_Session *ss, con
             while (b > a && strchr(" \t\n\r\v\f", up[b - 1])) b--;
             if (s->turns == 0 && b > a && memmem(input, strlen(input), up + a, b - a)) {
                 formatted = 1; /* a prompt already in the chat format is taken as it is */
-            } else if (asprintf(&opening, "%s%s", s->turns ? t->model_suffix : t->preamble, up) < 0) {
+            } else if (asprintf(&opening, "%s%s%s", s->turns ? t->model_suffix : t->preamble, up, input) < 0) {
                 return err(error_msg, PLM_ERR_NOMEM, "out of memory");
             }
         }
     }
-    int32_t *a_ids = NULL, *b_ids = NULL;
-    int64_t na = 0, nb = 0;
-    int st = opening ? encode(e, opening, &a_ids, &na, error_msg) : PLM_OK;
-    if (!st) st = encode(e, input, &b_ids, &nb, error_msg);
-    if (!st) st = fits(s, bos + na + nb, error_msg);
+    int32_t *b_ids = NULL;
+    int64_t nb = 0;
+    int st = encode(e, opening ? opening : input, &b_ids, &nb, error_msg);
+    if (!st) st = fits(s, bos + nb, error_msg);
     if (!st && bos) st = plm_session_add_tokens(s->s, &e->bos, 1, error_msg);
-    if (!st && na) st = plm_session_add_tokens(s->s, a_ids, na, error_msg);
     if (!st && nb) st = plm_session_add_tokens(s->s, b_ids, nb, error_msg);
-    free(opening), free(a_ids), free(b_ids);
+    free(opening), free(b_ids);
     if (st) return st;
     s->formatted = formatted;
     s->in_user_turn = 1;

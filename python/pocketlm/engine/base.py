@@ -371,7 +371,11 @@ class Session:
 
     def add_query_chunk(self, text: str) -> None:
         """Tokenizes text as part of the user's turn; a new turn opens with the
-        template's user prefix (and closes the previous model turn)."""
+        template's user prefix (and closes the previous model turn). The opening
+        and the text are tokenized as one string, as LiteRT-LM's session
+        tokenizes a prompt template's prefix with the input (and as a rendered
+        chat template is tokenized whole): a SentencePiece tokenizer would
+        otherwise start the text with a word boundary of its own."""
         if not isinstance(text, str):
             raise TypeError(f"a query chunk is text, not {type(text).__name__}")
         t, new = self.templates, []
@@ -383,7 +387,7 @@ class Session:
                 if self.turns == 0 and t.user_prefix.strip() and t.user_prefix.strip() in text:
                     # a prompt already written in the chat format is taken as it is, closing included
                     opening, self.formatted = "", True
-                new += self._encode(opening)
+                text = opening + text
         new += self._encode(text)
         self._check_fits(new)
         self.pending += new
