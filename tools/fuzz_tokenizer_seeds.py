@@ -3,7 +3,8 @@
     python tools/fuzz_tokenizer_seeds.py DIR
 
 Mode 0 (first byte 0): tokenizer.json files trained with Hugging Face
-`tokenizers` (GPT-2 and Llama-3 split styles) and a SentencePiece model
+`tokenizers` (GPT-2 and Llama-3 split styles, Metaspace BPE and Unigram),
+transformers 5's SentencePiece-style Llama and Gemma tokenizer.json, and a SentencePiece model
 trained with `sentencepiece`, as a .task's TOKENIZER_MODEL entry holds them.
 Mode 1: every pre-tokenizer regex pocketlm reads, NUL, awkward text.
 Mode 2: awkward text for the GGUF vocabularies named by PLM_FUZZ_VOCABS.
@@ -19,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pocketlm.model.gguf_file import LLAMA_CPP_PRE  # noqa: E402
 from pocketlm.tokenizer import GPT2_PATTERN  # noqa: E402
-from tests.fixtures.tokenizers import corpus, train_byte_level_bpe, train_sentencepiece  # noqa: E402
+from tests.fixtures.tokenizers import (corpus, mixed_script, train_byte_level_bpe, train_metaspace,  # noqa: E402
+                                      train_sentencepiece, transformers_sentencepiece)
 
 
 def patterns() -> set[str]:
@@ -41,13 +43,20 @@ def main(out: Path) -> None:
             folder.mkdir()
             train_byte_level_bpe(folder, style, vocab_size=300)
             (out / f"tokenizer-{style}.json").write_bytes(b"\0" + (folder / "tokenizer.json").read_bytes())
+        # SentencePiece-style tokenizer.json: transformers 5's Llama / Gemma, tokenizers' Metaspace BPE and Unigram
+        for name, make in (("llama", lambda f: transformers_sentencepiece(f, "LlamaTokenizer")),
+                           ("gemma", lambda f: transformers_sentencepiece(f, "GemmaTokenizer")),
+                           ("metaspace-bpe", lambda f: train_metaspace(f, "bpe")),
+                           ("unigram", lambda f: train_metaspace(f, "unigram", prepend_scheme="first", split=False))):
+            folder = make(Path(tmp) / name)
+            (out / f"tokenizer-{name}.json").write_bytes(b"\0" + (folder / "tokenizer.json").read_bytes())
         sp = Path(tmp) / "sp"
         sp.mkdir()
         train_sentencepiece(sp)
         (out / "sentencepiece.model").write_bytes(b"\0" + next(sp.glob("*.model")).read_bytes())
     for i, pat in enumerate(sorted(patterns())):
         (out / f"regex-{i}").write_bytes(b"\1" + pat.encode("utf-8") + b"\0" + text[:400])
-    for i, line in enumerate(corpus(20, seed=5)):
+    for i, line in enumerate(corpus(20, seed=5) + mixed_script(10, seed=6)):
         (out / f"text-{i}").write_bytes(b"\2" + line.encode("utf-8"))
 
 
