@@ -167,3 +167,26 @@ def test_llama_cpp_runs_the_adapter_pocketlm_writes(c_case):
     span = np.ptp(ours)
     np.testing.assert_allclose(theirs, ours, atol=2e-2 * span, rtol=0)  # Q8_0 weights: llama.cpp's own kernels
     assert np.abs(base - ours).max() > 0.1 * span
+
+
+def test_c_api_runs_a_fused_phi3_adapter_as_python(tmp_path, program):
+    # Phi-3's adapters on qkv_proj and gate_up_proj are written fused (attn_qkv, ffn_up = [gate; up]) as
+    # llama.cpp's converter writes them; MediaPipe's C API splits them onto q/k/v and gate/up
+    folder = checkpoints.phi3(tmp_path / "ckpt", seed=4, vocab_size=320, eos_token_id=0, bos_token_id=1)
+    train_byte_level_bpe(folder, vocab_size=320)
+    adapter = peft_adapter(folder, tmp_path / "adapter", seed=6, targets=["qkv_proj", "o_proj", "gate_up_proj",
+                                                                          "down_proj"])
+    model = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "out"),
+                                                lora_ckpt=str(adapter), lora_rank=4))
+    lora_file = tmp_path / "out" / "lora.tflite"
+    from pocketlm.model.gguf_reader import GGUFFile
+
+    names = {t.name for t in GGUFFile(lora_file).tensors}
+    assert "blk.0.ffn_up.weight.lora_b" in names and "blk.0.ffn_gate.weight.lora_b" not in names
+    prompt = "the model runs on a phone"
+    out = subprocess.run([str(program), str(model), "48", "1", "0", "0", prompt, ""], capture_output=True, text=True,
+                         env=dict(os.environ, MP_LORA_PATH=str(lora_file)), timeout=120)
+    records = dict(r.split(" ", 1) for r in out.stdout.split("\x1e") if " " in r)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert records["SYNC1"] == _python_greedy(model, adapter, prompt)
+    assert records["SYNC1"] != _python_greedy(model, None, prompt)

@@ -230,7 +230,14 @@ static int build(const plm_model *m, const plm_tensor_ref *t, int64_t n, double 
             break;
         }
         const float scale = alpha != 0.0 ? (float)(alpha / (double)p->a->dims[1]) : 1.0f;
-        if (p->target >= 0) {
+        const plm_layer *L = &m->layers[p->layer];
+        if (p->target == PLM_LUP && c->gated_mlp && L->wgate.rows == L->wup.rows &&
+            p->b->dims[1] == 2 * L->wup.rows) {
+            /* llama.cpp's fused ffn_up (Phi-3): B's rows are gate; up, A is shared */
+            float *A = NULL;
+            st = bind(ad, m, p->layer, PLM_LGATE, p->a, p->b, 0, scale, NULL, &A, error);
+            if (!st) st = bind(ad, m, p->layer, PLM_LUP, p->a, p->b, L->wup.rows, scale, A, NULL, error);
+        } else if (p->target >= 0) {
             if (p->b->dims[1] != target_mat(&m->layers[p->layer], p->target)->rows) {
                 const plm_mat *w = target_mat(&m->layers[p->layer], p->target);
                 st = plm_errorf(error, PLM_ERR_SHAPE,
