@@ -35,6 +35,9 @@
 /* up to this many tokens, inputs are prepared privately by every thread */
 #define PLM_PRIVATE_ROWS 4
 
+/* a prefill's attention takes this many queries of one KV head together (attention_block) */
+#define PLM_ATT_Q 4
+
 enum { SLOT_H = 0, SLOT_Q = 1, SLOT_F = 2, N_SLOTS = 3 };
 
 typedef struct {
@@ -61,7 +64,7 @@ typedef struct {
 
 typedef struct {
     float *hn;            /* normed input rows */
-    float *scores;        /* attention scores, max_tokens for each head of a GQA group */
+    float *scores;        /* attention scores, max_tokens for each head of a GQA group, PLM_ATT_Q queries */
     float *kvrow;         /* one cached key or value row as F32 */
     float *lt[PLM_LORA_TARGETS]; /* private LoRA down halves, [PLM_PRIVATE_ROWS][max rank] each */
     plm_acts acts[N_SLOTS];
@@ -126,7 +129,7 @@ static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int nee
                            int64_t R) {
     const int64_t P = PLM_PRIVATE_ROWS;
     const int64_t group = m->cfg.n_heads / m->cfg.n_kv_heads;
-    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(group * max_tokens) * 4) +
+    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(PLM_ATT_Q * group * max_tokens) * 4) +
                al((size_t)m->cfg.head_dim * 4);
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], P, k[i]));
     if (R > 0) n += PLM_LORA_TARGETS * al((size_t)(P * R) * 4);
@@ -417,6 +420,63 @@ static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, in
     }
 }
 
+/* The same maths for queries [i0, i0 + PLM_ATT_Q) (those the call has) and every head of KV
+ * head kvh, for a prefill: each cached key and value row is converted to F32 once for all
+ * of them, not once per query. Per (query, head) the arithmetic and its order are
+ * attention_pairs', so both give the same floats. */
+static void attention_block(fwd *f, fwd_thread *t, int64_t layer, int64_t i0, int64_t kvh) {
+    const plm_model_config *c = &f->m->cfg;
+    const plm_session *s = f->s;
+    const int64_t hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads, kvd = c->n_kv_heads * hd;
+    const int f16 = s->p.kv_type == PLM_TYPE_F16;
+    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens, rows = s->kv_rows[layer];
+    const uint8_t *kc = s->k_cache + s->kv_row0[layer] * kvd * es;
+    const uint8_t *vc = s->v_cache + s->kv_row0[layer] * kvd * es;
+    const int64_t window = c->sliding_window_layer[layer] ? c->sliding_window : 0;
+    const float scale = (float)c->query_scale, softcap = (float)c->attn_softcap;
+    const int64_t nq = f->n - i0 < PLM_ATT_Q ? f->n - i0 : PLM_ATT_Q, h0 = kvh * group;
+    int64_t lo[PLM_ATT_Q] = {0}, hi[PLM_ATT_Q] = {0};
+    float max[PLM_ATT_Q * PLM_MAX_GROUP], inv[PLM_ATT_Q * PLM_MAX_GROUP];
+    for (int64_t q = 0; q < nq; q++) {
+        hi[q] = f->pos0 + i0 + q;
+        lo[q] = window > 0 && hi[q] - window + 1 > 0 ? hi[q] - window + 1 : 0;
+        for (int64_t r = 0; r < group; r++) max[q * group + r] = -INFINITY;
+    }
+    for (int64_t j = lo[0]; j <= hi[nq - 1]; j++) {
+        const float *k32 = kv_row(kc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+        for (int64_t q = 0; q < nq; q++) {
+            if (j < lo[q] || j > hi[q]) continue;
+            for (int64_t r = 0; r < group; r++) {
+                const int64_t h = h0 + r;
+                float sc = dot_f32(k32, f->q + (i0 + q) * nh * hd + h * hd, hd, f->simd) * scale;
+                if (softcap > 0.0f) sc = softcap * tanhf(sc / softcap);
+                if (f->m->alibi) sc += f->m->alibi[h] * (float)(j - hi[q]);
+                t->scores[(q * group + r) * T + j] = sc;
+                max[q * group + r] = sc > max[q * group + r] ? sc : max[q * group + r];
+            }
+        }
+    }
+    for (int64_t q = 0; q < nq; q++)
+        for (int64_t r = 0; r < group; r++) {
+            float *sc = t->scores + (q * group + r) * T, sum = 0.0f;
+            for (int64_t j = lo[q]; j <= hi[q]; j++) {
+                sc[j] = expf(sc[j] - max[q * group + r]);
+                sum += sc[j];
+            }
+            inv[q * group + r] = 1.0f / sum;
+            memset(f->att + (i0 + q) * nh * hd + (h0 + r) * hd, 0, (size_t)hd * sizeof(float));
+        }
+    for (int64_t j = lo[0]; j <= hi[nq - 1]; j++) {
+        const float *v32 = kv_row(vc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
+        for (int64_t q = 0; q < nq; q++) {
+            if (j < lo[q] || j > hi[q]) continue;
+            for (int64_t r = 0; r < group; r++)
+                axpy(t->scores[(q * group + r) * T + j] * inv[q * group + r], v32,
+                     f->att + (i0 + q) * nh * hd + (h0 + r) * hd, hd, f->simd);
+        }
+    }
+}
+
 /* ---- the pass ------------------------------------------------------------------- */
 
 static void add_bias_rows(float *y, int64_t ld, int64_t n, const float *b, int64_t j0, int64_t j1) {
@@ -476,8 +536,13 @@ static void forward_thread(void *vctx, int ith, int nth) {
         qkv_units(f, t, L, l, ah, a, b);
         plm_barrier_wait(&f->bar, nth);
         /* causal attention over the cache */
-        split(n * nh, ith, nth, &a, &b);
-        attention_pairs(f, t, l, a, b);
+        if (n > PLM_PRIVATE_ROWS) { /* a prefill: blocks of queries of one KV head, dealt out in turn */
+            const int64_t units = (n + PLM_ATT_Q - 1) / PLM_ATT_Q * nkv;
+            for (int64_t u = ith; u < units; u += nth) attention_block(f, t, l, u / nkv * PLM_ATT_Q, u % nkv);
+        } else {
+            split(n * nh, ith, nth, &a, &b);
+            attention_pairs(f, t, l, a, b);
+        }
         plm_barrier_wait(&f->bar, nth);
         /* output projection; the residual joins x here unless post-norms or a parallel MLP need o alone */
         const plm_acts *aq = input(f, t, ith, nth, SLOT_Q, f->att, 0, n, NULL, NULL, &u_o);
@@ -650,7 +715,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
         fwd_thread *t = (fwd_thread *)q;
         q += al(sizeof(fwd_thread));
         t->hn = (float *)take(&q, (size_t)(PLM_PRIVATE_ROWS * h) * 4);
-        t->scores = (float *)take(&q, (size_t)(c->n_heads / c->n_kv_heads * s->p.max_tokens) * 4);
+        t->scores = (float *)take(&q, (size_t)(PLM_ATT_Q * (c->n_heads / c->n_kv_heads) * s->p.max_tokens) * 4);
         t->kvrow = (float *)take(&q, (size_t)c->head_dim * 4);
         for (int i = 0; i < N_SLOTS; i++) {
             const size_t sz = plm_acts_size(need_all[i], PLM_PRIVATE_ROWS, f.slot_k[i]);
