@@ -356,6 +356,8 @@ def read_gguf(path: str | Path, offset: int = 0, length: int | None = None):
         if arr is not None and (arr.shape != (cfg.rot_dim // 2,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0)):
             raise ModelFileError(f"{path}: tensor {name} must hold {cfg.rot_dim // 2} positive factors "
                                  f"(rope dimension count / 2), got shape {arr.shape}")
+    if ff is not None and any(a is not None for a in long_short):
+        raise ModelFileError(f"{path}: tensor {ROPE_FREQS} beside {ROPE_LONG} / {ROPE_SHORT}: not supported")
     if cfg_json is None and long_short[0] is not None:
         if long_short[1] is None:
             raise ModelFileError(f"{path}: tensor {ROPE_LONG} comes without {ROPE_SHORT}")
@@ -468,6 +470,9 @@ def _config_from_llama_cpp(reader: GGUFFile) -> ModelConfig:
     n_heads = f("attention.head_count")
     hidden = f("embedding_length")
     head_dim = f("attention.key_length", hidden // n_heads)
+    if f("attention.value_length", head_dim) != head_dim:
+        raise ValueError(f"{arch}.attention.value_length {f('attention.value_length')} differs from the key length "
+                         f"{head_dim}: not supported")
     rms_eps = f("attention.layer_norm_rms_epsilon")
     vocab = shapes["token_embd.weight"][-1] if "token_embd.weight" in names else len(reader.field("tokenizer.ggml.tokens"))
     eos = reader.field("tokenizer.ggml.eos_token_id")
