@@ -178,11 +178,13 @@ def tool_call_grammar(family: str, tools: list[dict]) -> str:
             if not names:
                 alts.append(f'"{fn["name"]}()"')
                 continue
-            parts = ' ", " '.join(f'"{n}=" %json {json.dumps(props[n])}' for n in names)
+            parts = ' ", " '.join(f'"{n}=" %json {json.dumps(dict(props[n], **{"x-guidance": {"whitespace_flexible": False}}))}'
+                                  for n in names)
             alts.append(f'"{fn["name"]}(" {parts} ")"')
             continue
         schema = {"type": "object", "properties": {"name": {"const": fn["name"]}, key: params},
-                  "required": ["name", key], "additionalProperties": False}
+                  "required": ["name", key], "additionalProperties": False,
+                  "x-guidance": {"whitespace_flexible": False}}  # a call as the family writes it: compact JSON
         alts.append(f"%json {json.dumps(schema)}")
     call = " | ".join(f"({a})" for a in alts)
     opening, closing = {"qwen": ('"<tool_call>\\n"', '"\\n</tool_call>"'),

@@ -89,9 +89,6 @@ def grammar_of(fmt: ResponseFormat) -> str:
             raise ValueError(f"response_format type {fmt.type!r} is neither JSON_OBJECT nor REGEX")
     except (ValueError, TypeError, RuntimeError) as e:
         raise ValueError(f"response_format {fmt.schema_or_pattern!r}: {e}") from e
-    ok, message = llg.LLMatcher.validate_grammar(grammar, None)
-    if not ok:
-        raise ValueError(f"response_format {fmt.schema_or_pattern!r} is refused by llguidance: {message}")
     return grammar
 
 

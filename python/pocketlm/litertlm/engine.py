@@ -640,6 +640,8 @@ class Conversation:
             if not tool_responses:
                 return response, pieces
             current = tool_responses
+            if response_format is not None and response_format.type == LARK:
+                response_format = None  # a forced call is the user's turn's; the model answers the result freely
         return response, pieces
 
     def send_message(self, message, *, repetition_penalty_config: RepetitionPenaltyConfig | None = None,
