@@ -143,11 +143,20 @@ int plm_cpu_features(void) {
     f = 0;
 #if PLM_X86
     __builtin_cpu_init();
-    unsigned a, b, c, d;
+    unsigned a = 0, b = 0, c = 0, d = 0;
     /* F16C is CPUID leaf 1 ECX bit 29 (not every compiler's __builtin_cpu_supports names it) */
     const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) f |= PLM_CPU_AVX2;
-    if ((f & PLM_CPU_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    /* what the OS saves on a context switch (XCR0), not only what CPUID lists: YMM state (bits 1-2)
+     * for AVX2, opmask and ZMM state (bits 5-7) for AVX-512 */
+    uint64_t xcr0 = 0;
+    if ((c & (1u << 27)) != 0) { /* OSXSAVE */
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((uint64_t)hi << 32) | lo;
+    }
+    const int os_ymm = (xcr0 & 0x6) == 0x6, os_zmm = (xcr0 & 0xe6) == 0xe6;
+    if (os_ymm && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) f |= PLM_CPU_AVX2;
+    if ((f & PLM_CPU_AVX2) && os_zmm && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
         f |= PLM_CPU_AVX512VNNI;
 #endif
