@@ -122,6 +122,23 @@ def test_configs_of_the_new_architectures_estimate(tmp_path, builder):
         assert r.decode_tokens_per_s > 0 and r.memory_bytes > 0
 
 
+def test_sliding_window_layers_hold_their_ring_in_every_runtime(tmp_path):
+    # Gemma 3 (window 8 on its local layers): the KV cache at 4096 positions counts each local layer's ring
+    cfg = load_config(checkpoints.gemma3(tmp_path / "g3") / "config.json")
+    shape = shape_from_config(cfg)
+    local = len(shape.window_layers)
+    assert 0 < local < cfg.n_layers
+    per_layer_position = 2 * cfg.kv_dim  # keys and values, one value each
+    for runtime, ring, kv_bytes, copies in (("litert", cfg.sliding_window, 4, 2), ("llama.cpp", cfg.sliding_window + 512, 2, 1),
+                                            ("pocketlm", cfg.sliding_window + 511, 2, 1)):
+        want = copies * kv_bytes * per_layer_position * ((cfg.n_layers - local) * 4096 + local * ring)
+        assert runtime_memory(shape, runtime, "int8", 4096)["KV cache"] == want, runtime
+    # pocketlm's ring is what its C engine reserves (window + n_batch - 1)
+    from pocketlm.model.info import kv_cache_bytes
+
+    assert kv_cache_bytes(cfg, 4096, "F16") < runtime_memory(shape, "pocketlm", "int8", 4096)["KV cache"]
+
+
 def test_bad_requests_are_refused_by_name():
     shape = shape_from_config(config_from_dict(QWEN))
     p = load_profile("pixel_9")

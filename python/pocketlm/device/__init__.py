@@ -192,7 +192,7 @@ def memory_needed(model, max_tokens: int, kv_type: str = "F32", native=None) -> 
 
 
 def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int, kv_type: str = "F32") -> list[str]:
-    from ..model.info import kv_bytes_per_token, parameter_count
+    from ..model.info import kv_cache_bytes, parameter_count
     from ..model.litert_model import LiteRTGraph
 
     ideas = []
@@ -209,10 +209,18 @@ def _what_would_fit(model, max_tokens: int, need: MemoryNeed, budget: int, kv_ty
         if w < need.weights and w + need.kv_cache + need.activations + need.runtime <= budget:
             ideas.append(f"{label}: {_fmt(w + need.kv_cache + need.activations + need.runtime)}")
             break
-    per_token = kv_bytes_per_token(model, kv_type)
     room = budget - need.weights - need.runtime - need.activations
-    if room > 0 and room // per_token >= 1 and room // per_token < max_tokens:
-        ideas.append(f"maxTokens <= {room // per_token}")
+    # the largest maxTokens whose KV cache fits the room (sliding-window layers hold only their ring, so the
+    # cache is not linear in maxTokens)
+    lo, hi = 0, max_tokens - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if kv_cache_bytes(model, mid, kv_type) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo >= 1:
+        ideas.append(f"maxTokens <= {lo}")
     return ideas
 
 

@@ -212,11 +212,26 @@ def file_bytes(shape: ModelShape, runtime: str, weights: str) -> int:
     return int(shape.parameters * _WEIGHT_BYTES[runtime][weights])
 
 
+# positions a sliding-window layer's ring holds beyond its window: a prompt batch's keys are written before its
+# queries attend, so llama.cpp's SWA cache holds window + n_ubatch (512) and pocketlm's C engine window + n_batch - 1;
+# LiteRT-LM keeps rings of the window itself ("ringbuffers for local attention")
+_RING_EXTRA = {"litert": 0, "llama.cpp": 512, "pocketlm": 511, "executorch": 0}
+
+
+def ring_positions(shape: ModelShape, runtime: str, layer: int, cache_length: int) -> int:
+    """Positions the runtime keeps for a layer at this cache length: the whole cache, or a sliding-window
+    layer's ring."""
+    if layer in shape.window_layers and shape.window:
+        return min(cache_length, shape.window + _RING_EXTRA.get(runtime, 0))
+    return cache_length
+
+
 def kv_positions_read(shape: ModelShape, runtime: str, position: float, cache_length: int) -> float:
     """KV positions a step at `position` reads, summed over layers: LiteRT reads its whole fixed cache in every
-    layer; the others the filled positions (a sliding-window layer at most its window)."""
+    layer (a sliding-window layer: its whole ring); the others the filled positions (a sliding-window layer at
+    most its window)."""
     if runtime == "litert":
-        return shape.n_layers * cache_length
+        return sum(ring_positions(shape, runtime, layer, cache_length) for layer in range(shape.n_layers))
     total = 0.0
     for layer in range(shape.n_layers):
         filled = min(position, cache_length)
@@ -225,12 +240,14 @@ def kv_positions_read(shape: ModelShape, runtime: str, position: float, cache_le
 
 
 def kv_cache_bytes(shape: ModelShape, runtime: str, max_tokens: int) -> int:
-    """The KV cache the runtime allocates for max_tokens positions (LiteRT: every cache copy it holds)."""
+    """The KV cache the runtime allocates for max_tokens positions (LiteRT: every cache copy it holds), with
+    sliding-window layers holding their ring only."""
     from ..model.info import kv_bytes_per_token
 
-    per_position = kv_bytes_per_token(_KVCfg(shape), "F32" if _KV_BYTES[runtime] == 4 else "F16")
+    per_position = kv_bytes_per_token(_KVCfg(shape), "F32" if _KV_BYTES[runtime] == 4 else "F16") / shape.n_layers
     copies = CONSTANTS["litert.kv_copies"].value if runtime == "litert" else 1
-    return int(copies * per_position * max_tokens)
+    positions = sum(ring_positions(shape, runtime, layer, max_tokens) for layer in range(shape.n_layers))
+    return int(copies * per_position * positions)
 
 
 @dataclass(frozen=True)
