@@ -452,7 +452,9 @@ class NativeSession(Session):
                 return 1
 
         cb = ffi.callback("int(void *, int32_t)", on_token)
-        mask_cb = ffi.callback("int(void *, float *, int64_t)", on_logits) if hook is not None else None
+        # a hook whose masks is False (a max_output_tokens limit alone) needs no per-step call into Python
+        masks = hook is not None and getattr(hook, "masks", True)
+        mask_cb = ffi.callback("int(void *, float *, int64_t)", on_logits) if masks else None
         with _CancelWatcher(self.handle, cancelled):
             st, stats, err = generate_c(self.handle, sorted(self.engine.stop_ids), cb, mask_cb)
         if errors:

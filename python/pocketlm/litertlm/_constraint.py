@@ -107,6 +107,11 @@ class Constraint:
             self._bits = llg.numpy.allocate_token_bitmask(1, engine.model.cfg.vocab_size)
             self._allowed = np.zeros(engine.model.cfg.vocab_size, dtype=bool)
 
+    @property
+    def masks(self) -> bool:
+        """Whether mask() changes anything (a response format), so loops may skip calling it."""
+        return self.matcher is not None
+
     def mask(self, logits: np.ndarray) -> None:
         if self.matcher is None:
             return
