@@ -129,14 +129,16 @@ def test_each_familys_tool_call_is_parsed(family):
     assert parse_tool_calls(text.replace("f", "f(", 1) if family == "gemma3" else text[:-3], family)[1] == []
 
 
-@pytest.mark.parametrize("family", ["gemma3", "llama3"])
+@pytest.mark.parametrize("family", ["qwen", "phi4", "gemma3", "llama3"])
 def test_a_constrained_tool_call_round_trip(gguf, kind, family):
     calls.clear()
     marker = {"qwen": "<tool_call>", "phi4": "<|tool_call|>", "gemma3": "<start_of_turn>",
               "llama3": "<|start_header_id|>"}[family]
     with litert_lm.Engine(str(gguf), max_num_tokens=512, engine=kind) as engine:
+        # room for the whole call: Qwen's and Phi-4's JSON calls in their tags take ~90 tokens of this byte-level
+        # vocabulary, and a call max_output_tokens cuts short stays text (no tool runs)
         conv = engine.create_conversation(tools=[Weather()], chat_template="{# " + marker + " #}" + CHATML,
-                                          sampler_config=litert_lm.SamplerConfig(top_k=1), max_output_tokens=80,
+                                          sampler_config=litert_lm.SamplerConfig(top_k=1), max_output_tokens=128,
                                           constrained_decoding_config=CONSTRAINED)
         assert extras.tool_family(conv) == family
         before = conv.token_count
@@ -146,6 +148,18 @@ def test_a_constrained_tool_call_round_trip(gguf, kind, family):
         tool_turns = [m for m in conv._history if m["role"] == "tool"]
         assert tool_turns and tool_turns[0]["content"][0]["response"]["forecast"] == "sun"
         assert conv.token_count > before and reply.role == litert_lm.Role.MODEL
+
+
+def test_a_tool_call_cut_short_by_max_output_tokens_stays_text_and_warns(gguf, caplog):
+    calls.clear()
+    with litert_lm.Engine(str(gguf), max_num_tokens=512) as engine:
+        conv = engine.create_conversation(tools=[Weather()], chat_template="{# <tool_call> #}" + CHATML,
+                                          sampler_config=litert_lm.SamplerConfig(top_k=1), max_output_tokens=20,
+                                          constrained_decoding_config=CONSTRAINED)
+        with caplog.at_level("WARNING", logger="pocketlm"):
+            reply = conv.send_message("weather?", response_format=extras.tool_call_format("qwen", [Weather()]))
+    assert not calls and not reply.tool_calls and str(reply).startswith("<tool_call>")
+    assert "reached max_output_tokens=20 before its response format was complete" in caplog.text
 
 
 def test_a_tool_that_raises_sends_the_error_to_the_model(gguf):
@@ -162,3 +176,50 @@ def test_a_tool_that_raises_sends_the_error_to_the_model(gguf):
                                             max_output_tokens=80, constrained_decoding_config=CONSTRAINED)
         msg = manual.send_message("go", response_format=extras.tool_call_format("gemma3", [Broken()]))
         assert msg.tool_calls and msg.tool_calls[0].name == "broken"
+
+
+@pytest.mark.parametrize("family", ["qwen", "phi4", "gemma3", "llama3"])
+def test_a_turns_text_streams_and_its_tool_call_is_held_back(family):
+    from pocketlm.litertlm._chat import ToolCallStream, parse_tool_calls
+
+    call = {"qwen": '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>',
+            "phi4": '<|tool_call|>[{"name": "f", "arguments": {"a": 1}}]<|/tool_call|>',
+            "gemma3": "```tool_code\nf(a=1)\n```",
+            "llama3": '{"name": "f", "parameters": {"a": 1}}'}[family]
+    text = call if family == "llama3" else "Let me look <that> up. " + call + " done"
+    got, before_end = [], []
+    stream = ToolCallStream(family, got.append)
+    for ch in text:  # one character a piece
+        stream.feed(ch)
+    before_end = "".join(got)
+    rest, calls = parse_tool_calls(text, family)
+    stream.finish(text, calls)
+    assert calls and "".join(got) == rest
+    if family != "llama3":
+        assert before_end == "Let me look <that> up. "  # streamed before the turn ended; "<" held only while
+        # it could still open a call
+    # a call that does not parse is given as text when the turn ends
+    got.clear()
+    stream = ToolCallStream(family, got.append)
+    broken = text.replace("f", "f(", 1) if family == "gemma3" else text.replace('"a": 1}', '"a": 1', 1)
+    for ch in broken:
+        stream.feed(ch)
+    stream.finish(broken, parse_tool_calls(broken, family)[1])
+    assert "".join(got) == broken
+
+
+def test_send_message_async_with_tools_streams_every_rounds_text(gguf):
+    def conversation(engine):
+        return engine.create_conversation(tools=[Weather()], chat_template="{# <tool_call> #}" + CHATML,
+                                          sampler_config=litert_lm.SamplerConfig(top_k=1), max_output_tokens=128,
+                                          constrained_decoding_config=CONSTRAINED)
+
+    fmt = extras.tool_call_format("qwen", [Weather()])
+    with litert_lm.Engine(str(gguf), max_num_tokens=512) as engine:
+        calls.clear()
+        whole = str(conversation(engine).send_message("weather?", response_format=fmt))
+        assert len(calls) == 1
+        chunks = list(conversation(engine).send_message_async("weather?", response_format=fmt))
+        assert len(calls) == 2  # the call ran again, and its text was not streamed
+        texts = [str(c) for c in chunks]
+        assert len(texts) > 10 and "".join(texts) == whole and "<tool_call>" not in "".join(texts)

@@ -160,6 +160,62 @@ def parse_tool_calls(text: str, family: str | None) -> tuple[str, list[dict]]:
     return ("".join(rest) if calls else text), calls
 
 
+# where a family's tool call begins in a response (Llama 3.x: a response that opens with JSON, or this tag)
+OPENINGS = {"qwen": "<tool_call>", "phi4": "<|tool_call|>", "gemma3": "```tool_code", "llama3": "<|python_tag|>"}
+
+
+class ToolCallStream:
+    """A turn's text as it streams, as LiteRT-LM streams it when tools are set: text is passed on as it comes;
+    from where a tool call may begin (the family's opening, or a tail that could still become one) it is held
+    until the turn ends, then given as text if no call parsed from it. emit gets str pieces."""
+
+    def __init__(self, family: str | None, emit):
+        self.family, self.emit = family, emit
+        self.opening = OPENINGS.get(family or "", "")
+        self.sent, self.held, self.holding = "", "", False
+
+    def feed(self, piece: str) -> None:
+        if not self.opening:
+            self.emit(piece)
+            self.sent += piece
+            return
+        self.held += piece
+        if not self.holding:
+            start = self.sent + self.held
+            if self.family == "llama3" and start.lstrip()[:1] in ("{", "["):
+                self.holding = True  # Llama 3.x's call is the whole response, as JSON
+            elif self.opening in self.held:
+                self.holding = True
+            elif self.family == "llama3" and not start.strip():
+                return  # leading whitespace: the JSON may still come
+        if self.holding:
+            return
+        keep = 0  # the longest tail that is a beginning of the opening
+        for n in range(min(len(self.held), len(self.opening) - 1), 0, -1):
+            if self.opening.startswith(self.held[-n:]):
+                keep = n
+                break
+        out, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep:]
+        if out:
+            self.emit(out)
+            self.sent += out
+
+    def finish(self, answer: str, calls: list) -> None:
+        """The turn has ended: answer is its whole text, calls what was parsed from it. What is held and
+        is not a call is given now."""
+        if not self.held:
+            return
+        if calls:
+            rest, _ = parse_tool_calls(answer, self.family)
+            tail = rest[len(self.sent):] if rest.startswith(self.sent) else ""
+        else:
+            tail = self.held
+        self.held = ""
+        if tail:
+            self.emit(tail)
+            self.sent += tail
+
+
 def tool_call_grammar(family: str, tools: list[dict]) -> str:
     """A Lark grammar (llguidance's dialect) of one call, in the family's format, to one of tools
     with arguments valid against its parameters schema."""

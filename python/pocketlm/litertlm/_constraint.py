@@ -122,6 +122,11 @@ class Constraint:
         bits = np.unpackbits(words.view(np.uint8), bitorder="little")[: logits.shape[-1]].astype(bool)
         logits[~bits] = -np.inf
 
+    def cut_short(self) -> bool:
+        """Whether the response ended at max_output_tokens with its format not yet complete."""
+        return self.matcher is not None and self.limit is not None and self.count >= self.limit \
+            and not self.matcher.is_accepting()
+
     def accept(self, token: int) -> bool:
         self.count += 1
         if self.matcher is not None and not self.matcher.consume_token(int(token)):

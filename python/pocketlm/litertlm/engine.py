@@ -585,6 +585,11 @@ class Conversation:
         self._cancel.clear()
         answer = _generate(self._engine, s, constraint, on_text, self._cancel)
         self._timing.stats = s.last_stats
+        if constraint.cut_short():
+            # what the format asked for is unfinished (a forced tool call without its closing tag stays text)
+            log.warning("pocketlm: the response reached max_output_tokens=%d before its response format was "
+                        "complete", constraint.limit)
+        self._last_answer = answer
         rest, calls = _chat.parse_tool_calls(answer, self._family) if self._tools_map or \
             (response_format is not None and response_format.type == LARK) else (answer, [])
         response: dict[str, Any] = {"role": "assistant"}
@@ -631,29 +636,29 @@ class Conversation:
         current = [_chat.as_template_message(m) for m in (current if isinstance(current, list) else [current])]
         for _ in range(MAX_TOOL_ROUNDS):
             fmt = self._format_for(current, response_format)
-            pieces: list[str] = []
-            sink = on_text if (stream_tools or not self._tools_map) else pieces.append
-            response = self._one_turn(current, sink, fmt, max_output_tokens)
+            stream = _chat.ToolCallStream(self._family, on_text) if (stream_tools and self._tools_map) else None
+            response = self._one_turn(current, stream.feed if stream else on_text, fmt, max_output_tokens)
+            if stream is not None:
+                stream.finish(self._last_answer, response.get("tool_calls") or [])
             if not self.automatic_tool_calling:
-                return response, pieces
+                return response
             tool_responses = self._tool_responses(response)
             if not tool_responses:
-                return response, pieces
+                return response
             current = tool_responses
             if response_format is not None and response_format.type == LARK:
                 response_format = None  # a forced call is the user's turn's; the model answers the result freely
-        return response, pieces
+        return response
 
     def send_message(self, message, *, repetition_penalty_config: RepetitionPenaltyConfig | None = None,
                      no_repeat_ngram_config: NoRepeatNgramConfig | None = None,
                      suppress_tokens_config: SuppressTokensConfig | None = None,
                      max_output_tokens: int | None = None, thinking_config: ThinkingConfig | None = None,
                      response_format: ResponseFormat | None = None) -> Message:
-        response, _ = self._run(message, lambda p: None, repetition_penalty_config=repetition_penalty_config,
-                                no_repeat_ngram_config=no_repeat_ngram_config,
-                                suppress_tokens_config=suppress_tokens_config, max_output_tokens=max_output_tokens,
-                                thinking_config=thinking_config, response_format=response_format,
-                                stream_tools=True)
+        response = self._run(message, lambda p: None, repetition_penalty_config=repetition_penalty_config,
+                             no_repeat_ngram_config=no_repeat_ngram_config,
+                             suppress_tokens_config=suppress_tokens_config, max_output_tokens=max_output_tokens,
+                             thinking_config=thinking_config, response_format=response_format, stream_tools=False)
         return Message.from_json(response)
 
     def send_message_async(self, message, *, repetition_penalty_config: RepetitionPenaltyConfig | None = None,
@@ -661,8 +666,9 @@ class Conversation:
                            suppress_tokens_config: SuppressTokensConfig | None = None,
                            max_output_tokens: int | None = None, thinking_config: ThinkingConfig | None = None,
                            response_format: ResponseFormat | None = None) -> collections.abc.Iterator[Message]:
-        """The response as chunks of text, in order. With tools and automatic calling, a turn's text is given
-        once the turn has ended (a tool call is not streamed), as LiteRT-LM holds a tool call back."""
+        """The response as chunks of text, in order, as LiteRT-LM streams it: with tools, the text of every
+        round streams as it comes, and a tool call is held back (run, with automatic calling; given as the
+        last message, with its tool_calls, without)."""
         self._check_format(response_format)
         self._live()
         final: list = []
@@ -672,17 +678,13 @@ class Conversation:
                                    no_repeat_ngram_config=no_repeat_ngram_config,
                                    suppress_tokens_config=suppress_tokens_config,
                                    max_output_tokens=max_output_tokens, thinking_config=thinking_config,
-                                   response_format=response_format, stream_tools=False))
+                                   response_format=response_format, stream_tools=True))
 
         for piece in _streamed(run):
             yield Message.from_json({"role": "assistant", "content": [{"type": "text", "text": piece}]})
-        response, pieces = final[0]
-        if self._tools_map:
-            if response.get("tool_calls"):
-                yield Message.from_json(response)
-            else:
-                for piece in pieces:
-                    yield Message.from_json({"role": "assistant", "content": [{"type": "text", "text": piece}]})
+        response = final[0]
+        if response.get("tool_calls"):  # automatic calling off, or its rounds used up: the call is the caller's
+            yield Message.from_json({"role": "assistant", "tool_calls": response["tool_calls"]})
 
 
 class Benchmark:
