@@ -1,7 +1,8 @@
 """pocketlm's native engine next to llama.cpp and LiteRT-LM, on the same model, in one run.
 
-    python tools/bench_vs_llama_cpp.py [--llama-bench PATH] [--threads 1 2] [--repeats 3]
-                                       [--litertlm PATH] [--make-litertlm]
+    python tools/bench_vs_llama_cpp.py [--llama-bench PATH] [--threads 1 2] [--prompts 128 512]
+                                       [--repeats 3] [--litertlm PATH] [--make-litertlm]
+                                       [--int8-macs-per-cycle N] [--ghz F]
 
 llama.cpp runs as `llama-bench -p 128 -n 64` (found on PATH, in $LLAMA_BENCH,
 or built once from the llama.cpp that PyPI's llama-cpp-python sdist vendors,
@@ -39,6 +40,16 @@ the Q8_0 GGUF (the int8 weights' nearest GGUF) at the same thread count, and
 next to the bandwidth limit of the bytes its decode step reads. A contender
 that cannot run is skipped, saying why: llama.cpp when no llama-bench is found
 and none can be built, LiteRT-LM when litert_lm or the .litertlm is missing.
+
+Every table is printed once per --prompts length (128 and 512 tokens: the
+prompt is prefilled in one batch by every engine; decode is the same 64 steps
+from an empty cache). Prefill is also put against the int8 arithmetic limit:
+the multiply-adds a prefill token does (the products' rows x columns and
+attention's, from pocketlm's own count of the prefill) times tok/s, over the
+ISA's int8 multiply-adds per cycle and core (AVX512-VNNI: one 512-bit vpdpbusd,
+64; AVX2: one 256-bit vpmaddubsw pair, 32; arm64 sdot: 2 x 16; override with
+--int8-macs-per-cycle) times the clock (/sys's cpuinfo_max_freq, else
+/proc/cpuinfo's MHz; override with --ghz) times the threads.
 """
 
 from __future__ import annotations
@@ -107,6 +118,25 @@ def build_llama_bench() -> Path:
     subprocess.run(["cmake", "--build", str(dest / "build"), "--target", "llama-bench", "-j", str(os.cpu_count())],
                    check=True, stdout=subprocess.DEVNULL)
     return dest / "build" / "bin" / "llama-bench"
+
+
+def int8_macs_per_cycle() -> int:
+    """int8 multiply-adds one core issues per cycle on the best ISA pocketlm's kernels use here."""
+    flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith(("flags", "Features"))),
+                 "").split()
+    if "avx512_vnni" in flags:
+        return 64
+    if "avx2" in flags:
+        return 32
+    return 32 if "asimddp" in flags else 8
+
+
+def clock_ghz() -> float:
+    f = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if f.is_file():
+        return int(f.read_text()) / 1e6
+    mhz = [float(ln.split(":")[1]) for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("cpu MHz")]
+    return max(mhz) / 1e3 if mhz else 1.0
 
 
 def llama_cpp_speeds(bench: Path, model: Path, threads: int, repeats: int) -> tuple[float, float]:
@@ -276,8 +306,8 @@ def pocketlm_litert_run(model: Path, threads: int, repeats: int) -> dict:
 
 
 def in_fresh_process(flag: str, model: Path, threads: int, repeats: int) -> dict:
-    r = subprocess.run([sys.executable, __file__, flag, str(model), str(threads), str(repeats)], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, __file__, flag, str(model), str(threads), str(repeats), str(PROMPT)],
+                       capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError((r.stdout + r.stderr).strip()[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -308,6 +338,7 @@ def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
         t.add(ids)
         s = t.generate()
         best_pp = max(best_pp, s.prefill_tokens / s.prefill_s)
+        pp_macs = s.prefill.flops / 2 / s.prefill_tokens
         # llama-bench's tg64: 64 one-token steps from an empty cache (here after a first token, the
         # prefill of one, as llama-bench's warm-up); the C loop samples 65 tokens and runs 64 of them
         t = None
@@ -317,7 +348,8 @@ def pocketlm_run(model: Path, threads: int, repeats: int) -> dict:
         best_tg = max(best_tg, (s.decode_tokens - 1) / s.decode_s)
         step_bytes = (s.decode.weight_bytes + s.decode.kv_bytes) / max(1, s.decode.tokens)
     kv = (PROMPT + DECODE + 1) * 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 2
-    return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv, "peak_rss": peak_rss()}
+    return {"pp": best_pp, "tg": best_tg, "step_bytes": step_bytes, "kv_bytes": kv, "pp_macs": pp_macs,
+            "peak_rss": peak_rss()}
 
 
 def peak_rss() -> int:
@@ -330,8 +362,8 @@ def peak_rss() -> int:
 
 def pocketlm_speeds(model: Path, threads: int, repeats: int) -> dict:
     """pocketlm_run in a fresh process, so its peak RSS is the run's own."""
-    out = subprocess.run([sys.executable, __file__, "--one", str(model), str(threads), str(repeats)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, __file__, "--one", str(model), str(threads), str(repeats), str(PROMPT)],
+                         check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -350,16 +382,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--llama-bench", help="llama-bench binary (default: PATH, $LLAMA_BENCH, or build it)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--prompts", type=int, nargs="+", default=[128, 512], help="prompt lengths (default 128 512)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--int8-macs-per-cycle", type=int, help="the ISA's int8 multiply-adds per cycle and core")
+    ap.add_argument("--ghz", type=float, help="the clock the arithmetic limit assumes")
     ap.add_argument("--litertlm", type=Path, default=LITERTLM, help=f"the int8 .litertlm (default {LITERTLM})")
     ap.add_argument("--make-litertlm", action="store_true", help="export the .litertlm first if it is missing")
-    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
-    ap.add_argument("--one-litert-lm", nargs=3, help=argparse.SUPPRESS)
-    ap.add_argument("--one-pocketlm-litert", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--one-litert-lm", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--one-pocketlm-litert", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    global PROMPT
     for flag, fn in ((a.one, pocketlm_run), (a.one_litert_lm, litert_lm_run), (a.one_pocketlm_litert,
                                                                               pocketlm_litert_run)):
         if flag:
+            PROMPT = int(flag[3])
             print(json.dumps(fn(Path(flag[0]), int(flag[1]), int(flag[2]))))
             return
 
@@ -369,7 +406,10 @@ def main() -> None:
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs; prompt {PROMPT}, decode {DECODE}, LiteRT cache {KV_CACHE}")
+    a.macs = a.int8_macs_per_cycle or int8_macs_per_cycle()
+    a.ghz = a.ghz or clock_ghz()
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs; prompts {a.prompts}, decode {DECODE}, LiteRT cache {KV_CACHE}; "
+          f"int8 limit {a.macs} MACs/cycle/core at {a.ghz:.2f} GHz")
     skipped = []
     try:
         bench = find_llama_bench(a.llama_bench)
@@ -387,6 +427,17 @@ def main() -> None:
                                                  for t in a.threads))
     base_rss = python_baseline_rss()
     print(f"Python + numpy + pocketlm imported: {base_rss / 1e6:.0f} MB RSS before any model\n")
+    for prompt in a.prompts:
+        PROMPT = prompt
+        print(f"\n==== prompt {PROMPT} tokens, decode {DECODE} ====")
+        one_prompt(a, bench, bandwidth, litert_why, base_rss)
+    if skipped:
+        print("\nskipped:")
+        for why in skipped:
+            print(f"  {why}")
+
+
+def one_prompt(a, bench, bandwidth: dict, litert_why: str | None, base_rss: int) -> None:
     head = (f"{'model':20} {'thr':>3}  {'prefill pocketlm / llama.cpp':>30}  {'decode pocketlm / llama.cpp':>29}  "
             f"{'decode vs bandwidth':>19}  floors")
     print(head)
@@ -418,19 +469,16 @@ def main() -> None:
         print(f"  {name:20} {t} thr: {rss / 1e6:7.1f} MB of {limit / 1e6:7.1f} MB "
               f"({'within' if rss <= limit else 'OVER'}; file {size / 1e6:.1f} MB)")
     race_of_three(results, a, bandwidth, litert_why, base_rss)
-    if skipped:
-        print("\nskipped:")
-        for why in skipped:
-            print(f"  {why}")
 
 
 def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss: int) -> None:
     """SmolLM2-135M in every contender, side by side per thread count, each against pocketlm on the Q8_0 GGUF."""
     print(f"\nrace of three: SmolLM2-135M-Instruct, prompt {PROMPT}, decode {DECODE}; x = ratio to pocketlm's "
           "native engine on the Q8_0 GGUF at the same threads; decode against the bandwidth limit of the bytes a "
-          "step reads")
-    head = (f"{'thr':>3}  {'contender':24} {'model file':22} {'prefill tok/s':>13} {'x':>6}  {'decode tok/s':>12} "
-            f"{'x':>6}  {'decode vs bandwidth':>19}")
+          "step reads, prefill against the int8 arithmetic limit (MACs a prefill token does x tok/s over "
+          f"{a.macs} MACs/cycle x {a.ghz:.2f} GHz x threads)")
+    head = (f"{'thr':>3}  {'contender':24} {'model file':22} {'prefill tok/s':>13} {'x':>6}  {'vs int8 limit':>13}  "
+            f"{'decode tok/s':>12} {'x':>6}  {'decode vs bandwidth':>19}  {'peak RSS':>8}")
     print(head)
     print("-" * len(head))
     smol = {(name, t): (ours, cpp) for name, _, t, ours, cpp in results if name.startswith("SmolLM2")}
@@ -443,9 +491,9 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
             ours, cpp = smol[(name, t)]
             lim = bandwidth[t] * 1e9 / ours["step_bytes"]
             q = name.split()[-1] + " GGUF"
-            rows.append(("pocketlm (native)", q, ours["pp"], ours["tg"], lim))
+            rows.append(("pocketlm (native)", q, ours["pp"], ours["tg"], lim, ours["peak_rss"] - base_rss))
             if cpp:
-                rows.append(("llama.cpp", q, cpp[0], cpp[1], lim))
+                rows.append(("llama.cpp", q, cpp[0], cpp[1], lim, None))
         if litert_why is None:
             lit = ours_lit = None
             try:
@@ -460,18 +508,23 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
             step = (ours_lit or {}).get("graph_bytes", a.litertlm.stat().st_size) + (ours_lit or {}).get("kv_bytes", 0)
             lim = bandwidth[t] * 1e9 / step
             if lit:
-                rows.append((f"LiteRT-LM {lit['version']}", "int8 .litertlm", lit["pp"], lit["tg"], lim))
+                rows.append((f"LiteRT-LM {lit['version']}", "int8 .litertlm", lit["pp"], lit["tg"], lim,
+                             lit["peak_rss"] - base_rss))
             if ours_lit:
-                rows.append(("pocketlm (LiteRT engine)", "int8 .litertlm", ours_lit["pp"], ours_lit["tg"], lim))
+                rows.append(("pocketlm (LiteRT engine)", "int8 .litertlm", ours_lit["pp"], ours_lit["tg"], lim,
+                             ours_lit["peak_rss"] - base_rss))
             if lit:
                 notes.append(f"{'':3}  (LiteRT-LM counted {lit['pp_tokens']} prefill and {lit['tg_tokens']} decode tokens; "
                       f"engine init {lit['init_s']:.2f} s; peak RSS {(lit['peak_rss'] - base_rss) / 1e6:.0f} MB "
                       "over the interpreter's)")
-        for who, file, pp, tg, lim in rows:
+        macs = ref["pp_macs"] if ref else None  # the same model in every engine: the same work per token
+        for who, file, pp, tg, lim, rss in rows:
             xp = f"{pp / ref['pp']:5.2f}x" if ref else "     -"
             xt = f"{tg / ref['tg']:5.2f}x" if ref else "     -"
-            print(f"{t:>3}  {who:24} {file:22} {pp:13.1f} {xp:>6}  {tg:12.1f} {xt:>6}  "
-                  f"{tg / lim:6.0%} of {lim:6.0f}/s")
+            arith = f"{pp * macs / (a.macs * a.ghz * 1e9 * t):13.0%}" if macs else f"{'-':>13}"
+            mem = f"{rss / 1e6:6.0f} MB" if rss is not None else f"{'-':>9}"
+            print(f"{t:>3}  {who:24} {file:22} {pp:13.1f} {xp:>6}  {arith}  {tg:12.1f} {xt:>6}  "
+                  f"{tg / lim:6.0%} of {lim:6.0f}/s  {mem}")
         for note in notes:
             print(note)
 
