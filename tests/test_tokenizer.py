@@ -153,3 +153,92 @@ def test_what_changes_the_ids_and_is_not_implemented_is_refused_by_name(tmp_path
     edit(spec)
     with pytest.raises(ValueError, match=match):
         HFTokenizer(spec)
+
+
+# Byte-level BPE as Qwen2 / Qwen2.5 / Qwen3 (Qwen2's regex, an NFC normalizer) and Phi-4-mini (GPT-4o's o200k
+# regex: case-insensitive contractions, \p{Lu}/\p{Ll}/\p{Lt}/\p{Lm}/\p{Lo}/\p{M} classes) write their tokenizer.json
+BYTE_LEVEL_KINDS = ["qwen2", "phi4-mini"]
+CHAT = ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nnaïve 中文<|im_end|>\n",
+        "<|system|>sys<|end|><|user|>Hi 'S 'LL I'M<|end|><|assistant|>", "<|endoftext|>", "x<|tool|>y<|end|>",
+        "HELLO'S World'Ve ǅungla'S ÀÉÎ'd ΣΑΣ's ﬁx'Ll", "don'T WE'LL i'M", "a/b\r\n/c", "1234567 12 123",
+        "\u0915\u093f\u0930\u094d Ǆ ǅ ǆ ᾈ ʰ ǂ"]
+
+
+def byte_level(kind: str, folder):
+    from tests.fixtures import tokenizers as fx
+
+    return fx.qwen2_tokenizer(folder) if kind == "qwen2" else fx.phi4_mini_tokenizer(folder)
+
+
+@pytest.fixture(scope="module", params=BYTE_LEVEL_KINDS)
+def byte_level_json(request, tmp_path_factory):
+    folder = byte_level(request.param, tmp_path_factory.mktemp(request.param) / "tok")
+    return request.param, folder, tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+
+
+def test_qwen2_and_phi4_mini_tokenizer_json_match_hugging_face(byte_level_json):
+    """50k+ tokens of mixed-script text, text that NFC changes (decomposed
+    accents, Hangul jamo, marks out of canonical order) and chat markup, id
+    for id with `tokenizers`, and decoding as it decodes."""
+    from tests.fixtures.tokenizers import mixed_script, not_nfc
+
+    kind, folder, hf = byte_level_json
+    ours = load_tokenizer(folder)
+    assert isinstance(ours, BPETokenizer)
+    assert (ours.normalizer_spec == {"type": "NFC"}) == (kind == "qwen2")
+    assert not ours.add_bos  # neither starts a sequence with a BOS
+    n = 0
+    for t in mixed_script(1800, seed=5) + not_nfc(300, seed=4) + corpus(200, seed=3) + CHAT + ODD:
+        want = hf.encode(t).ids
+        n += len(want)
+        assert ours.encode(t, add_bos=ours.add_bos) == want, repr(t)
+        assert ours.decode(want) == hf.decode(want, skip_special_tokens=False), repr(t)
+    assert n > 50_000
+
+
+def test_qwen2_nfc_changes_the_ids_of_text_not_in_nfc(tmp_path):
+    """Without its NFC normalizer the Qwen2 vocabulary tokenizes decomposed
+    text differently: the normalizer is what makes the ids agree."""
+    import json
+
+    from pocketlm.tokenizer import BPETokenizer
+    from tests.fixtures.tokenizers import NOT_NFC, qwen2_tokenizer
+
+    folder = qwen2_tokenizer(tmp_path / "q")
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    ours = load_tokenizer(folder)
+    spec["normalizer"] = None
+    plain = BPETokenizer(spec)
+    changed = [t for t in NOT_NFC if ours.encode(t) != plain.encode(t)]
+    assert len(changed) > len(NOT_NFC) // 2
+
+
+def test_merges_are_parsed_on_first_encode_and_other_layouts_whole():
+    """parse_tokenizer_json leaves model.merges as text only where `tokenizers`
+    writes it (the file's last value); a file laid out otherwise, or whose
+    "merges" text sits elsewhere, is parsed whole, and both give the same
+    tokenizer."""
+    import json
+
+    from pocketlm.tokenizer import HFTokenizer, LazyMerges, parse_tokenizer_json
+
+    spec = {"added_tokens": [{"id": 0, "content": "<unk>", "special": True}], "normalizer": None,
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"},
+            "decoder": None, "model": {"type": "BPE", "unk_token": "<unk>",
+                                       "vocab": {"<unk>": 0, "\u2581": 1, "a": 2, "b": 3, "ab": 4, "\u2581ab": 5,
+                                                 '"merges": [': 6},
+                                       "merges": [["a", "b"], ["\u2581", "ab"]]}}
+    text = json.dumps(spec, indent=2)
+    lazy = parse_tokenizer_json(text)
+    assert isinstance(lazy["model"]["merges"], LazyMerges)
+    assert lazy["model"]["vocab"] == spec["model"]["vocab"]
+    moved = dict(spec, model=dict(spec["model"], merges=spec["model"]["merges"], dropout=None))  # merges not last
+    other = [json.dumps(moved), json.dumps({"model": spec["model"], "decoder": None}), json.dumps(spec)[:-1] + ', "x": []}']
+    assert parse_tokenizer_json(other[0]) == moved and parse_tokenizer_json(other[1])["model"] == spec["model"]
+    assert parse_tokenizer_json(other[2])["x"] == []
+    want = HFTokenizer(spec).encode("ab abab b")
+    assert HFTokenizer(lazy).encode("ab abab b") == want == [5, 5, 4, 1, 3]
+    bad = parse_tokenizer_json(json.dumps(dict(spec, model=dict(spec["model"], merges=[["a", "zz"]]))))
+    tok = HFTokenizer(bad)  # loads: the merges are read on first encode, which names the bad one
+    with pytest.raises(ValueError, match="'a' 'zz' names a token outside the vocabulary"):
+        tok.encode("ab")

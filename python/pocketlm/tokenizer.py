@@ -34,6 +34,70 @@ def bytes_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(keep, chars)}
 
 
+class LazyMerges:
+    """A tokenizer.json's model.merges still as its JSON text. The merges are
+    most of a large file (Gemma 3's 262k) and only encoding needs them, so
+    parse_tokenizer_json leaves them unparsed and the tokenizer parses them,
+    and builds its merge table, on its first encode."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def parse(self) -> list:
+        try:
+            merges = json.loads(self.text)
+        except ValueError as e:
+            raise ValueError(f"tokenizer.json model.merges is not valid JSON: {e}") from None
+        if not isinstance(merges, list):
+            raise ValueError("tokenizer.json model.merges is not a list")
+        return merges
+
+
+def _merge_list(merges) -> list:
+    return merges.parse() if isinstance(merges, LazyMerges) else list(merges or [])
+
+
+_LAZY_SENTINEL = r'"\u0000pocketlm: merges parsed on first use"'  # JSON text of a string no file holds
+
+
+def parse_tokenizer_json(text: str) -> dict:
+    """json.loads of a tokenizer.json, except that model.merges is left a
+    LazyMerges when it is where `tokenizers` writes it (the last key of model,
+    the last key of the file): everything else is parsed, and checked to be
+    that layout, and any other layout is parsed whole."""
+    def back(i: int) -> int:  # i, less the whitespace before it
+        while i > 0 and text[i - 1] in " \t\n\r":
+            i -= 1
+        return i
+
+    close = len(text)
+    for _ in range(2):  # "}}" (with any whitespace) closes model and the file
+        close = back(close)
+        if close == 0 or text[close - 1] != "}":
+            return json.loads(text)
+        close -= 1
+    close = back(close)
+    key = text.rfind('"merges"', 0, close)
+    while key >= 0:  # the last "merges": [ (inside the array no object key can stand)
+        start = key + len('"merges"')
+        rest = text[start:start + 64].lstrip()
+        if rest[:1] == ":" and rest[1:].lstrip()[:1] == "[":
+            start = text.index("[", start)
+            break
+        key = text.rfind('"merges"', 0, key)
+    if key < 0 or close == 0 or text[close - 1] != "]":
+        return json.loads(text)
+    spec = json.loads(text[:start] + _LAZY_SENTINEL + text[close:])
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if (not isinstance(model, dict) or list(spec)[-1] != "model" or list(model)[-1:] != ["merges"]
+            or model["merges"] != json.loads(_LAZY_SENTINEL)):
+        return json.loads(text)  # the found array was not model.merges
+    model["merges"] = LazyMerges(text[start:close])
+    return spec
+
+
 class Tokenizer(ABC):
     """What the runtime needs of a tokenizer."""
 
@@ -71,8 +135,7 @@ class BPETokenizer(Tokenizer):
         if model.get("type") != "BPE":
             raise ValueError(f"tokenizer.json model type {model.get('type')!r} is not supported (only byte-level BPE)")
         self.vocab: dict[str, int] = dict(model["vocab"])
-        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        self._merges_src, self._ranks = model.get("merges", []), None  # the rank table is built on first use
         # a word that is itself a token is taken whole, before any merge (Llama-3's tokenizer.json)
         self.ignore_merges = bool(model.get("ignore_merges", False))
         self.added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
@@ -115,6 +178,16 @@ class BPETokenizer(Tokenizer):
         return prefix, splits
 
     @property
+    def ranks(self) -> dict[tuple[str, str], int]:
+        """(a, b) -> merge rank, built from the merges the first time it is needed."""
+        if self._ranks is None:
+            merges = _merge_list(self._merges_src)
+            pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
+            self._ranks = dict(zip(pairs, range(len(pairs))))
+            self._merges_src = None
+        return self._ranks
+
+    @property
     def vocab_size(self) -> int:
         return max(self.id_to_token) + 1
 
@@ -144,8 +217,9 @@ class BPETokenizer(Tokenizer):
         if self.ignore_merges and word in self.vocab:
             return [self.vocab[word]]
         parts = list(word)
+        ranks = self.ranks
         while len(parts) > 1:
-            best = min(((self.ranks.get((a, b), 1 << 62), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))))
+            best = min(((ranks.get((a, b), 1 << 62), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))))
             if best[0] == 1 << 62:
                 break
             i = best[1]
@@ -383,18 +457,7 @@ class HFTokenizer(Tokenizer):
                              "tokenization each call; only dropout=null is)")
         self.model_vocab: dict[str, int] = dict(m["vocab"])
         self.model_id_to_token = {i: t for t, i in self.model_vocab.items()}
-        # (id a, id b) -> (rank, id of a+b), built with map() over the lists: Gemma 3 has 262k merges
-        raw = m.get("merges", [])
-        pairs = [mg.split(" ", 1) if isinstance(mg, str) else mg for mg in raw]
-        if any(len(x) != 2 for x in pairs):
-            raise ValueError("tokenizer.json has a merge that is not a pair")
-        left, right = (list(x) for x in zip(*pairs)) if pairs else ([], [])
-        get = self.model_vocab.get
-        ia, ib, iab = list(map(get, left)), list(map(get, right)), list(map(get, map(str.__add__, left, right)))
-        if None in ia or None in ib or None in iab:
-            k = next(k for k in range(len(pairs)) if None in (ia[k], ib[k], iab[k]))
-            raise ValueError(f"tokenizer.json merge {left[k]!r} {right[k]!r} names a token outside the vocabulary")
-        self.merges: dict[tuple[int, int], tuple[int, int]] = dict(zip(zip(ia, ib), zip(range(len(iab)), iab)))
+        self._merges_src, self._merges = m.get("merges", []), None  # the merge table is built on first use
         self.byte_fallback = bool(m.get("byte_fallback", False))
         self.fuse_unk = bool(m.get("fuse_unk", False))
         self.ignore_merges = bool(m.get("ignore_merges", False))
@@ -403,6 +466,27 @@ class HFTokenizer(Tokenizer):
             raise ValueError(f"tokenizer.json BPE unk_token {unk!r} is not in the vocabulary")
         self.unk_id = None if unk is None else self.model_vocab[unk]
         self.byte_ids = [self.model_vocab.get(f"<0x{b:02X}>") for b in range(256)]
+
+    @property
+    def merges(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """(id a, id b) -> (rank, id of a+b), built the first time it is needed, with map() over
+        the lists: Gemma 3 has 262k merges."""
+        if self._merges is not None:
+            return self._merges
+        from operator import itemgetter
+
+        pairs = [mg.split(" ", 1) if isinstance(mg, str) else mg for mg in _merge_list(self._merges_src)]
+        if any(len(x) != 2 for x in pairs):
+            raise ValueError("tokenizer.json has a merge that is not a pair")
+        left, right = list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs))
+        get = self.model_vocab.get
+        ia, ib, iab = list(map(get, left)), list(map(get, right)), list(map(get, map(str.__add__, left, right)))
+        if None in ia or None in ib or None in iab:
+            k = next(k for k in range(len(pairs)) if None in (ia[k], ib[k], iab[k]))
+            raise ValueError(f"tokenizer.json merge {left[k]!r} {right[k]!r} names a token outside the vocabulary")
+        self._merges = dict(zip(zip(ia, ib), zip(range(len(iab)), iab)))
+        self._merges_src = None
+        return self._merges
 
     def _init_unigram(self, m: dict) -> None:
         vocab = m.get("vocab") or []
@@ -965,7 +1049,8 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
                 raise ValueError(f"{name} is not a JSON object")
             cfg.update(d)
     tj = folder / "tokenizer.json"
-    spec = json.loads(tj.read_bytes().decode("utf-8")) if tj.is_file() else None
+    tj_bytes = tj.read_bytes() if tj.is_file() else None
+    spec = parse_tokenizer_json(tj_bytes.decode("utf-8")) if tj_bytes is not None else None
     if spec is not None and not isinstance(spec, dict):
         raise ValueError("tokenizer.json is not a JSON object")
     added = {t["content"]: t["id"] for t in (spec or {}).get("added_tokens", [])}
@@ -988,12 +1073,12 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
         if not isinstance(extra, (list, tuple)):
             raise ValueError(f"tokenizer_config.json extra_special_tokens must be a list, got {type(extra).__name__}")
         tok = HFTokenizer(spec, bos, eos_ids, tuple(extra))
-        tok.origin = ("bytes", tj.read_bytes())
+        tok.origin = ("bytes", tj_bytes)
         tok.chat_template = read_chat_template(folder)
         return tok  # add_bos: the post-processor's template, as transformers 5 applies it
     if spec is not None and (spec.get("model") or {}).get("type") == "BPE":
         tok = BPETokenizer(spec, bos, eos_ids)
-        tok.origin = ("bytes", tj.read_bytes())
+        tok.origin = ("bytes", tj_bytes)
         # tokenizer.json's post-processor is where a BPE tokenizer says it prepends BOS (Llama 3 style)
         default_bos = bos is not None and tok.id_to_token.get(bos, "\0") in json.dumps(spec.get("post_processor"))
     elif (folder / "tokenizer.model").is_file():

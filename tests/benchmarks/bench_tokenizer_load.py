@@ -1,5 +1,6 @@
 """Load time of a Gemma 3-sized (262,144-piece) SentencePiece-style BPE
-tokenizer.json in Python and C, next to the 1 s limit. The vocabulary is
+tokenizer.json in Python and C, next to the 1 s limit. Python leaves the
+merges unparsed until the first encode, whose time is printed too. The vocabulary is
 generated in Gemma's real format (Replace normalizer, byte fallback, merges
 whose every result is a piece) and checked by `tokenizers` loading it.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 LIMIT_S = 1.0
+TARGET_S = 0.5  # "well under" the limit
 N = 262_144
 
 
@@ -70,9 +72,13 @@ def main() -> None:
         py = load_tokenizer(folder)
         t_py = time.perf_counter() - t0
         text = "Hello world, 中文 and more text\n" * 20
-        assert py.encode(text) == hf.encode(text, add_special_tokens=False).ids
+        t0 = time.perf_counter()
+        ids = py.encode(text)
+        t_first = time.perf_counter() - t0
+        assert ids == hf.encode(text, add_special_tokens=False).ids
         print(f"tokenizer.json {len(data) / 1e6:.1f} MB, {N} pieces")
-        print(f"Python load_tokenizer: {t_py:.3f} s (limit {LIMIT_S} s)")
+        print(f"Python load_tokenizer: {t_py:.3f} s (limit {LIMIT_S} s, target {TARGET_S} s)")
+        print(f"Python first encode (parses the merges, builds their table): {t_first:.3f} s")
         try:
             from pocketlm.kernels import native
         except ImportError:

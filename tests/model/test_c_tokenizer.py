@@ -139,7 +139,7 @@ def test_ignore_merges_as_hugging_face_tokenizers(tmp_path, ignore_merges):
     assert any(i in got for i in whole) == ignore_merges
 
 
-@pytest.mark.parametrize("kind", ["llama", "gemma", "legacy-llama", "metaspace-bpe", "unigram"])
+@pytest.mark.parametrize("kind", ["llama", "gemma", "legacy-llama", "metaspace-bpe", "metaspace-bpe-nfkc", "unigram"])
 def test_sentencepiece_style_tokenizer_json_matches_hugging_face(tmp_path, kind):
     """The C tokenizer on transformers 5's and `tokenizers`' SentencePiece-style
     tokenizer.json: 50k+ tokens of mixed-script text, id for id with `tokenizers`."""
@@ -198,8 +198,94 @@ def test_a_transformers_5_checkpoint_converts_to_a_gguf_both_engines_tokenize_al
 
 
 def test_a_normalizer_the_c_tokenizer_cannot_run_is_refused_by_name(tmp_path):
-    from tests.fixtures.tokenizers import train_metaspace
+    import json
 
-    folder = train_metaspace(tmp_path / "t", nfkc=True)
-    with pytest.raises(ValueError, match="NFKC"):
-        native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes())
+    from tests.fixtures.tokenizers import qwen2_tokenizer, train_metaspace
+
+    for folder in (train_metaspace(tmp_path / "t"), qwen2_tokenizer(tmp_path / "q")):  # both kinds of tokenizer.json
+        spec = json.loads((folder / "tokenizer.json").read_text())
+        spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}
+        with pytest.raises(ValueError, match="normalizer 'Lowercase'"):
+            native.CTokenizer.from_bytes(json.dumps(spec).encode())
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])
+def test_unicode_normalization_matches_unicodedata(form):
+    """Every assigned code point (48 at a time) and random runs of starters,
+    Hangul jamo and combining marks, through a byte-level tokenizer whose
+    normalizer is the form (byte-level BPE decodes to exactly the normalized
+    text): C gives unicodedata.normalize's text."""
+    import json
+    import random
+    import unicodedata
+
+    from pocketlm.tokenizer import bytes_to_unicode
+
+    enc = bytes_to_unicode()
+    spec = {"model": {"type": "BPE", "vocab": {enc[b]: b for b in range(256)}, "merges": []},
+            "normalizer": {"type": form}, "decoder": {"type": "ByteLevel"},
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}}
+    c = native.CTokenizer.from_bytes(json.dumps(spec).encode())
+    cps = [x for x in range(0x110000) if unicodedata.category(chr(x)) not in ("Cn", "Cs")]
+    marks = [x for x in cps if unicodedata.combining(chr(x))]
+    starters = [x for x in cps if unicodedata.decomposition(chr(x))] + list(range(0xAC00, 0xAC40)) + \
+        list(range(0x1100, 0x1113)) + list(range(0x1161, 0x1176)) + list(range(0x11A8, 0x11C3))
+    rng = random.Random(0)
+    lines = ["".join(map(chr, cps[i:i + 48])) for i in range(0, len(cps), 48)]
+    lines += ["".join(chr(rng.choice(starters if rng.random() < 0.5 else marks)) for _ in range(rng.randint(1, 8)))
+              for _ in range(5000)]
+    from tests.fixtures.tokenizers import NOT_NFC
+
+    for s in lines + NOT_NFC + ["plain ascii", ""]:
+        assert c.decode(c.encode(s)) == unicodedata.normalize(form, s), [hex(ord(x)) for x in s]
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "phi4-mini"])
+def test_qwen2_and_phi4_mini_tokenizer_json_match_hugging_face(tmp_path, kind):
+    """The C tokenizer on Qwen2's (NFC, Qwen2's regex) and Phi-4-mini's (GPT-4o's
+    regex) byte-level tokenizer.json: 50k+ tokens of mixed-script text, text
+    NFC changes and chat markup, id for id with `tokenizers`."""
+    from tokenizers import Tokenizer
+
+    from tests.fixtures.tokenizers import mixed_script, not_nfc
+    from tests.test_tokenizer import CHAT, ODD, byte_level
+
+    folder = byte_level(kind, tmp_path / "tok")
+    hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    py = load_tokenizer(folder)
+    c = native.CTokenizer.from_bytes((folder / "tokenizer.json").read_bytes(), py.bos_id, py.eos_ids)
+    n = 0
+    for s in mixed_script(1800, seed=5) + not_nfc(300, seed=4) + CHAT + ODD + LINES[:300]:
+        want = hf.encode(s, add_special_tokens=False).ids
+        n += len(want)
+        assert c.encode(s) == want, s
+        assert c.decode(want) == hf.decode(want, skip_special_tokens=False), s
+    assert n > 50_000
+    for text in ["<|endoftext|>", "<|im_start|>", "<|user|>", "<|end|>", "hello"]:
+        assert c.special_id(text) == py.special_id(text), text
+
+
+def test_a_qwen2_checkpoint_converts_to_a_gguf_that_keeps_its_nfc(tmp_path):
+    """A Qwen2 checkpoint's GGUF carries its tokenizer.json normalizer
+    (pocketlm.tokenizer.normalizer), so Python and C read back from the file
+    tokenize text that is not NFC as `tokenizers` does."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.gguf_file import read_gguf
+    from pocketlm.model.gguf_reader import GGUFFile
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import NOT_NFC, not_nfc, qwen2_tokenizer
+
+    folder = checkpoints.qwen2(tmp_path / "ckpt", vocab_size=3003)
+    qwen2_tokenizer(folder)
+    hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o")))
+    _, _, tok, _ = read_gguf(path)
+    c = native.CTokenizer.from_gguf(path)
+    assert json.loads(GGUFFile(path).field("pocketlm.tokenizer.normalizer")) == {"type": "NFC"}
+    for s in not_nfc(300, seed=8) + NOT_NFC + ["<|im_start|>user\ne\u0301<|im_end|>"]:
+        want = hf.encode(s, add_special_tokens=False).ids
+        assert tok.encode(s) == want == c.encode(s), s

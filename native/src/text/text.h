@@ -15,6 +15,12 @@ int plm_uc_n_categories(void);
 const char *plm_uc_category_name(int i); /* "Lu", "Nd", ... */
 int plm_uc_is_space(uint32_t c); /* the regex module's \s */
 uint32_t plm_uc_lower(uint32_t c);
+int plm_uc_ccc(uint32_t c); /* canonical combining class */
+
+/* Unicode normalization of UTF-8 s[0..n) into *out (malloc'd, *out_len
+ * bytes), as Python's unicodedata.normalize; 0, or -1 out of memory. */
+enum { PLM_NFC = 1, PLM_NFD, PLM_NFKC, PLM_NFKD };
+int plm_uc_normalize(int form, const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
 
 /* A compiled pre-tokenizer pattern, matched over code points with the regex
  * module's semantics for what tokenizers use: alternation (first alternative

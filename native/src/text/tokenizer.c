@@ -67,6 +67,7 @@ struct plm_tokenizer {
     int n_user;
     /* tokenizer.json, SentencePiece style (TK_HF): its pipeline */
     struct hf_spec *hf;
+    struct hf_spec *norm; /* TK_BPE: the tokenizer.json normalizer (Qwen2's NFC), its steps only; NULL: none */
 };
 
 static const char WS[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's space */
@@ -88,10 +89,12 @@ static plm_tokenizer *new_tok(int kind) {
 }
 
 static void hf_free(struct hf_spec *h);
+static int bl_normalizer(plm_tokenizer *t, const plm_json *norm, const char *what, char **error);
 
 void plm_tokenizer_free(plm_tokenizer *t) {
     if (!t) return;
     hf_free(t->hf);
+    hf_free(t->norm);
     for (int64_t i = 0; i < t->n; i++) free(t->piece[i]);
     for (int64_t i = 0; i < t->n_merges; i++) free(t->merge_keys[i]);
     for (int i = 0; i < t->n_splits; i++) plm_regex_free(t->splits[i]);
@@ -519,6 +522,20 @@ int plm_tokenizer_from_gguf(const plm_gguf *g, const char *what, plm_tokenizer *
             }
             int64_t im;
             if (gguf_int(g, "pocketlm.tokenizer.ignore_merges", &im)) t->ignore_merges = im != 0; /* tokenizer.json's */
+            const char *nz;
+            uint64_t nz_len;
+            if (!st && gguf_str(g, "pocketlm.tokenizer.normalizer", &nz, &nz_len)) { /* tokenizer.json's (Qwen2's NFC) */
+                const char *jerr;
+                size_t at;
+                plm_json *j = plm_json_parse(nz, nz_len, &jerr, &at);
+                if (!j) {
+                    plm_tokenizer_free(t);
+                    return plm_errorf(error, PLM_ERR_FORMAT, "%s: pocketlm.tokenizer.normalizer: %s at byte %zu", what,
+                                      jerr, at);
+                }
+                st = bl_normalizer(t, j, what, error);
+                plm_json_free(j);
+            }
             if (st || (st = finish_bpe(t, what, error))) {
                 plm_tokenizer_free(t);
                 return st;
@@ -798,6 +815,7 @@ static int json_tokenizer(plm_tokenizer **out, const char *text, uint64_t size, 
         }
     }
     if ((st = pre_from_json(t, plm_json_get(j, "pre_tokenizer"), what, error))) goto done;
+    if ((st = bl_normalizer(t, plm_json_get(j, "normalizer"), what, error))) goto done;
     const plm_json *im = plm_json_get(model, "ignore_merges");
     t->ignore_merges = im && im->type == PLM_JBOOL && im->num != 0;
     st = finish_bpe(t, what, error);
@@ -995,6 +1013,21 @@ done:
     return st;
 }
 
+static int hf_normalize(const struct hf_spec *h, const char *s, size_t n, strbuf *o);
+
+/* text between added tokens: the normalizer, if any, then bpe_plain (as BPETokenizer._encode_plain) */
+static int bpe_segment(const plm_tokenizer *t, const uint8_t *s, size_t len, int first, idbuf *out, char **error) {
+    if (!t->norm) return bpe_plain(t, s, len, first, out, error);
+    strbuf nb = {0};
+    if (hf_normalize(t->norm, (const char *)s, len, &nb)) {
+        free(nb.p);
+        return plm_errorf(error, PLM_ERR_NOMEM, "out of memory tokenizing");
+    }
+    const int st = bpe_plain(t, (const uint8_t *)(nb.p ? nb.p : ""), nb.n, first, out, error);
+    free(nb.p);
+    return st;
+}
+
 static int bpe_encode(const plm_tokenizer *t, const uint8_t *s, size_t len, idbuf *out, char **error) {
     size_t pos = 0, i = 0;
     int first = 1;
@@ -1016,13 +1049,13 @@ static int bpe_encode(const plm_tokenizer *t, const uint8_t *s, size_t len, idbu
             continue;
         }
         if (i > pos) {
-            const int st = bpe_plain(t, s + pos, i - pos, first, out, error);
+            const int st = bpe_segment(t, s + pos, i - pos, first, out, error);
             if (st) return st;
         }
         put(out, (int32_t)best_id);
         i += best, pos = i, first = 0;
     }
-    return pos < len ? bpe_plain(t, s + pos, len - pos, first, out, error) : PLM_OK;
+    return pos < len ? bpe_segment(t, s + pos, len - pos, first, out, error) : PLM_OK;
 }
 
 /* ---- tokenizer.json, SentencePiece style --------------------------------------
@@ -1033,7 +1066,7 @@ static int bpe_encode(const plm_tokenizer *t, const uint8_t *s, size_t len, idbu
  * fallback and unknown fusing, or unigram Viterbi; the decoder chain over
  * every token. */
 
-enum { HN_PREPEND = 1, HN_REPLACE };
+enum { HN_PREPEND = 1, HN_REPLACE, HN_UNICODE };
 enum { HP_META = 1, HP_SPLIT };
 enum { SB_ISOLATED, SB_REMOVED, SB_PREV, SB_NEXT, SB_CONTIG };
 enum { HD_REPLACE = 1, HD_BYTEFALLBACK, HD_FUSE, HD_STRIP, HD_META };
@@ -1147,16 +1180,21 @@ static int compile_step_regex(hf_step *s, const char *re, const char *what, char
     return PLM_OK;
 }
 
-static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char **error) {
+/* tokenizer.json's normalizer (a Sequence or one step) into h->norm */
+static int hf_parse_normalizer(hf_spec *h, const plm_json *norm, const char *what, char **error) {
     int n;
-    const plm_json *e;
-    /* normalizer */
-    e = steps_of(plm_json_get(j, "normalizer"), "normalizers", &n);
+    const plm_json *e = steps_of(norm, "normalizers", &n);
     for (int i = 0; i < n && e; i++, e = e->next) {
         const char *ty = plm_json_str(plm_json_get(e, "type"));
         if (h->n_norm == HF_MAX_STEPS) return plm_errorf(error, PLM_ERR_FORMAT, "%s: too many normalizers", what);
         hf_step *s = &h->norm[h->n_norm++];
-        if (ty && strcmp(ty, "Prepend") == 0) {
+        static const char *forms[] = {"NFC", "NFD", "NFKC", "NFKD"}; /* PLM_NFC.. in this order */
+        int form = 0;
+        for (int k = 0; k < 4 && ty; k++)
+            if (strcmp(ty, forms[k]) == 0) form = PLM_NFC + k;
+        if (form) {
+            s->type = HN_UNICODE, s->scheme = form;
+        } else if (ty && strcmp(ty, "Prepend") == 0) {
             const plm_json *p = plm_json_get(e, "prepend");
             if (!p || p->type != PLM_JSTR) return plm_errorf(error, PLM_ERR_FORMAT, "%s: Prepend without prepend", what);
             s->type = HN_PREPEND, s->la = p->len;
@@ -1177,9 +1215,26 @@ static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char 
             if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
         } else {
             return plm_errorf(error, PLM_ERR_FORMAT, "%s: the normalizer '%s' is not implemented in C (Sequence, "
-                              "Prepend and Replace are)", what, ty ? ty : "?");
+                              "Prepend, Replace, NFC, NFD, NFKC and NFKD are)", what, ty ? ty : "?");
         }
     }
+    return PLM_OK;
+}
+
+/* a byte-level BPE's normalizer (BPETokenizer.normalize): t->norm stays NULL when there is none */
+static int bl_normalizer(plm_tokenizer *t, const plm_json *norm, const char *what, char **error) {
+    if (!norm || norm->type == PLM_JNULL) return PLM_OK;
+    if (!(t->norm = (hf_spec *)calloc(1, sizeof(hf_spec)))) return oom(error, what);
+    const int st = hf_parse_normalizer(t->norm, norm, what, error);
+    if (!st && !t->norm->n_norm) hf_free(t->norm), t->norm = NULL;
+    return st;
+}
+
+static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char **error) {
+    int n;
+    const plm_json *e;
+    const int st = hf_parse_normalizer(h, plm_json_get(j, "normalizer"), what, error);
+    if (st) return st;
     /* pre-tokenizer */
     e = steps_of(plm_json_get(j, "pre_tokenizer"), "pretokenizers", &n);
     for (int i = 0; i < n && e; i++, e = e->next) {
@@ -1270,7 +1325,7 @@ static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char 
 
 
 /* the normalizer over s[0..n) into o (o->n = 0 first) */
-static int hf_normalize(const hf_spec *h, const char *s, size_t n, strbuf *o) {
+static int hf_normalize(const struct hf_spec *h, const char *s, size_t n, strbuf *o) {
     strbuf a = {0}, b = {0};
     o->n = 0;
     if (sb_add(&a, s, n) && n) return -1;
@@ -1279,6 +1334,13 @@ static int hf_normalize(const hf_spec *h, const char *s, size_t n, strbuf *o) {
         b.n = 0;
         if (st->type == HN_PREPEND) {
             if (a.n && (sb_add(&b, st->a, st->la) || sb_add(&b, a.p, a.n))) goto fail;
+        } else if (st->type == HN_UNICODE) {
+            uint8_t *u;
+            size_t un;
+            if (plm_uc_normalize(st->scheme, (const uint8_t *)a.p, a.n, &u, &un)) goto fail;
+            const int rc = un ? sb_add(&b, u, un) : 0;
+            free(u);
+            if (rc) goto fail;
         } else {
             for (size_t k = 0; k < a.n;) {
                 if (a.n - k >= st->la && memcmp(a.p + k, st->a, st->la) == 0) {

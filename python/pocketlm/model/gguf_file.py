@@ -232,6 +232,8 @@ def _write_tokenizer(w: gguf.GGUFWriter, tok: dict) -> None:
         w.add_array("pocketlm.tokenizer.eos_token_ids", list(tok["eos_ids"]))
     if tok.get("pre_tokenizer") is not None:
         w.add_string("pocketlm.tokenizer.pre_tokenizer", json.dumps(tok["pre_tokenizer"]))
+    if tok.get("normalizer") is not None:  # tokenizer.json's normalizer (Qwen2's NFC), which the ids depend on
+        w.add_string("pocketlm.tokenizer.normalizer", json.dumps(tok["normalizer"]))
     if tok.get("ignore_merges"):
         w.add_bool("pocketlm.tokenizer.ignore_merges", True)
     if tok.get("sp_model") is not None:  # the SentencePiece model itself, base64, so it runs exactly as trained
@@ -263,7 +265,8 @@ def tokenizer_metadata(tok) -> dict:
                 types.append(NORMAL)
         merges = [f"{a} {b}" for (a, b), _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])]
         return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre="gpt-2",
-                    pre_tokenizer=tok.pre_spec, ignore_merges=tok.ignore_merges, bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
+                    pre_tokenizer=tok.pre_spec, normalizer=tok.normalizer_spec, ignore_merges=tok.ignore_merges,
+                    bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
                     chat_template=tok.chat_template)
     if isinstance(tok, SentencePieceTokenizer):
         sp = tok.sp
@@ -609,9 +612,9 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
         eos = [] if e is None else [e]
     hf_json = reader.field("tokenizer.huggingface.json")
     if hf_json is not None:  # the exact tokenizer.json, preferred over llama.cpp's vocabulary
-        from ..tokenizer import HFTokenizer, is_byte_level
+        from ..tokenizer import HFTokenizer, is_byte_level, parse_tokenizer_json
 
-        spec = json.loads(hf_json)
+        spec = parse_tokenizer_json(hf_json)  # the merges parsed on first encode
         if is_byte_level(spec):
             return BPETokenizer(spec, bos, tuple(eos))
         extra = json.loads(reader.field("pocketlm.tokenizer.extra_special_tokens", "[]"))
@@ -634,9 +637,11 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
         added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
                  if ty in (CONTROL, USER_DEFINED)]
         vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
+        normalizer = reader.field("pocketlm.tokenizer.normalizer")
         spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges, "ignore_merges": ignore_merges},
                 "added_tokens": added,
-                "pre_tokenizer": pre_spec}
+                "pre_tokenizer": pre_spec,
+                "normalizer": json.loads(normalizer) if normalizer else None}
         return BPETokenizer(spec, bos, tuple(eos))
     if model == "llama":  # llama.cpp's SentencePiece vocabulary: pieces + scores
         from ..tokenizer import ScoredPieceTokenizer
