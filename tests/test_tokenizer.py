@@ -242,3 +242,45 @@ def test_merges_are_parsed_on_first_encode_and_other_layouts_whole():
     tok = HFTokenizer(bad)  # loads: the merges are read on first encode, which names the bad one
     with pytest.raises(ValueError, match="'a' 'zz' names a token outside the vocabulary"):
         tok.encode("ab")
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+def test_converter_reads_a_vocab_model_file_that_is_a_tokenizer_json(tmp_path, kind):
+    """vocab_model_file naming a tokenizer.json (any file name) is recognised
+    by its content and read as load_tokenizer reads it, with the
+    tokenizer_config.json beside it, not as a SentencePiece model."""
+    import json
+    import shutil
+
+    from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+    from pocketlm.model.gguf_file import read_gguf
+    from tests.fixtures import checkpoints
+    from tests.fixtures.tokenizers import mixed_script, not_nfc, qwen2_tokenizer, transformers_sentencepiece
+
+    tok_dir = tmp_path / "tok"
+    if kind == "qwen2":
+        qwen2_tokenizer(tok_dir)
+        folder = checkpoints.qwen2(tmp_path / "ckpt", vocab_size=3003)
+    else:
+        transformers_sentencepiece(tok_dir, "LlamaTokenizer")
+        folder = checkpoints.llama(tmp_path / "ckpt", vocab_size=500)
+    shutil.move(tok_dir / "tokenizer.json", tok_dir / "vocab-for-phone.json")
+    hf = tokenizers.Tokenizer.from_file(str(tok_dir / "vocab-for-phone.json"))
+    path = convert_checkpoint(ConversionConfig(str(folder), "safetensors", None, "cpu", str(tmp_path / "o"),
+                                               vocab_model_file=str(tok_dir / "vocab-for-phone.json")))
+    _, _, tok, _ = read_gguf(path)
+    shutil.move(tok_dir / "vocab-for-phone.json", tok_dir / "tokenizer.json")
+    ref = load_tokenizer(tok_dir, config=json.loads((folder / "config.json").read_text()))  # the checkpoint's ids
+    assert (tok.bos_id, tok.eos_ids, tok.add_bos, tok.vocab_size) == (ref.bos_id, ref.eos_ids, ref.add_bos,
+                                                                       ref.vocab_size)
+    for t in mixed_script(200, seed=9) + not_nfc(50, seed=2) + CHAT:
+        assert tok.encode(t) == hf.encode(t, add_special_tokens=False).ids, repr(t)
+
+
+def test_is_tokenizer_json_tells_json_from_a_sentencepiece_model(tmp_path):
+    from pocketlm.tokenizer import is_tokenizer_json
+    from tests.fixtures.tokenizers import train_sentencepiece
+
+    sp = train_sentencepiece(tmp_path / "sp") / "tokenizer.model"
+    (tmp_path / "a.json").write_bytes(b"\xef\xbb\xbf \n {\"model\": {}}")
+    assert is_tokenizer_json(tmp_path / "a.json") and not is_tokenizer_json(sp)

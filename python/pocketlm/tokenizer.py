@@ -1026,29 +1026,43 @@ CHAT_TEMPLATE_DIR = "additional_chat_templates"  # the named templates beside it
 PROCESSOR_CHAT_TEMPLATE_FILE = "chat_template.json"  # a processor's: {"chat_template": ...}
 
 
-def load_tokenizer(folder: str | Path) -> Tokenizer:
+def load_tokenizer(folder: str | Path, tokenizer_json: str | Path | None = None, config: dict | None = None) -> Tokenizer:
     """tokenizer.json (preferred) or tokenizer.model from a checkpoint folder;
     BOS/EOS from tokenizer_config.json / config.json; the chat template as
-    read_chat_template finds it. A file that cannot be read is a
-    ModelFileError naming it."""
+    read_chat_template finds it. tokenizer_json: a tokenizer.json file to read
+    instead of the folder's (whatever its name); config: a config.json's
+    settings to start from (the checkpoint's, when the tokenizer lies
+    elsewhere), which the folder's files override. A file that cannot be read
+    is a ModelFileError naming it."""
     from .errors import reading
 
     folder = Path(folder)
     names = [n for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", CHAT_TEMPLATE_FILE,
                          CHAT_TEMPLATE_DIR, PROCESSOR_CHAT_TEMPLATE_FILE) if (folder / n).exists()]
+    if tokenizer_json is not None:
+        names = [Path(tokenizer_json).name] + [n for n in names if n not in ("tokenizer.json", "tokenizer.model")]
     with reading(folder, "tokenizer (" + ", ".join(names or ["none"]) + ")"):
-        return _load_tokenizer(folder)
+        return _load_tokenizer(folder, Path(tokenizer_json) if tokenizer_json is not None else None, config)
 
 
-def _load_tokenizer(folder: Path) -> Tokenizer:
-    cfg = {}
+def is_tokenizer_json(path: str | Path) -> bool:
+    """Whether a file holds JSON (a tokenizer.json) rather than a SentencePiece
+    model (a protobuf, whose first byte is a field tag), by its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def _load_tokenizer(folder: Path, tj: Path | None = None, config: dict | None = None) -> Tokenizer:
+    cfg = dict(config or {})
     for name in ("config.json", "tokenizer_config.json"):
         if (folder / name).is_file():
             d = json.loads((folder / name).read_bytes().decode("utf-8"))
             if not isinstance(d, dict):
                 raise ValueError(f"{name} is not a JSON object")
             cfg.update(d)
-    tj = folder / "tokenizer.json"
+    only_json = tj is not None  # a tokenizer.json named by the caller: never the folder's tokenizer.model
+    tj = tj if tj is not None else folder / "tokenizer.json"
     tj_bytes = tj.read_bytes() if tj.is_file() else None
     spec = parse_tokenizer_json(tj_bytes.decode("utf-8")) if tj_bytes is not None else None
     if spec is not None and not isinstance(spec, dict):
@@ -1081,7 +1095,7 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
         tok.origin = ("bytes", tj_bytes)
         # tokenizer.json's post-processor is where a BPE tokenizer says it prepends BOS (Llama 3 style)
         default_bos = bos is not None and tok.id_to_token.get(bos, "\0") in json.dumps(spec.get("post_processor"))
-    elif (folder / "tokenizer.model").is_file():
+    elif (folder / "tokenizer.model").is_file() and not only_json:
         tok = SentencePieceTokenizer(folder / "tokenizer.model", bos, eos_ids)
         tok.origin = ("bytes", (folder / "tokenizer.model").read_bytes())
         default_bos = True  # SentencePiece (Llama, Gemma) checkpoints start every sequence with BOS

@@ -175,11 +175,20 @@ def _read_files(files: list[Path], fmt: str) -> dict[str, np.ndarray]:
 
 def _load_tokenizer(cfg: ConversionConfig, folder: Path, conf: dict):
     from ..errors import reading
-    from ..tokenizer import SentencePieceTokenizer, load_tokenizer, read_chat_template
+    from ..tokenizer import SentencePieceTokenizer, is_tokenizer_json, load_tokenizer, read_chat_template
 
     src = Path(cfg.vocab_model_file) if cfg.vocab_model_file else folder
     if not src.exists():
         raise FileNotFoundError(f"vocab_model_file {src} does not exist")
+    if src.is_file() and is_tokenizer_json(src):
+        # a tokenizer.json, by content, whatever its name: read as load_tokenizer reads a folder's, with the
+        # tokenizer_config.json beside it (the checkpoint's config.json under it); the chat template from beside
+        # it, else the checkpoint's
+        tok = load_tokenizer(src.parent, tokenizer_json=src, config=conf)
+        if tok.chat_template is None:
+            with reading(folder, "chat template"):
+                tok.chat_template = read_chat_template(folder)
+        return tok
     if src.is_file():
         eos = conf.get("eos_token_id")
         eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
