@@ -152,20 +152,60 @@ def test_bad_requests_are_refused_by_name():
         cli._fit(cli.build_parser().parse_args(["fit", "--model", "tests/fixtures/litert/llama-tiny-int8.litertlm"]))
 
 
-def test_the_calibration_meets_its_floors():
+def _calibration():
     import importlib.util
+    import sys
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("calibrate_devices",
                                                   Path(__file__).parents[2] / "tools" / "calibrate_devices.py")
     cal = importlib.util.module_from_spec(spec)
-    import sys
-
     sys.modules["calibrate_devices"] = cal  # its dataclasses look their module up
     spec.loader.exec_module(cal)
+    return cal
+
+
+def _key(r):
+    return (r["model"], r["weights"], r["cache"], r["metric"])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 27's floors are not all met: the figures in calibrate_devices."
+                                       "KNOWN_MISSES are outside 1.5x (docs/devices.md says why), and DeepSeek "
+                                       "int8's TTFT is 2.08 left out; strict, so meeting them fails this mark")
+def test_the_calibration_meets_its_floors():
+    # the issue's floors, as written: every figure within 1.5x, every leave-one-out figure within 2x
+    rows = _calibration().table(do_loo=True)
+    assert len(rows) >= 40
+    assert all(1 / 1.5 <= r["ratio"] <= 1.5 for r in rows), [_key(r) for r in rows if not 1 / 1.5 <= r["ratio"] <= 1.5]
+    assert all(1 / 2 <= r["loo_ratio"] <= 2 for r in rows)
+
+
+def test_every_figure_but_the_explained_misses_is_within_1_5x():
+    cal = _calibration()
     rows = cal.table(do_loo=False)
-    assert len(rows) >= 40 and shutil.which("python") is not None
-    # decode, where every published figure is within 1.5x on its runtime except the ones docs/devices.md explains
-    decode = [r for r in rows if r["metric"] == "decode"]
-    assert sum(1 for r in decode if 1 / 1.5 <= r["ratio"] <= 1.5) >= len(decode) - 1
+    assert len(rows) >= 40
+    missed = {_key(r) for r in rows if not 1 / 1.5 <= r["ratio"] <= 1.5}
+    # exactly the misses docs/devices.md explains: a new miss fails, and so does a listed one that now holds
+    assert missed == set(cal.KNOWN_MISSES)
     assert all(1 / 2 <= r["ratio"] <= 2 for r in rows)
+    assert shutil.which("python") is not None
+
+
+def test_litert_pays_the_host_measured_cost_per_byte_of_its_whole_cache():
+    # decode: the step grows with the cache by its F32 bytes at the host's measured cost, split over the
+    # phone's threads; prefill: by tokens x positions x query elements at the host's measured attention cost
+    from pocketlm.device.runtimes import constants, decode_step_s, per_core_slowdown, prefill_s
+
+    shape = shape_from_config(config_from_dict(QWEN))
+    p = load_profile("galaxy_s24_ultra")
+    k = constants()
+    carry = per_core_slowdown(p, "litert") / p.threads
+    step = decode_step_s(p, shape, "litert", "int8", 600, 4096, k) - decode_step_s(p, shape, "litert", "int8", 600,
+                                                                                   1280, k)
+    kv_bytes = 28 * (4096 - 1280) * 2 * 256 * 4
+    assert step == pytest.approx(kv_bytes * CONSTANTS["litert.kv_byte_s_host"].value * carry)
+    pre = prefill_s(p, shape, "litert", "int8", 512, 4096, k) - prefill_s(p, shape, "litert", "int8", 512, 1280, k)
+    assert pre == pytest.approx(512 * 28 * (4096 - 1280) * 1536 * CONSTANTS["litert.attention_prefill_s_host"].value *
+                                carry)
+    # the host the LiteRT constants were measured on is the AVX512-VNNI one, llama.cpp's the first
+    assert per_core_slowdown(p, "litert") == pytest.approx(2 * per_core_slowdown(p, "llama.cpp"))

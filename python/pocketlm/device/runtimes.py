@@ -32,14 +32,28 @@ RUNTIMES = ("litert", "llama.cpp", "pocketlm")
 _ALL_RUNTIMES = RUNTIMES + ("executorch",)
 WEIGHT_TYPES = ("int8", "int4", "fp16", "fp32")
 
-# The development machine the host constants were measured on (docs/performance.md's race of three):
-# AMD EPYC, first Zen generation, 2.6 GHz, AVX2 (256-bit operations split into two 128-bit halves).
-HOST = {
-    "cpu": "AMD EPYC (Zen 1), 2.6 GHz, AVX2",
-    # fp32: 2 FMA pipes x 4 lanes x 2 flops x 2.6 GHz (AMD's Zen core: 4 128-bit FP pipes, 2 of them FMA)
-    "fp32_gflops_per_core": 41.6,
-    "bandwidth_gbps": 33.6,  # tools/membw.py, 1 thread, idle (docs/performance.md)
+# The development machines the host constants were measured on. llama.cpp's and pocketlm's were measured on the
+# first (docs/performance.md's race of three, 2026-12-01); LiteRT's on the second, which the development machine
+# became (docs/performance.md, 2026-12-02: AVX512-VNNI), with build/calib's exports (docs/devices.md).
+HOSTS = {
+    "zen1": {
+        "cpu": "AMD EPYC (Zen 1), 2.6 GHz, AVX2",
+        # fp32: 2 FMA pipes x 4 lanes x 2 flops x 2.6 GHz (AMD's Zen core: 4 128-bit FP pipes, 2 of them FMA)
+        "fp32_gflops_per_core": 41.6,
+        "bandwidth_gbps": 33.6,  # tools/membw.py, 1 thread, idle (docs/performance.md)
+    },
+    "zen4": {
+        "cpu": "AMD EPYC (Zen 4: family 25 model 17), 2.6 GHz, AVX512-VNNI, 2 MiB L2 a core, 32 MiB L3",
+        # fp32: 2 FMA pipes x 8 lanes (256-bit datapaths; AVX-512 in two halves) x 2 flops x 2.6 GHz
+        "fp32_gflops_per_core": 83.2,
+        # int8: 64 multiply-adds a cycle (vpdpbusd, docs/performance.md) x 2 ops x 2.6 GHz
+        "int8_gops_per_core": 332.8,
+        "bandwidth_gbps": 30.7,  # tools/membw.py, 1 thread (build/bench/race2.log)
+    },
 }
+HOST = HOSTS["zen1"]
+# the host each runtime's *_host constants were measured on
+RUNTIME_HOST = {"litert": "zen4", "executorch": "zen4", "llama.cpp": "zen1", "pocketlm": "zen1"}
 
 
 @dataclass(frozen=True)
@@ -48,31 +62,62 @@ class Constant:
     source: str
 
 
-_HOST_RUN = ("measured on the development machine (HOST) with litert_lm.Benchmark (litert-lm-api 0.18.1, "
-             "Backend.CPU(thread_count=N), 32-token prefill, 128 decode steps, best of 3, 2026-12-01, load ~1)")
+_HOST_RUN = ("measured on the development machine (HOSTS['zen4']) with litert_lm.Benchmark (litert-lm-api 0.18.1, "
+             "Backend.CPU(thread_count=1)), as the CPU time (getrusage, every thread) of runs that differ only in "
+             "their decode or prefill tokens, so that the time other processes took cancels; the files alternate, "
+             "min of 3-6 runs each; 2026-12-02, the machine shared (load average 5-7 on 2 cores); docs/devices.md")
 _FITTED = ("fitted by tools/calibrate_devices.py --fit (least squares of log(estimate / published)) over its "
            "published {runtime} points; the leave-one-out figure refits it without each point")
 
-# Every constant of the model. The *_host ones were measured here; a phone gets them times per_core_slowdown
-# (HOST's per-core fp32 rate over the phone's). The fitted ones carry what the host cannot show: the phone
-# runtime's share of peak compute and its fixed costs on 4 threads of a big.LITTLE phone.
+# Every constant of the model. The *_host ones were measured on the runtime's host (RUNTIME_HOST); a phone gets
+# them times per_core_slowdown (the host's per-core fp32 rate over the phone's), and the ones XNNPack splits over
+# its threads divided by the profile's threads. The fitted ones carry what the host cannot show: a phone's 4
+# threads across big.LITTLE clusters, and the share of an Arm core's peak that XNNPack's int8 GEMM reaches.
 CONSTANTS: dict[str, Constant] = {
     # --- litert (MediaPipe / LiteRT-LM on XNNPack) ---
-    "litert.layer_s_host": Constant(15e-6, "a decode step of tests/fixtures/litert/llama-tiny-int8.litertlm "
-                                    "(2 layers, 0.14 M parameters: fixed costs only) takes 34.5 us on 1 thread "
-                                    "and 73 us on 2: ~15 us a layer on one thread; " + _HOST_RUN),
-    "litert.sync_factor": Constant(40.4, _FITTED.format(runtime="litert") + "; multiplies litert.layer_s_host "
-                                   "(the host's 2-thread step is 2.1x its 1-thread one on the tiny graph: XNNPack's "
-                                   "per-operator thread barriers; a phone's 4 threads across clusters pay more)"),
-    "litert.gemv_efficiency": Constant(1.0, _FITTED.format(runtime="litert") + "; share of the profile's peak "
-                                       "(int8 for int8/int4 weights, fp32 otherwise) a decode step's matrix-vector "
-                                       "products reach (host: SmolLM2-135M int8 decodes at 64 tok/s on 1 thread, "
-                                       "9.5 ms of 15.6 not spent streaming 189 MB)"),
-    "litert.gemm_efficiency": Constant(0.52, _FITTED.format(runtime="litert") + "; share of the profile's peak a "
-                                       "prefill's matrix products reach (host: SmolLM2-135M int8 prefills 662 "
-                                       "tok/s on 1 thread, 179 G int8 ops/s)"),
-    "litert.attention_efficiency": Constant(1.0, _FITTED.format(runtime="litert") + "; share of the profile's "
-                                            "fp32 peak the float32 attention over the whole cache reaches"),
+    "litert.layer_s_host": Constant(19e-6, "a decode step of tests/fixtures/litert/llama-tiny-int8.litertlm "
+                                    "(2 layers, 0.14 M parameters: fixed costs only) takes 38 us of CPU (40.6 us "
+                                    "wall) on 1 thread: ~19 us a layer; " + _HOST_RUN),
+    "litert.sync_factor": Constant(14.6, _FITTED.format(runtime="litert") + "; multiplies litert.layer_s_host "
+                                   "carried to the phone. The host shows the barrier cost but not a phone's: the "
+                                   "tiny graph's 2-thread step is 49 us wall (61 us CPU) against 40.6 on 1 thread, "
+                                   "+4 us a layer for XNNPack's per-operator thread barriers between two cores of "
+                                   "one die; a phone's 4 threads span a prime and performance cores of two "
+                                   "clusters"),
+    "litert.gemv_efficiency": Constant(1.0, "share of the profile's peak a decode step's matrix-vector products "
+                                       "take beside streaming: none measurable on the host, where SmolLM2-135M "
+                                       "int8 (build/bench/smollm2-135m-int8.litertlm, cache 1024) decodes in "
+                                       "14.5 ms of CPU, and its 142 MB at 30.7 GB/s (4.6 ms) + its cache reads "
+                                       "(litert.kv_byte_s_host: 9.2 ms) + 30 layers' fixed cost (0.6 ms) make "
+                                       "14.4 ms; the products are counted at the full peak; " + _HOST_RUN),
+    "litert.gemm_efficiency": Constant(0.40, _FITTED.format(runtime="litert") + "; share of the profile's int8 "
+                                       "(fp32 for float weights) peak a prefill's matrix products reach. The host does not "
+                                       "pin it: SmolLM2-135M int8's 128-token chunk takes 175 ms of CPU, and its "
+                                       "attention at litert.attention_prefill_s_host (104 ms) leaves 71 ms for "
+                                       "27.2 G int8 ops, at or past the VNNI peak, within the two measurements' "
+                                       "noise; and XNNPack's Arm kernels (SDOT / I8MM) have their own share, which "
+                                       "only the phone figures give"),
+    "litert.kv_byte_s_host": Constant(0.194e-9, "seconds a decode step spends on each byte of the graph's whole "
+                                      "F32 KV cache on one host core (the graph updates the cache with "
+                                      "DYNAMIC_UPDATE_SLICE and attends over all of it: about 6 passes at the "
+                                      "host's 30.7 GB/s). A Llama of hidden 512, 8 layers, vocab 4096, int8, "
+                                      "exported by litert-torch at caches 512 / 1024 / 2048 / 4096 with 4 KV heads "
+                                      "(2 KB a position a layer) decodes in 1.3-1.7 / 3.5 / 6.5 / 13.1-13.4 ms of "
+                                      "CPU: 398 ns a position a layer past 1024 (below, the cache sits in the L3); "
+                                      "with 1 KV head (512 B) 0.5-0.7 ms at 512 and 3.9-4.1 at 4096, 112-119 ns: "
+                                      "the cost follows the cache's bytes, not the heads' arithmetic. Split over "
+                                      "the phone's threads; " + _HOST_RUN),
+    "litert.attention_prefill_s_host": Constant(0.046e-9, "seconds a prefill spends per (prompt token x cached "
+                                                "position x query element) on one host core: the graph's prefill "
+                                                "attends every token over the whole cache. The hidden-512 Llama's "
+                                                "128-token chunk (prefill_128) takes 29.6 / 121.4 ms at caches 512 "
+                                                "/ 4096 with 4 KV heads and 27.1 / 110.3 with 1 (wall, best of 8, "
+                                                "alternating; the CPU-time differences agree within their noise): "
+                                                "23.8 ns a token, position and layer for 512 query elements, the "
+                                                "same for either head count, so arithmetic, not the cache's bytes: "
+                                                "4 flops an element at 86 G/s, the host core's fp32 peak (83.2). "
+                                                "Split over the phone's threads; litert_lm.Benchmark, "
+                                                "Backend.CPU(thread_count=1), 2026-12-02, load average 5-6"),
     "litert.prefill_chunk": Constant(128, "the prefill signature litert-torch exports (prefill_128, as "
                                      "tools/bench_vs_llama_cpp.py --make-litertlm does)"),
     "litert.kv_copies": Constant(2, "LiteRT-LM swaps an input and an output cache buffer "
@@ -104,11 +149,12 @@ CONSTANTS: dict[str, Constant] = {
                                               "taken at the matrix-vector share"),
     "pocketlm.prefill_chunk": Constant(512, "model/forward.py PREFILL_CHUNK"),
     # --- executorch (only for the published Llama 3.2 rows): XNNPack's kernels, as litert's ---
-    "executorch.layer_s_host": Constant(15e-6, "XNNPack's operators, as litert.layer_s_host"),
-    "executorch.sync_factor": Constant(40.4, "as litert.sync_factor (the same XNNPack thread pool)"),
+    "executorch.layer_s_host": Constant(19e-6, "XNNPack's operators, as litert.layer_s_host"),
+    "executorch.sync_factor": Constant(14.6, "as litert.sync_factor (the same XNNPack thread pool)"),
     "executorch.gemv_efficiency": Constant(1.0, "as litert.gemv_efficiency (XNNPack's kernels)"),
-    "executorch.gemm_efficiency": Constant(0.52, "as litert.gemm_efficiency"),
-    "executorch.attention_efficiency": Constant(1.0, "as litert.attention_efficiency"),
+    "executorch.gemm_efficiency": Constant(0.40, "as litert.gemm_efficiency"),
+    "executorch.attention_efficiency": Constant(1.0, "ExecuTorch's custom SDPA reads the filled positions of its "
+                                                "cache once; taken at the fp32 peak (not measured)"),
     "executorch.prefill_chunk": Constant(128, "ExecuTorch's llama runner prefills in one call up to its max "
                                          "sequence; 128 as litert"),
     # --- every runtime ---
@@ -116,8 +162,7 @@ CONSTANTS: dict[str, Constant] = {
     "runtime_bytes.other": Constant(32 * 2**20, "device.RUNTIME_OVERHEAD_BYTES"),
 }
 # the fitted constants (tools/calibrate_devices.py --fit) and their runtime
-FITTED = {"litert": ("litert.sync_factor", "litert.gemv_efficiency", "litert.gemm_efficiency",
-                     "litert.attention_efficiency")}
+FITTED = {"litert": ("litert.sync_factor", "litert.gemm_efficiency")}
 
 
 def constants(overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -128,7 +173,7 @@ def constants(overrides: dict[str, float] | None = None) -> dict[str, float]:
             raise ValueError(f"no constant {k!r}")
         values[k] = v
     # executorch shares XNNPack's fitted figures unless given its own
-    for k in ("sync_factor", "gemv_efficiency", "gemm_efficiency", "attention_efficiency"):
+    for k in ("sync_factor", "gemv_efficiency", "gemm_efficiency"):
         if f"executorch.{k}" not in (overrides or {}):
             values[f"executorch.{k}"] = values[f"litert.{k}"]
     return values
@@ -288,10 +333,12 @@ class RuntimeEstimate:
                 "time_to_first_token_s": self.time_to_first_token_s}
 
 
-def per_core_slowdown(profile) -> float:
-    """How much longer the phone's core takes than HOST's for the same fixed work: HOST's per-core fp32 rate
-    over the profile's (peak_fp32_gflops of `threads` cores, a core)."""
-    return HOST["fp32_gflops_per_core"] / (profile.peak_fp32_gflops / profile.threads)
+def per_core_slowdown(profile, runtime: str = "llama.cpp") -> float:
+    """How much longer the phone's core takes than the host's for the same fixed work: the per-core fp32 rate of
+    the host the runtime's constants were measured on (RUNTIME_HOST) over the profile's (peak_fp32_gflops of
+    `threads` cores, a core)."""
+    host = HOSTS[RUNTIME_HOST.get(runtime, "zen1")]
+    return host["fp32_gflops_per_core"] / (profile.peak_fp32_gflops / profile.threads)
 
 
 def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: int,
@@ -317,39 +364,61 @@ def _peak(profile, weights: str) -> float:
     return (profile.peak_int8_gops if weights in ("int8", "int4") else profile.peak_fp32_gflops) * 1e9
 
 
+def _fixed_s(profile, shape: ModelShape, runtime: str, k: dict) -> float:
+    """The runtime's fixed cost of one pass over the layers: the host's per-layer cost carried by the per-core
+    speed, times the thread-synchronisation factor (XNNPack's runtimes)."""
+    return shape.n_layers * k[f"{runtime}.layer_s_host"] * k.get(f"{runtime}.sync_factor", 1.0) * \
+        per_core_slowdown(profile, runtime)
+
+
+def _on_phone_threads(profile, runtime: str) -> float:
+    """Host seconds of work XNNPack splits over its threads -> seconds on the phone's `threads` cores."""
+    return per_core_slowdown(profile, runtime) / profile.threads
+
+
 def decode_step_s(profile, shape: ModelShape, runtime: str, weights: str, position: float, cache_length: int,
                   k: dict) -> float:
     """One decode step at `position`: its bytes at the phone's bandwidth, its matrix-vector products, its
-    attention, and the runtime's fixed cost a layer."""
+    attention, and the runtime's fixed cost a layer. LiteRT's attention is measured as host time per byte of the
+    whole F32 cache it updates and reads (litert.kv_byte_s_host), split over the phone's threads."""
     wb = _WEIGHT_BYTES[runtime][weights]
     kv = kv_positions_read(shape, runtime, position, cache_length)
-    read = shape.matmul_params * wb + shape.hidden_size * wb + kv * shape.kv_dim * 2 * _KV_BYTES[runtime]
-    memory = read / (profile.memory_bandwidth_gbps * 1e9)
+    kv_bytes = kv * shape.kv_dim * 2 * _KV_BYTES[runtime]
     gemv = 2 * shape.matmul_params / (_peak(profile, weights) * k[f"{runtime}.gemv_efficiency"])
-    attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 * k[f"{runtime}.attention_efficiency"])
-    fixed = shape.n_layers * k[f"{runtime}.layer_s_host"] * k.get(f"{runtime}.sync_factor", 1.0) * \
-        per_core_slowdown(profile)
-    return memory + gemv + attention + fixed
+    if runtime == "litert":
+        read = shape.matmul_params * wb + shape.hidden_size * wb
+        attention = kv_bytes * k["litert.kv_byte_s_host"] * _on_phone_threads(profile, runtime)
+    else:
+        read = shape.matmul_params * wb + shape.hidden_size * wb + kv_bytes
+        attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 *
+                                                k[f"{runtime}.attention_efficiency"])
+    memory = read / (profile.memory_bandwidth_gbps * 1e9)
+    return memory + gemv + attention + _fixed_s(profile, shape, runtime, k)
 
 
 def prefill_s(profile, shape: ModelShape, runtime: str, weights: str, prompt_tokens: int, cache_length: int,
               k: dict) -> float:
     """A prompt's prefill, in the runtime's chunks: each chunk streams the weights once and pays the fixed costs
-    once, multiplies every token, and attends (LiteRT: each token over the whole cache)."""
+    once, multiplies every token, and attends (LiteRT: each token over the whole cache, at the host's measured
+    time per token, cached position and query element, litert.attention_prefill_s_host, split over the phone's
+    threads). LiteRT's prefill signatures compute no logits, so the classifier is multiplied once, for the
+    first decode step, not per prompt token."""
     chunk = int(k[f"{runtime}.prefill_chunk"])
     n_chunks = math.ceil(prompt_tokens / chunk)
     wb = _WEIGHT_BYTES[runtime][weights]
-    stream = n_chunks * shape.matmul_params * wb / (profile.memory_bandwidth_gbps * 1e9)
-    gemm = 2 * shape.matmul_params * prompt_tokens / (_peak(profile, weights) * k[f"{runtime}.gemm_efficiency"])
+    multiplied = shape.n_layers * shape.layer_params if runtime == "litert" else shape.matmul_params
+    stream = n_chunks * multiplied * wb / (profile.memory_bandwidth_gbps * 1e9)
+    gemm = 2 * multiplied * prompt_tokens / (_peak(profile, weights) * k[f"{runtime}.gemm_efficiency"])
     if runtime == "litert":
-        kv = prompt_tokens * shape.n_layers * cache_length
+        positions = sum(ring_positions(shape, runtime, layer, cache_length) for layer in range(shape.n_layers))
+        attention = prompt_tokens * positions * shape.q_dim * k["litert.attention_prefill_s_host"] * \
+            _on_phone_threads(profile, runtime)
     else:  # causal: token i attends over i positions
         kv = sum(kv_positions_read(shape, runtime, i + 1, cache_length) for i in range(0, prompt_tokens, 64)) * \
             min(64, prompt_tokens)
-    attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 * k[f"{runtime}.attention_efficiency"])
-    fixed = n_chunks * shape.n_layers * k[f"{runtime}.layer_s_host"] * k.get(f"{runtime}.sync_factor", 1.0) * \
-        per_core_slowdown(profile)
-    return stream + gemm + attention + fixed
+        attention = 2 * 2 * kv * shape.q_dim / (profile.peak_fp32_gflops * 1e9 *
+                                                k[f"{runtime}.attention_efficiency"])
+    return stream + gemm + attention + n_chunks * _fixed_s(profile, shape, runtime, k)
 
 
 def estimate_runtime(profile, shape: ModelShape, weights: str, runtime: str, max_tokens: int,
