@@ -284,3 +284,20 @@ def test_is_tokenizer_json_tells_json_from_a_sentencepiece_model(tmp_path):
     sp = train_sentencepiece(tmp_path / "sp") / "tokenizer.model"
     (tmp_path / "a.json").write_bytes(b"\xef\xbb\xbf \n {\"model\": {}}")
     assert is_tokenizer_json(tmp_path / "a.json") and not is_tokenizer_json(sp)
+
+
+def test_a_normalized_added_token_beside_a_byte_level_normalizer_is_refused_by_name(tmp_path):
+    """`tokenizers` matches a normalized added token after Qwen2's NFC; BPETokenizer
+    matches added tokens in the text as given, so it refuses the pair rather
+    than split "cafe\\u0301" differently. Without a normalizer the flag changes
+    nothing and loads."""
+    import json
+
+    from tests.fixtures.tokenizers import qwen2_tokenizer
+
+    spec = json.loads((qwen2_tokenizer(tmp_path / "q") / "tokenizer.json").read_text())
+    spec["added_tokens"].append({"id": 3003, "content": "café", "special": False, "normalized": True})
+    with pytest.raises(ValueError, match="added token 'café' is normalized"):
+        BPETokenizer(spec)
+    spec["normalizer"] = None
+    assert BPETokenizer(spec).encode("a café")[-1] == 3003

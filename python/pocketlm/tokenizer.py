@@ -149,6 +149,15 @@ class BPETokenizer(Tokenizer):
         self.add_prefix_space, self.splits = self._pre_tokenizer(self.pre_spec)
         self.normalizer_spec = spec.get("normalizer")  # Qwen2's NFC
         self.normalize = _normalizer(self.normalizer_spec)
+        # added tokens are matched in the text as given; `tokenizers` matches a normalized one (normalized=true, the
+        # default of a non-special token) after the normalizer instead, which only a normalizer makes different
+        normed = [t["content"] for t in spec.get("added_tokens", [])
+                  if t.get("normalized", not t.get("special", False))]
+        if normed and self.normalize is not None:
+            raise ValueError(f"tokenizer.json added token {normed[0]!r} is normalized (\"normalized\": true) and the "
+                             f"normalizer is {self.normalizer_spec.get('type')!r}: matching added tokens after "
+                             "normalization is not implemented for byte-level BPE (Qwen2's and Phi-4's are not "
+                             "normalized)")
         self.byte_enc = bytes_to_unicode()
         self.byte_dec = {c: b for b, c in self.byte_enc.items()}
         self.bos_id, self.eos_ids = bos_id, tuple(eos_ids)

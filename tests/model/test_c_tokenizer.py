@@ -207,6 +207,10 @@ def test_a_normalizer_the_c_tokenizer_cannot_run_is_refused_by_name(tmp_path):
         spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}
         with pytest.raises(ValueError, match="normalizer 'Lowercase'"):
             native.CTokenizer.from_bytes(json.dumps(spec).encode())
+    spec = json.loads((folder / "tokenizer.json").read_text())  # Qwen2's: NFC, and a normalized added token
+    spec["added_tokens"].append({"id": 3003, "content": "café", "special": False, "normalized": True})
+    with pytest.raises(ValueError, match="added token 'café' is normalized"):
+        native.CTokenizer.from_bytes(json.dumps(spec).encode())
 
 
 @pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])

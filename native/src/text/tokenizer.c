@@ -816,6 +816,19 @@ static int json_tokenizer(plm_tokenizer **out, const char *text, uint64_t size, 
     }
     if ((st = pre_from_json(t, plm_json_get(j, "pre_tokenizer"), what, error))) goto done;
     if ((st = bl_normalizer(t, plm_json_get(j, "normalizer"), what, error))) goto done;
+    for (const plm_json *e = added && added->type == PLM_JARR && t->norm ? added->child : NULL; e; e = e->next) {
+        /* added tokens are matched as given; tokenizers matches a normalized one after the normalizer */
+        const plm_json *sp = plm_json_get(e, "special"), *nz = plm_json_get(e, "normalized");
+        const int special = sp && sp->type == PLM_JBOOL && sp->num;
+        if (nz && nz->type == PLM_JBOOL ? nz->num != 0 : !special) {
+            const plm_json *content = plm_json_get(e, "content");
+            st = plm_errorf(error, PLM_ERR_FORMAT, "%s: tokenizer.json added token '%.*s' is normalized (\"normalized\": "
+                            "true) and there is a normalizer: matching added tokens after normalization is not "
+                            "implemented for byte-level BPE", what, (int)(content->len < 80 ? content->len : 80),
+                            content->str);
+            goto done;
+        }
+    }
     const plm_json *im = plm_json_get(model, "ignore_merges");
     t->ignore_merges = im && im->type == PLM_JBOOL && im->num != 0;
     st = finish_bpe(t, what, error);

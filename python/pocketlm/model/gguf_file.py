@@ -634,8 +634,9 @@ def _tokenizer_model_from_gguf(reader: GGUFFile):
         # llama.cpp tokenizes its Llama-3 pre-tokenizer family with ignore_merges
         ignore_merges = bool(reader.field("pocketlm.tokenizer.ignore_merges",
                                           not pre and pre_name in ("llama-bpe", "llama3", "llama-v3", "falcon3")))
-        added = [{"id": i, "content": t, "special": ty == CONTROL} for i, (t, ty) in enumerate(zip(tokens, types))
-                 if ty in (CONTROL, USER_DEFINED)]
+        # matched before any normalizer, as BPETokenizer matched them when the file was written
+        added = [{"id": i, "content": t, "special": ty == CONTROL, "normalized": False}
+                 for i, (t, ty) in enumerate(zip(tokens, types)) if ty in (CONTROL, USER_DEFINED)]
         vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED)}
         normalizer = reader.field("pocketlm.tokenizer.normalizer")
         spec = {"model": {"type": "BPE", "vocab": vocab, "merges": merges, "ignore_merges": ignore_merges},
