@@ -43,8 +43,10 @@ def build_native(dest: Path) -> None:
     shutil.copy2(build_dir / "native" / "libpocketlm.so", dest / "libpocketlm.so")
     for header in ("pocketlm.h", "llm_inference_engine.h"):
         shutil.copy2(ROOT / "native" / "include" / header, dest / header)
-    # the JVM side, when a JDK was found (bridge/CMakeLists.txt): the JNI library, the stub jar, its classpath
-    for name in ("libpocketlm_jni.so", "pocketlm-android.jar", "java-classpath.txt"):
+    # the JVM side, when a JDK was found (bridge/CMakeLists.txt): the JNI library, the stub jar, its classpath, and
+    # with kotlinc LiteRT-LM's Kotlin API (and Flow's core where the system's coroutines predate it)
+    for name in ("libpocketlm_jni.so", "pocketlm-android.jar", "java-classpath.txt", "pocketlm-litertlm.jar",
+                 "pocketlm-kotlinx-flow.jar"):
         if (build_dir / "native" / name).is_file():
             shutil.copy2(build_dir / "native" / name, dest / name)
         elif (dest / name).exists():

@@ -356,3 +356,23 @@ JNIEXPORT void JNICALL Java_pocketlm_NativeBridge_setPromptTemplates(JNIEnv *env
     for (int i = 0; i < 6; i++) free(f[i]);
     check(env, st, msg);
 }
+
+/* The engine's turn templates for the Kotlin Conversation (com.google.ai.edge.litertlm), which renders whole
+ * conversations with them: {userPrefix, userSuffix, modelPrefix, modelSuffix, systemPrefix, systemSuffix,
+ * preamble, family}, or null when the model has none (text goes unwrapped). */
+JNIEXPORT jobjectArray JNICALL Java_pocketlm_NativeBridge_turnTemplates(JNIEnv *env, jclass cls, jlong e) {
+    (void)cls;
+    char *f[7];
+    const char *family = plm_llm_engine_turn_templates((LlmInferenceEngine_Engine *)(intptr_t)e, f);
+    if (!family) return NULL;
+    jclass sc = (*env)->FindClass(env, "java/lang/String");
+    jobjectArray out = sc ? (*env)->NewObjectArray(env, 8, sc, NULL) : NULL;
+    for (int i = 0; i < 8 && out && !(*env)->ExceptionCheck(env); i++) {
+        jstring s = from_utf8(env, i < 7 ? f[i] : family);
+        if (!s) break;
+        (*env)->SetObjectArrayElement(env, out, i, s);
+        (*env)->DeleteLocalRef(env, s);
+    }
+    for (int i = 0; i < 7; i++) free(f[i]);
+    return (*env)->ExceptionCheck(env) ? NULL : out;
+}

@@ -147,6 +147,13 @@ ODML_EXPORT int LlmInferenceEngine_Session_SizeInTokens(LlmInferenceEngine_Sessi
  * out for the threads in force when asked). Bytes; 0 on success. */
 ODML_EXPORT int plm_llm_engine_memory(LlmInferenceEngine_Engine* engine, int64_t* weights, int64_t* kv_cache,
                                       int64_t* session_buffers);
+/* The engine's turn templates, as its sessions wrap turns (the bundle's
+ * prompt templates, else the chat template's family): fields gets user_prefix,
+ * user_suffix, model_prefix, model_suffix, system_prefix, system_suffix and
+ * the preamble (the text before the first turn), each malloc'd for the caller
+ * to free(). Returns the family's name (plm_chat_template_detect's; "bundle"
+ * for a bundle's templates), or NULL with every field NULL when there are none. */
+ODML_EXPORT const char* plm_llm_engine_turn_templates(LlmInferenceEngine_Engine* engine, char* fields[7]);
 /* The session's own turn templates (MediaPipe's PromptTemplates) instead of
  * the model's: the text around each later turn (NULL fields are empty;
  * all empty sends text exactly as given). */

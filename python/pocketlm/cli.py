@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, what in (("--cflags", "the include flag for pocketlm.h"),
                        ("--libs", "the link flags, with an rpath so the program runs without LD_LIBRARY_PATH"),
                        ("--includedir", "the folder holding pocketlm.h"), ("--libdir", "the folder holding libpocketlm.so"),
-                       ("--classpath", "the JVM classpath of MediaPipe's Android classes on the host (the stub jar, Guava)"),
+                       ("--classpath", "the JVM classpath of MediaPipe's and LiteRT-LM's Android classes on the host (the "
+                                       "stub jars, Guava, Kotlin's runtime and coroutines)"),
                        ("--java-library-path", "the folder holding libpocketlm_jni.so, for -Djava.library.path")):
         cf.add_argument(flag, action="store_true", help=what)
     cf.set_defaults(run=_config)
@@ -456,8 +457,11 @@ def _config(a) -> None:
             raise OSError(f"the JVM bridge is not built in {libdir}: install a JDK and Guava (Debian: "
                           "default-jdk-headless libguava-java), then reinstall pocketlm")
         if a.classpath:
+            # LiteRT-LM's Kotlin API and Flow's core (for coroutines that predate it) where they were built
+            ours = [str(p) for p in (jar, lib.parent / "pocketlm-litertlm.jar", lib.parent / "pocketlm-kotlinx-flow.jar")
+                    if p.is_file()]
             extra = (lib.parent / "java-classpath.txt").read_text().split()
-            out.append(":".join([str(jar), *extra]))
+            out.append(":".join([*ours, *extra]))
         if a.java_library_path:
             out.append(libdir)
     if not out:

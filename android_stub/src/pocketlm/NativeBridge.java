@@ -48,6 +48,12 @@ public final class NativeBridge {
 
   public static native void cancel(long session);
 
+  /**
+   * The engine's turn templates: {userPrefix, userSuffix, modelPrefix, modelSuffix, systemPrefix,
+   * systemSuffix, preamble, family}, or null when the model has none.
+   */
+  public static native String[] turnTemplates(long engine);
+
   /** Engines, sessions and unfinished async generations the bridge holds (0 when all are closed). */
   public static native long liveObjects();
 }

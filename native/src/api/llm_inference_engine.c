@@ -34,6 +34,7 @@ typedef struct {
     int32_t bos;
     int add_bos, has_templates;
     plm_turn_templates tpl;
+    const char *family; /* the chat template's family (plm_chat_template_detect), or NULL */
     int32_t stops[MAX_STOPS];
     int n_stops;
     atomic_int refs;
@@ -186,7 +187,8 @@ static int configure(engine *e, const plm_llm_params *meta, char **error_msg) {
             const int32_t *eos;
             const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
             char *bos_text = token_text(e, e->bos), *eos_text = token_text(e, n_eos ? eos[0] : -1);
-            e->has_templates = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl) != NULL;
+            e->family = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl);
+            e->has_templates = e->family != NULL;
             free(bos_text), free(eos_text);
         }
         free(owned);
@@ -376,7 +378,10 @@ static int open_litertlm(engine *e, char **error_msg) {
         const int32_t *eos;
         const int64_t n_eos = plm_tokenizer_eos_ids(e->tok, &eos);
         char *bos_text = token_text(e, e->bos), *eos_text = token_text(e, n_eos ? eos[0] : e->n_stops ? e->stops[0] : -1);
-        if (tmpl) e->has_templates = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl) != NULL;
+        if (tmpl) {
+            e->family = plm_chat_template_detect(tmpl, bos_text, eos_text, e->add_bos, &e->tpl);
+            e->has_templates = e->family != NULL;
+        }
         free(tmpl), free(bos_text), free(eos_text);
     }
     free(meta);
@@ -843,6 +848,23 @@ void LlmInferenceEngine_CloseResponseContext(LlmResponseContext *rc) {
     free(rc->response_array);
     rc->response_array = NULL;
     rc->response_count = 0;
+}
+
+const char *plm_llm_engine_turn_templates(LlmInferenceEngine_Engine *ee, char *fields[7]) {
+    engine *e = (engine *)ee;
+    if (!fields) return NULL;
+    for (int i = 0; i < 7; i++) fields[i] = NULL;
+    if (!e || !e->has_templates) return NULL;
+    const char *f[7] = {e->tpl.user_prefix, e->tpl.user_suffix, e->tpl.model_prefix, e->tpl.model_suffix,
+                        e->tpl.system_prefix, e->tpl.system_suffix, e->tpl.preamble};
+    for (int i = 0; i < 7; i++) {
+        fields[i] = strdup(f[i]);
+        if (!fields[i]) {
+            for (int j = 0; j < i; j++) free(fields[j]), fields[j] = NULL;
+            return NULL;
+        }
+    }
+    return e->family ? e->family : "bundle";
 }
 
 int plm_llm_engine_memory(LlmInferenceEngine_Engine *ee, int64_t *weights, int64_t *kv_cache, int64_t *buffers) {
