@@ -164,3 +164,51 @@ def test_a_device_profile_holds_the_engine_with_pythons_figures(jvm, chatml_gguf
     assert rc != 0 and f"pocketlm.DeviceMemoryException: {python.value}" in err
     rc, got, err = run_jvm(jvm, chatml_gguf, 240, properties=["-Dpocketlm.device=low_end_4gb"])
     assert rc == 0 and got["SYNC"], err
+
+
+def test_tool_calls_descriptions_and_json_as_python_reads_and_writes_them(jvm, tmp_path):
+    """LiteRtLmInternals.kt, built in one module with the classes: each family's tool call is parsed and
+    streamed (the call held back) as pocketlm.litertlm._chat does, a @Tool set's description and run, and
+    JSON written as json.dumps writes it."""
+    import json
+
+    from pocketlm.litertlm._chat import ToolCallStream, parse_tool_calls
+
+    cp = jvm[jvm.index("-cp") + 1].split(":", 1)[1]
+    sources = sorted(str(p) for p in (Path(__file__).parents[2] / "android_stub" / "kotlin").rglob("*.kt"))
+    jar = tmp_path / "internals.jar"
+    out = subprocess.run(["kotlinc", *sources, str(Path(__file__).parent / "LiteRtLmInternals.kt"), "-cp", cp,
+                          "-d", str(jar)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(["java", "-cp", f"{jar}:{cp}", "com.google.ai.edge.litertlm.LiteRtLmInternalsKt"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = dict(r.split(" ", 1) for r in out.stdout.split("\x1e") if r)
+    calls = {"qwen": '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>',
+             "phi4": '<|tool_call|>[{"name": "f", "arguments": {"a": 1}}]<|/tool_call|>',
+             "gemma3": "```tool_code\nf(a=1, b='x', c=[True, None])\n```",
+             "llama3": '{"name": "f", "parameters": {"a": 1}}'}
+    for family, call in calls.items():
+        text = call if family == "llama3" else f"Let me look <that> up. {call} done"
+        rest, found = parse_tool_calls(text, family)
+        assert json.loads(got[f"PARSE_{family}"]) == [rest, [c["function"] for c in found]], family
+        pieces = []
+        stream = ToolCallStream(family, pieces.append)
+        for ch in text:
+            stream.feed(ch)
+        before = "".join(pieces)
+        stream.finish(text, found)
+        assert json.loads(got[f"STREAM_{family}"]) == [before, "".join(pieces)], family
+        assert got[f"BROKEN_{family}"] == "0"
+    assert json.loads(got["DESCRIPTIONS"])[1] == {
+        "name": "getCurrentWeather", "description": "Get the current weather for a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "description": "The city name"},
+            "country": {"type": "string", "nullable": True, "description": "Optional country code"},
+            "days": {"type": "integer", "description": "Days ahead"},
+            "hours": {"type": "array", "items": {"type": "number"}, "description": "Hours"}},
+            "required": ["city"]}}
+    assert json.loads(got["RUN"]) == {"city": "Paris", "country": None, "days": 1, "hours": 3.5}
+    assert got["RUN_BAD"] == "tool getCurrentWeather, parameter city: 3 is not a string"
+    assert got["JSON"] == json.dumps({"s": "caf\u00e9 \"q\"\n", "n": [1, 2.0, 2.5, True, None]}, ensure_ascii=False)
+    assert json.loads(got["PARSED"]) == {"a": [1, -25.0, "\u00e9\n", False, None], "b": {}}
