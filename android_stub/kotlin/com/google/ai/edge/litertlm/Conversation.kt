@@ -27,6 +27,8 @@ class Conversation internal constructor(private val engine: Engine, val config: 
   private var rendered = ""
   private val family = ToolCalls.family(engine.family)
   private val session: Long
+  private val host = engine.host()
+  private val reserved: Long // bytes counted against the device profile's budget while the conversation is open
 
   val automaticToolCalling: Boolean get() = config.automaticToolCalling
 
@@ -54,10 +56,14 @@ class Conversation internal constructor(private val engine: Engine, val config: 
     val s = c.samplerConfig
     val topK = if (s == null || s.topP == 0.0) 1 else s.topK
     val h = engine.handle()
+    val mem = engine.memory()
+    reserved = mem[1] + mem[2]
+    host?.reserve("a conversation's KV cache and buffers", reserved) // refused over the phone's budget
     session = try {
       NativeBridge.createSession(h, topK, if (s == null || s.topP == 0.0) 1.0f else s.topP.toFloat(),
         s?.temperature?.toFloat() ?: 1.0f, s?.seed ?: 0, c.loraConfig?.loraPath)
     } catch (e: MediaPipeException) {
+      host?.release(reserved)
       throw LiteRtLmJniException("Failed to create conversation: ${e.message}", e)
     }
     // the conversation's text is rendered here, whole turns: the session adds nothing around it
@@ -384,6 +390,7 @@ class Conversation internal constructor(private val engine: Engine, val config: 
     synchronized(sessionLock) {
       NativeBridge.deleteSession(session) // no turn holds the session now; a later round finds it closed
     }
+    host?.release(reserved)
   }
 
   companion object {

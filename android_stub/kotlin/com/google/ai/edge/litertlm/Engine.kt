@@ -75,6 +75,11 @@ class Engine(val engineConfig: EngineConfig) : AutoCloseable {
   fun createConversation(conversationConfig: ConversationConfig = ConversationConfig()): Conversation =
     Conversation(this, conversationConfig)
 
+  /** The device context holding the run (null: no limits), and {weights, one session's KV cache, its buffers}. */
+  internal fun host(): HostContext? = synchronized(this) { host }
+
+  internal fun memory(): LongArray = synchronized(this) { memory.clone() }
+
   internal fun handle(): Long = synchronized(this) {
     check(handle != 0L) { "Engine is not initialized." }
     handle
