@@ -164,14 +164,16 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
         __m128 macc[R];                                                                                             \
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), macc[r] = _mm_setzero_ps();                      \
         int64_t b = 0;                                                                                              \
+        const uint8_t *pf = w + PLM_PREFETCH_BYTES; /* the R rows are one slab of R * rb bytes */                  \
+        int64_t pf_done = 0;                                                                                        \
         for (; b + 1 < nb; b += 2, xp += 64, dxs += 8, xsm += 4) {                                                  \
+            plm_prefetch_upto(pf, &pf_done, (b + 2) * R * bb);                                                      \
             const __m256i xl = _mm256_loadu_si256((const __m256i *)xp);                                             \
             const __m256i xh = _mm256_loadu_si256((const __m256i *)(xp + 32));                                      \
             const __m256 dx = _mm256_loadu_ps(dxs);                                                                 \
             const __m128 xs = _mm_loadu_ps(xsm);                                                                    \
             for (int r = 0; r < R; r++) {                                                                           \
                 const uint8_t *blk = w + r * rb + b * bb;                                                           \
-                _mm_prefetch((const char *)blk + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                             \
                 const __m256i raw = _mm256_loadu2_m128i((const __m128i *)(blk + bb + qoff),                       \
                                                         (const __m128i *)(blk + qoff));                            \
                 const __m256i lo = _mm256_and_si256(raw, m4);                                                       \

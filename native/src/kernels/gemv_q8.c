@@ -63,12 +63,14 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
         const __m256i ones = _mm256_set1_epi16(1);                                                                 \
         __m256 acc[R];                                                                                             \
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();                                                  \
+        const uint8_t *pf = w + PLM_PREFETCH_BYTES; /* the R rows are one slab of R * rb bytes */                 \
+        int64_t pf_done = 0;                                                                                       \
         for (int64_t b = 0; b < nb; b++) {                                                                         \
+            plm_prefetch_upto(pf, &pf_done, (b + 1) * R * (int64_t)sizeof(plm_block_q8_0));                       \
             const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                       \
             const __m256i ax = _mm256_sign_epi8(xq, xq);                                                           \
             for (int r = 0; r < R; r++) {                                                                          \
                 const plm_block_q8_0 *wb = (const plm_block_q8_0 *)(w + r * rb) + b;                               \
-                _mm_prefetch((const char *)wb + PLM_PREFETCH_ROWS * rb, _MM_HINT_T0);                              \
                 const __m256i sw = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)wb->qs), xq);             \
                 const __m256 p = _mm256_cvtepi32_ps(PLM_IDOT_##I(ax, sw, ones));                                  \
                 const __m256 d = _mm256_set1_ps(_cvtsh_ss(wb->d) * xd[b]);                                         \

@@ -114,12 +114,21 @@ float plm_vec_dot_q8_0_avx2(int64_t k, const void *w, const void *x, const float
 float plm_vec_dot_q4_0_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 float plm_vec_dot_q4_1_avx2(int64_t k, const void *w, const void *x, const float *xsum);
 void plm_quantize_row_q8_0_avx2(const float *x, void *y, int64_t k);
-/* Weight rows ahead of the ones being read that the row kernels prefetch:
- * a decode step streams its matrices from DRAM once, and the hardware
- * prefetcher alone does not keep up with rows read side by side. */
-#ifndef PLM_PREFETCH_ROWS
-#define PLM_PREFETCH_ROWS 16
+/* How far ahead of the bytes being read the row kernels prefetch. A decode
+ * step streams its matrices from DRAM once, and the hardware prefetcher alone
+ * does not keep up with 4 rows read side by side; the rows a kernel reads
+ * together are contiguous, so it prefetches that slab as one linear stream,
+ * one prefetch per cache line, this far ahead of its position in the slab.
+ * A prefetch per block and row, 16 rows ahead (the first scheme), issued
+ * twice as many prefetches as there are lines and reached a third of the
+ * bandwidth (docs/performance.md). */
+#ifndef PLM_PREFETCH_BYTES
+#define PLM_PREFETCH_BYTES 4096
 #endif
+/* Prefetches the lines of [pf + *done, pf + upto) and advances *done. */
+static inline void plm_prefetch_upto(const uint8_t *pf, int64_t *done, int64_t upto) {
+    for (; *done < upto; *done += 64) _mm_prefetch((const char *)pf + *done, _MM_HINT_T0);
+}
 /* n_rows weight rows (rb bytes apart) against one activation row, 4 rows at
  * a time; Q4 rows read the paired activations of plm_pair_q8_0_for_q4. */
 void plm_q8_rows_avx2(int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const void *x, const float *xd,
