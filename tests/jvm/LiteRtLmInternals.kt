@@ -49,6 +49,10 @@ fun main(args: Array<String>) {
   } catch (e: IllegalArgumentException) {
     e.message
   })
+  val byName = tools.associateBy { it.name }
+  val answered = ToolSetTools.respond(byName, listOf(ToolCall("getCurrentWeather", mapOf("city" to "Oslo")),
+    ToolCall("broken", mapOf("x" to true)), ToolCall("nowhere", mapOf())))
+  rec("RESPONSES", Json.write(answered.map { listOf(it.name, it.response) }))
   rec("JSON", Json.write(mapOf("s" to "caf\u00e9 \"q\"\n", "n" to listOf(1, 2.0, 2.5, true, null))))
   rec("PARSED", Json.write(Json.parse("{\"a\": [1, -2.5e1, \"\\u00e9\\n\", false, null], \"b\": {}}")))
 }

@@ -209,6 +209,10 @@ def test_tool_calls_descriptions_and_json_as_python_reads_and_writes_them(jvm, t
             "hours": {"type": "array", "items": {"type": "number"}, "description": "Hours"}},
             "required": ["city"]}}
     assert json.loads(got["RUN"]) == {"city": "Paris", "country": None, "days": 1, "hours": 3.5}
+    # a tool that throws, or is not there, answers the model with the error; the conversation goes on
+    assert json.loads(got["RESPONSES"]) == [
+        ["getCurrentWeather", {"city": "Oslo", "country": None, "days": 1, "hours": 0.0}],
+        ["broken", "Error: the service is down true"], ["nowhere", "Error: Tool nowhere not found"]]
     assert got["RUN_BAD"] == "tool getCurrentWeather, parameter city: 3 is not a string"
     assert got["JSON"] == json.dumps({"s": "caf\u00e9 \"q\"\n", "n": [1, 2.0, 2.5, True, None]}, ensure_ascii=False)
     assert json.loads(got["PARSED"]) == {"a": [1, -25.0, "\u00e9\n", False, None], "b": {}}

@@ -171,24 +171,8 @@ class Conversation internal constructor(private val engine: Engine, val config: 
     Message(Role.MODEL, if (rest.isNotEmpty() || calls.isEmpty()) Contents.of(rest) else Contents.empty(), calls)
   }
 
-  private fun toolResponses(response: Message): List<Turn> = response.toolCalls.map { call ->
-    val tool = tools[call.name]
-    val result: Any? = if (tool == null) "Error: Tool ${call.name} not found" else try {
-      tool.run(call.arguments)
-    } catch (e: Throwable) {
-      val cause = if (e is java.lang.reflect.InvocationTargetException && e.cause != null) e.cause!! else e
-      "Error: ${cause.message}"
-    }
-    Turn("tool", listOf(Content.ToolResponse(call.name, jsonable(result))))
-  }
-
-  private fun jsonable(v: Any?): Any? = when (v) {
-    null, is String, is Number, is Boolean -> v
-    is Map<*, *> -> v.entries.associate { it.key.toString() to jsonable(it.value) }
-    is Iterable<*> -> v.map { jsonable(it) }
-    is Array<*> -> v.map { jsonable(it) }
-    else -> v.toString()
-  }
+  private fun toolResponses(response: Message): List<Turn> =
+    ToolSetTools.respond(tools, response.toolCalls).map { Turn("tool", listOf(it)) }
 
   /** Takes the conversation for one message (in the caller's thread), or throws as LiteRT-LM does. */
   private fun acquire(penalties: Array<Any?>) {

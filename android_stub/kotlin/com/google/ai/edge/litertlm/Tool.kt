@@ -64,6 +64,27 @@ internal abstract class RunnableTool(val name: String, val description: Map<*, *
 }
 
 internal object ToolSetTools {
+  /** Each call run, as LiteRT-LM answers it: the tool's result as JSON, or "Error: ..." for a tool that
+   * throws or is not there (the model is told, the conversation goes on). */
+  fun respond(tools: Map<String, RunnableTool>, calls: List<ToolCall>): List<Content.ToolResponse> = calls.map { call ->
+    val tool = tools[call.name]
+    val result: Any? = if (tool == null) "Error: Tool ${call.name} not found" else try {
+      tool.run(call.arguments)
+    } catch (e: Throwable) {
+      val cause = if (e is java.lang.reflect.InvocationTargetException && e.cause != null) e.cause!! else e
+      "Error: ${cause.message}"
+    }
+    Content.ToolResponse(call.name, jsonable(result))
+  }
+
+  private fun jsonable(v: Any?): Any? = when (v) {
+    null, is String, is Number, is Boolean -> v
+    is Map<*, *> -> v.entries.associate { it.key.toString() to jsonable(it.value) }
+    is Iterable<*> -> v.map { jsonable(it) }
+    is Array<*> -> v.map { jsonable(it) }
+    else -> v.toString()
+  }
+
   fun of(set: ToolSet): List<RunnableTool> {
     val out = ArrayList<RunnableTool>()
     for (f in set::class.declaredMemberFunctions.sortedBy { it.name }) {
