@@ -10,6 +10,7 @@ streamed per second next to this machine's measured memory read bandwidth
     python tools/bench_gemv.py                      # native and numba, all shapes
     python tools/bench_gemv.py --quick              # the largest shape only, fewer runs
     python tools/bench_gemv.py --types Q8_0 Q4_0 Q4_1 F16 --backends native
+    python tools/bench_gemv.py --shapes 1536x576 49152x576   # SmolLM2-135M's MLP and classifier
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def time_gemv(backend, x, w, qtype, threads, repeats):
     return min(runs), statistics.median(runs)
 
 
+def parse_shape(text: str) -> tuple[int, int]:
+    """"ROWSxK" -> (rows, k); k must be a whole number of 32-value blocks."""
+    try:
+        n, k = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape {text!r} is not ROWSxK, e.g. 1536x576") from None
+    if n <= 0 or k <= 0 or k % 32:
+        raise argparse.ArgumentTypeError(f"shape {text!r}: rows must be > 0 and K a positive multiple of 32")
+    return n, k
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", nargs="+", default=["native", "numba"])
@@ -60,8 +72,10 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="largest shape only, 15 runs each")
+    ap.add_argument("--shapes", nargs="+", type=parse_shape, help="ROWSxK, e.g. 1536x576 (default: %s)"
+                    % " ".join(f"{n}x{k}" for n, k in SHAPES))
     args = ap.parse_args()
-    shapes = SHAPES[-1:] if args.quick else SHAPES
+    shapes = args.shapes or (SHAPES[-1:] if args.quick else SHAPES)
     repeats = 15 if args.quick else args.repeats
 
     bw = {t: measure_bandwidth(512, t) for t in args.threads}
