@@ -166,13 +166,14 @@ enum plm_cpu_feature {
     PLM_CPU_AVX2 = 1,    /* AVX2 + FMA + F16C, all three */
     PLM_CPU_NEON = 2,
     PLM_CPU_AVX512VNNI = 4, /* AVX512 F/BW/VL + VNNI: vpdpbusd in the integer dot products */
-    PLM_CPU_DOTPROD = 8     /* arm64 DotProd (HWCAP_ASIMDDP): sdot in the integer dot products */
+    PLM_CPU_DOTPROD = 8,    /* arm64 DotProd (HWCAP_ASIMDDP): sdot in the integer dot products */
+    PLM_CPU_I8MM = 16       /* arm64 I8MM (HWCAP2_I8MM): smmla in the prefill tile */
 };
 /* Bit set of plm_cpu_feature the CPU has and this build can use. */
 int plm_cpu_features(void);
 /* The SIMD level: 0 forces the portable scalar kernels (the reference twins
  * of the SIMD ones), 1 uses AVX2 (or NEON) without its extensions, 2 (the
- * default) everything the CPU has, AVX512-VNNI (x86) or sdot (arm64) included; a level-2 kernel
+ * default) everything the CPU has, AVX512-VNNI (x86) or sdot and smmla (arm64) included; a level-2 kernel
  * gives bit for bit what its level-1 twin gives. Returns the previous level
  * (POCKETLM_SIMD=0/1 in the environment sets the starting one). */
 int plm_set_simd(int level);

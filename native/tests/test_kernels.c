@@ -69,6 +69,7 @@ static void test_level2_matches_level1(void) {
     const int64_t n = 45;
 #if defined(__aarch64__)
     printf("sdot kernels %s\n", (plm_cpu_features() & PLM_CPU_DOTPROD) ? "in use" : "not on this CPU");
+    printf("smmla (i8mm) prefill tile %s\n", (plm_cpu_features() & PLM_CPU_I8MM) ? "in use" : "not on this CPU");
 #else
     printf("AVX512-VNNI kernels %s\n", (plm_cpu_features() & PLM_CPU_AVX512VNNI) ? "in use" : "not on this CPU");
 #endif

@@ -5,11 +5,13 @@ Steps, each reported and each able to fail the check:
   1. cross-build libpocketlm (and libpocketlm_jni.so where a JDK's headers are
      found) with Debian's gcc-aarch64-linux-gnu (cmake/aarch64-linux-gnu.cmake),
      into DIR/lib, with the public headers in DIR/include;
-  2. run the C tests (ctest) under qemu-aarch64 with NEON (sdot included) and
-     with the scalar kernels forced (POCKETLM_SIMD=0), and with NEON on a CPU
-     without the dot-product extension (QEMU_CPU=cortex-a53);
+  2. run the C tests (ctest) under qemu-aarch64 with NEON, sdot and the smmla
+     prefill tile (QEMU_CPU=max, which has I8MM), with NEON and sdot on a CPU
+     without I8MM (QEMU_CPU=neoverse-n1), with NEON on a CPU without the
+     dot-product extension (QEMU_CPU=cortex-a53), and with the scalar kernels
+     forced (POCKETLM_SIMD=0);
   3. the kernels against NumPy's reference (test_reference, cases written here
-     with pocketlm.kernels.reference), NEON and scalar;
+     with pocketlm.kernels.reference), NEON (sdot and smmla) and scalar;
   4. a program on MediaPipe's C API (tests/c/mp_api_check.c), cross-built
      against DIR, answers a prompt under qemu greedily on the built-in model (and,
      in a checkout, on the .task bundles MediaPipe's own bundler wrote) as the
@@ -474,7 +476,8 @@ def port_check(target: str, out: str | Path, jobs: int | None = None, model: str
 
     # 2. the C tests under qemu, per kernel path
     report.section(f"C tests under {t['qemu']}")
-    for label, env in (("NEON + sdot", {"POCKETLM_SIMD": "2"}),
+    for label, env in (("NEON + sdot + i8mm", {"POCKETLM_SIMD": "2", "QEMU_CPU": "max"}),
+                       ("NEON + sdot without i8mm (Neoverse N1)", {"POCKETLM_SIMD": "2", "QEMU_CPU": "neoverse-n1"}),
                        ("NEON without sdot (Cortex-A53)", {"POCKETLM_SIMD": "2", "QEMU_CPU": "cortex-a53"}),
                        ("scalar (POCKETLM_SIMD=0)", {"POCKETLM_SIMD": "0"})):
         p = _run(["ctest", "--test-dir", str(build), "--output-on-failure", "-j", str(jobs)], f"ctest, {label}",
@@ -487,7 +490,8 @@ def port_check(target: str, out: str | Path, jobs: int | None = None, model: str
     cases = out / "reference-cases.bin"
     n = write_reference_cases(cases)
     qemu = [t["qemu"], "-L", t["sysroot"]]
-    for label, env in (("NEON + sdot", {"POCKETLM_SIMD": "2"}), ("scalar", {"POCKETLM_SIMD": "0"})):
+    for label, env in (("NEON + sdot + i8mm", {"POCKETLM_SIMD": "2", "QEMU_CPU": "max"}),
+                       ("scalar", {"POCKETLM_SIMD": "0"})):
         p = _run([*qemu, str(build / "native" / "test_reference"), str(cases)], f"kernels vs NumPy, {label}",
                  report, env=dict(emu_env, **env))
         if p is not None:
@@ -601,13 +605,13 @@ def _arithmetic(t: dict, out: Path, model, prompts, report: Report, env: dict) -
 
     # both arm64 runs at once, half the cores each: the scalar one sets the time
     threads = str(max(1, (os.cpu_count() or 2) // 2))
-    runs = {"NEON + sdot": "2", "scalar (POCKETLM_SIMD=0)": "0"}
+    runs = {"NEON + sdot + i8mm": "2", "scalar (POCKETLM_SIMD=0)": "0"}
     procs = {}
     for label, level in runs.items():
         cmd = [t["qemu"], "-L", t["sysroot"], str(out / "bin" / "logits_dump"), source[0], str(source[1]),
                str(source[2]), str(tokens), str(out / "build" / f"logits-simd{level}.bin"), threads]
         procs[label] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         env=dict(env, POCKETLM_SIMD=level)), time.monotonic())
+                                         env=dict(env, POCKETLM_SIMD=level, QEMU_CPU="max")), time.monotonic())
     arm, took = {}, {}
     for label, (proc, started) in procs.items():
         try:
@@ -671,8 +675,8 @@ def _arithmetic(t: dict, out: Path, model, prompts, report: Report, env: dict) -
         report.note("near-ties: greedy answers may differ between builds there without a bug")
     else:
         report.note(f"no near-tie (top-2 gap < {NEAR_TIE}) among the first {FIRST_TOKENS} answer tokens")
-    report.note("NEON without sdot is not run here: its kernels give the sdot ones' results bit for bit "
-                "(ctest above runs them)")
+    report.note("NEON without sdot or i8mm is not run here: its kernels give the sdot and smmla ones' results "
+                "bit for bit (ctest above runs them)")
     report.note(f"took {time.monotonic() - t0:.0f} s (qemu: " +
                 ", ".join(f"{label.split(' (')[0]} {sec:.0f} s" for label, sec in took.items()) + ", side by side)")
 

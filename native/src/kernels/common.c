@@ -13,6 +13,9 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 #include <math.h>
@@ -165,6 +168,7 @@ int plm_cpu_features(void) {
 #endif
 #if PLM_ARM
     if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) f |= PLM_CPU_DOTPROD; /* sdot / udot */
+    if ((f & PLM_CPU_DOTPROD) && (getauxval(AT_HWCAP2) & HWCAP2_I8MM)) f |= PLM_CPU_I8MM; /* smmla */
 #endif
     __atomic_store_n(&g_features, f, __ATOMIC_RELAXED);
     return f;
@@ -191,4 +195,5 @@ int plm_use_avx2(void) { return PLM_X86 && simd_enabled() >= 1 && (plm_cpu_featu
 int plm_use_vnni(void) { return PLM_X86 && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_AVX512VNNI); }
 int plm_use_neon(void) { return PLM_ARM && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_NEON); }
 int plm_use_sdot(void) { return PLM_ARM && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_DOTPROD); }
+int plm_use_i8mm(void) { return PLM_ARM && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_I8MM); }
 int plm_use_simd(void) { return plm_use_avx2() || plm_use_neon(); }

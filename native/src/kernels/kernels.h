@@ -42,6 +42,9 @@
 /* The dot-product extension's sdot (ARMv8.2 DotProd): compiled for it whatever
  * the build flags, called only when plm_use_sdot() says the CPU has it. */
 #define PLM_DOTPROD_FN __attribute__((target("arch=armv8.2-a+dotprod")))
+/* The int8 matrix multiply extension's smmla (ARMv8.6 I8MM, optional from 8.2): the
+ * prefill tile, called only when plm_use_i8mm() says the CPU has it. */
+#define PLM_I8MM_FN __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 #else
 #define PLM_ARM 0
 #endif
@@ -255,6 +258,8 @@ int plm_use_avx2(void);
  * their sdot variants are (SIMD level 2 and the CPU has DotProd). */
 int plm_use_neon(void);
 int plm_use_sdot(void);
+/* 1 when the smmla prefill tile is to be used (SIMD level 2 and the CPU has I8MM). */
+int plm_use_i8mm(void);
 /* the SIMD kernels of this machine, whichever they are: AVX2 or NEON */
 int plm_use_simd(void);
 /* 1 when the AVX512-VNNI variants are to be used (CPU has them, SIMD level 2). */

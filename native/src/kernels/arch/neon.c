@@ -7,7 +7,8 @@
  * widening multiplies, or the dot-product extension's sdot where the CPU has
  * it: plm_use_sdot(), from getauxval's HWCAP_ASIMDDP) and then scale and add
  * the blocks in the scalar twin's order, so their results equal the scalar
- * kernels' bit for bit. The F32 sums use four lanes and so differ from the
+ * kernels' bit for bit; where HWCAP2_I8MM says so (plm_use_i8mm()), the prefill tile
+ * makes its block sums with smmla, 2 x 2 outputs at a time. The F32 sums use four lanes and so differ from the
  * scalar order by rounding only. Activation quantization rounds with vrndaq
  * (ties away from zero, as roundf), so its bytes equal the scalar version's.
  */
@@ -178,9 +179,108 @@ PLM_DOTPROD_FN static void quant_tile_sdot(int w_type, int64_t k, const uint8_t 
     TILE_BODY(sum_i8x16x2_sdot)
 }
 
+/* ---- the i8mm tile: smmla, 4 weight rows x 4 activation rows ------------------------
+ * smmla multiplies a 2x8 int8 matrix by the transpose of another and adds the 2x2 int32
+ * result: with two weight rows' 8 values in one register and two activation rows' in the
+ * other, 4 of them make the exact int32 sums of a block for 2 x 2 outputs, [w0.x0, w0.x1,
+ * w1.x0, w1.x1], with no horizontal sum. Those sums are the scalar twin's; the lanes then
+ * meet their scales in its order, (float)sumi * (d_w * d_x) (+ m_w * xsum for Q4_1) added
+ * to the accumulator without contraction, so the tile equals the scalar products bit for bit. */
+
+/* a block of 32 values as 4 registers of two rows' 8 values: [a 0-7, b 0-7], [a 8-15, b 8-15], ... */
+static inline void pair_rows(int8x16_t alo, int8x16_t ahi, int8x16_t blo, int8x16_t bhi, int8x16_t out[4]) {
+    const int64x2_t al = vreinterpretq_s64_s8(alo), ah = vreinterpretq_s64_s8(ahi);
+    const int64x2_t bl = vreinterpretq_s64_s8(blo), bh = vreinterpretq_s64_s8(bhi);
+    out[0] = vreinterpretq_s8_s64(vzip1q_s64(al, bl));
+    out[1] = vreinterpretq_s8_s64(vzip2q_s64(al, bl));
+    out[2] = vreinterpretq_s8_s64(vzip1q_s64(ah, bh));
+    out[3] = vreinterpretq_s8_s64(vzip2q_s64(ah, bh));
+}
+
+/* weight row r's block b: its 32 values as signed bytes (Q4_0 less its 8), scale and minimum */
+static inline void weight_block(int w_type, const uint8_t *wr, int64_t b, int8x16_t *lo, int8x16_t *hi, float *d,
+                                float *m) {
+    if (w_type == PLM_TYPE_Q8_0) {
+        const plm_block_q8_0 *blk = (const plm_block_q8_0 *)wr + b;
+        *lo = vld1q_s8(blk->qs), *hi = vld1q_s8(blk->qs + 16), *d = plm_h2f(blk->d), *m = 0.0f;
+    } else if (w_type == PLM_TYPE_Q4_0) {
+        const plm_block_q4_0 *blk = (const plm_block_q4_0 *)wr + b;
+        nibbles(blk->qs, lo, hi);
+        *lo = vsubq_s8(*lo, vdupq_n_s8(8)), *hi = vsubq_s8(*hi, vdupq_n_s8(8)), *d = plm_h2f(blk->d), *m = 0.0f;
+    } else {
+        const plm_block_q4_1 *blk = (const plm_block_q4_1 *)wr + b;
+        nibbles(blk->qs, lo, hi);
+        *d = plm_h2f(blk->d), *m = plm_h2f(blk->m);
+    }
+}
+
+PLM_I8MM_FN static inline int32x4_t mmla_block(const int8x16_t wp[4], const int8x16_t xp[4]) {
+    int32x4_t s = vmmlaq_s32(vdupq_n_s32(0), wp[0], xp[0]);
+    s = vmmlaq_s32(s, wp[1], xp[1]);
+    s = vmmlaq_s32(s, wp[2], xp[2]);
+    return vmmlaq_s32(s, wp[3], xp[3]);
+}
+
+/* weight rows j, j + 1 (and j + 2, j + 3 when R is 4) against activation rows 0..3; acc[2 * pr + pc]
+ * holds weight pair pr, activation pair pc, lanes [w0.x0, w0.x1, w1.x0, w1.x1] */
+#define I8MM_TILE(R)                                                                                          \
+    PLM_I8MM_FN static void i8mm_rows##R(int w_type, int64_t nb, const uint8_t *w, int64_t rb, const uint8_t *xq, \
+                                         int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) { \
+        float32x4_t acc[R]; /* R / 2 weight pairs x 2 activation pairs */                                     \
+        for (int t = 0; t < R; t++) acc[t] = vdupq_n_f32(0);                                                  \
+        for (int64_t b = 0; b < nb; b++) {                                                                    \
+            int8x16_t xp[2][4];                                                                               \
+            float dx[4], xs[4] = {0, 0, 0, 0};                                                                \
+            for (int pc = 0; pc < 2; pc++) {                                                                  \
+                const plm_block_q8_0 *x0 = (const plm_block_q8_0 *)(xq + 2 * pc * xrb) + b;                  \
+                const plm_block_q8_0 *x1 = (const plm_block_q8_0 *)(xq + (2 * pc + 1) * xrb) + b;            \
+                pair_rows(vld1q_s8(x0->qs), vld1q_s8(x0->qs + 16), vld1q_s8(x1->qs), vld1q_s8(x1->qs + 16),   \
+                          xp[pc]);                                                                            \
+                dx[2 * pc] = plm_h2f(x0->d), dx[2 * pc + 1] = plm_h2f(x1->d);                                \
+                if (w_type == PLM_TYPE_Q4_1)                                                                  \
+                    xs[2 * pc] = xsum[2 * pc * xsum_ld + b], xs[2 * pc + 1] = xsum[(2 * pc + 1) * xsum_ld + b]; \
+            }                                                                                                 \
+            for (int pr = 0; pr < R / 2; pr++) {                                                              \
+                int8x16_t alo, ahi, blo, bhi, wp[4];                                                          \
+                float da, ma, db, mb;                                                                         \
+                weight_block(w_type, w + 2 * pr * rb, b, &alo, &ahi, &da, &ma);                               \
+                weight_block(w_type, w + (2 * pr + 1) * rb, b, &blo, &bhi, &db, &mb);                         \
+                pair_rows(alo, ahi, blo, bhi, wp);                                                            \
+                const float dwl[4] = {da, da, db, db}, mwl[4] = {ma, ma, mb, mb};                             \
+                const float32x4_t dw = vld1q_f32(dwl), mw = vld1q_f32(mwl);                                   \
+                for (int pc = 0; pc < 2; pc++) {                                                              \
+                    const float dxl[4] = {dx[2 * pc], dx[2 * pc + 1], dx[2 * pc], dx[2 * pc + 1]};            \
+                    const float xsl[4] = {xs[2 * pc], xs[2 * pc + 1], xs[2 * pc], xs[2 * pc + 1]};            \
+                    float32x4_t t = vmulq_f32(vcvtq_f32_s32(mmla_block(wp, xp[pc])), vmulq_f32(dw, vld1q_f32(dxl))); \
+                    if (w_type == PLM_TYPE_Q4_1) t = vaddq_f32(t, vmulq_f32(mw, vld1q_f32(xsl)));             \
+                    acc[2 * pr + pc] = vaddq_f32(acc[2 * pr + pc], t);                                        \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int pr = 0; pr < R / 2; pr++)                                                                    \
+            for (int pc = 0; pc < 2; pc++) {                                                                  \
+                float o[4];                                                                                   \
+                vst1q_f32(o, acc[2 * pr + pc]);                                                               \
+                for (int l = 0; l < 4; l++) y[(2 * pc + (l & 1)) * ldy + 2 * pr + (l >> 1)] = o[l];           \
+            }                                                                                                 \
+    }
+I8MM_TILE(4)
+I8MM_TILE(2)
+
+static void quant_tile_i8mm(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
+                            int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
+    const int64_t nb = k / PLM_QK;
+    int64_t j = 0;
+    for (; j + 4 <= n_rows; j += 4) i8mm_rows4(w_type, nb, w + j * rb, rb, xq, xrb, xsum, xsum_ld, y + j, ldy);
+    for (; j + 2 <= n_rows; j += 2) i8mm_rows2(w_type, nb, w + j * rb, rb, xq, xrb, xsum, xsum_ld, y + j, ldy);
+    if (j < n_rows) /* an odd last row: the sdot tile, which gives the same floats */
+        quant_tile_sdot(w_type, k, w + j * rb, rb, n_rows - j, xq, xrb, xsum, xsum_ld, y + j, ldy);
+}
+
 void plm_quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
                          int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy) {
-    (plm_use_sdot() ? quant_tile_sdot : quant_tile_neon)(w_type, k, w, rb, n_rows, xq, xrb, xsum, xsum_ld, y, ldy);
+    (plm_use_i8mm() ? quant_tile_i8mm : plm_use_sdot() ? quant_tile_sdot : quant_tile_neon)(
+        w_type, k, w, rb, n_rows, xq, xrb, xsum, xsum_ld, y, ldy);
 }
 
 /* ---- activations --------------------------------------------------------------- */
