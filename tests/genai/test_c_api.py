@@ -20,7 +20,7 @@ pytest.importorskip("pocketlm.kernels.native", exc_type=ImportError)
 CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
 SOURCE = __import__("pathlib").Path(__file__).parents[1] / "c" / "mp_api_check.c"
-TURNS = ("What is the capital of France?", "And of Italy?")
+TURNS = ("Name the capital of France.", "And of Italy?")
 
 
 def build_program(exe, source=SOURCE):

@@ -100,5 +100,7 @@ def test_kotlin_answers_the_converted_file_as_python(jvm, saved):  # noqa: F811
     rc, got, err = run_jvm(jvm, "generate", model, max_tokens=MAX_TOKENS, turns=(QUESTION, ""))
     assert rc == 0, (got, err)
     want = answer(folder, max_tokens=MAX_TOKENS)[0]
-    # run_jvm reads with universal newlines (\r becomes \n), and a record ends at the first \x1e
-    assert got["SYNC"].strip() == want.replace("\r\n", "\n").replace("\r", "\n").split("\x1e")[0].strip()
+    # run_jvm reads with universal newlines (\r becomes \n), a record ends at the first \x1e, and the bridge hands
+    # text over as C strings, as MediaPipe's C API does (a NUL ends it)
+    as_read = want.replace("\r\n", "\n").replace("\r", "\n").split("\x1e")[0].split("\x00")[0]
+    assert got["SYNC"].strip() == as_read.strip()
