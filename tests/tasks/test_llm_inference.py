@@ -254,3 +254,20 @@ def test_a_lone_surrogate_is_refused_naming_its_index_and_code_point(model_dir, 
         else:
             assert isinstance(got, str)
     assert not errors
+
+
+def test_a_gpu_backend_is_recorded_and_says_so(model_dir):
+    import warnings
+
+    from pocketlm.tasks.llm_inference import Backend
+
+    opts = options(model_dir, preferredBackend=Backend.GPU)
+    assert opts.preferredBackend() is Backend.GPU
+    with pytest.warns(RuntimeWarning, match="preferredBackend GPU is recorded only: pocketlm runs the model on the CPU"):
+        LlmInference.createFromOptions(None, opts).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CPU and DEFAULT say nothing
+        for b in (Backend.CPU, Backend.DEFAULT):
+            LlmInference.createFromOptions(None, options(model_dir, preferredBackend=b)).close()
+    with pytest.raises(ValueError, match="preferredBackend must be one of"):
+        options(model_dir, preferredBackend="npu")

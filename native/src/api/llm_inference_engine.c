@@ -402,6 +402,12 @@ int LlmInferenceEngine_CreateEngine(const LlmModelSettings *ms, LlmInferenceEngi
     if (ms->num_draft_tokens)
         return err(error_msg, PLM_ERR_INVALID_ARG, "%s: num_draft_tokens %zu: speculative decoding is not "
                    "supported", ms->model_path, ms->num_draft_tokens);
+    if (ms->preferred_backend != kLlmPreferredBackendDefault && ms->preferred_backend != kLlmPreferredBackendGpu)
+        return err(error_msg, PLM_ERR_INVALID_ARG, "%s: preferred_backend %d is not an LlmPreferredBackend",
+                   ms->model_path, (int)ms->preferred_backend);
+    if (ms->preferred_backend == kLlmPreferredBackendGpu) /* MediaPipe logs its backend choice too */
+        fprintf(stderr, "pocketlm: %s: preferred_backend GPU is recorded only: the model runs on the CPU (the "
+                "phone's CPU path), so speed and memory figures are the CPU backend's\n", ms->model_path);
     engine *e = (engine *)calloc(1, sizeof *e);
     if (!e || !(e->path = strdup(ms->model_path))) {
         free(e);

@@ -121,6 +121,11 @@ class LlmInference:
             raise TypeError(f"options must be LlmInferenceOptions, not {type(options).__name__}")
         if context is not None and not isinstance(context, DeviceContext):
             raise TypeError(f"context must be a pocketlm.device.DeviceContext or None, not {type(context).__name__}")
+        if options.preferred_backend is Backend.GPU:
+            import warnings
+
+            warnings.warn("preferredBackend GPU is recorded only: pocketlm runs the model on the CPU (the phone's CPU "
+                          "path), so speed and memory figures are the CPU backend's", RuntimeWarning, stacklevel=2)
         engine = Engine(options.model_path, options.max_tokens, device=context, tokenizer=tokenizer)
         engine.supported_lora_ranks = options.supported_lora_ranks
         try:

@@ -39,6 +39,10 @@ public class LlmInference implements AutoCloseable {
   /** Opens options.modelPath(); a missing or unreadable model throws with the file named. */
   public static LlmInference createFromOptions(Context context, LlmInferenceOptions options) {
     if (options == null) throw new NullPointerException("options is null");
+    if (options.preferredBackend().orElse(Backend.DEFAULT) == Backend.GPU) {
+      java.util.logging.Logger.getLogger("pocketlm").warning("preferredBackend GPU is recorded only: pocketlm runs "
+          + "the model on the CPU (the phone's CPU path), so speed and memory figures are the CPU backend's");
+    }
     return new LlmInference(context, options);
   }
 
