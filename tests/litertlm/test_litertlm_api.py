@@ -184,3 +184,18 @@ def test_a_device_context_holds_the_engine(gguf):
     with pytest.raises(ValueError, match="more threads than"):
         litert_lm.Engine(str(gguf), backend=litert_lm.Backend.CPU(thread_count=10_000), device=ctx)
     assert DeviceMemoryError
+
+
+def test_litert_lms_interfaces_and_embedding_names_are_there():
+    import litert_lm as real
+
+    import pocketlm.litertlm as ours
+
+    engine_cls = (ours.Engine, ours.Session, ours.Conversation, ours.Benchmark)
+    for abstract, cls in zip((ours.AbstractEngine, ours.AbstractSession, ours.AbstractConversation,
+                              ours.AbstractBenchmark), engine_cls):
+        assert issubclass(cls, abstract)
+        assert set(getattr(real, abstract.__name__).__abstractmethods__) == set(abstract.__abstractmethods__)
+    assert {m.name: m.value for m in ours.InputOverflowStrategy} == {m.name: m.value for m in real.InputOverflowStrategy}
+    with pytest.raises(NotImplementedError, match="embedding models are not supported"):
+        ours.EmbeddingEngine("model.litertlm")

@@ -8,7 +8,12 @@ keyword-only arguments that litert_lm does not have (device, engine, tokenizer).
 
 from ._messages import Content, Contents, Message, Role, ToolCall
 from .engine import Benchmark, Conversation, Engine, Session
+from .embedding_engine import EmbeddingEngine, InputOverflowStrategy
 from .interfaces import (
+    AbstractBenchmark,
+    AbstractConversation,
+    AbstractEngine,
+    AbstractSession,
     ActivationDataType,
     Backend,
     BenchmarkInfo,
@@ -32,13 +37,18 @@ from .interfaces import (
     ToolEventHandler,
     set_min_log_severity,
 )
-from .model_info import ModelInfo
+from .model_info import LlmCapability, ModelInfo, SupportedModalities
 from .tools import tool_from_function
 
 ModelType = LiteRtLmModelType
+AbstractEngine.register(Engine)
+AbstractSession.register(Session)
+AbstractConversation.register(Conversation)
+AbstractBenchmark.register(Benchmark)
 
 __all__ = (
-    "ActivationDataType", "Backend", "Benchmark", "BenchmarkInfo", "ConstrainedDecodingConfig", "Content",
+    "AbstractBenchmark", "AbstractConversation", "AbstractEngine", "AbstractSession", "EmbeddingEngine",
+    "InputOverflowStrategy", "LlmCapability", "SupportedModalities", "ActivationDataType", "Backend", "Benchmark", "BenchmarkInfo", "ConstrainedDecodingConfig", "Content",
     "Contents", "Conversation", "Engine", "LiteRtLmBackendType", "LiteRtLmConstraintProviderType",
     "LiteRtLmModality", "LiteRtLmModelType", "LiteRtLmNpuBrand", "LogSeverity", "LoraConfig", "LoraRankConfig",
     "Message", "ModelInfo", "ModelType", "NoRepeatNgramConfig", "RepetitionPenaltyConfig", "ResponseFormat",

@@ -263,3 +263,80 @@ class Responses:
     scores: list[float] = dataclasses.field(default_factory=list)
     token_lengths: list[int] = dataclasses.field(default_factory=list)
     token_scores: list[list[float]] = dataclasses.field(default_factory=list)
+
+
+# -- litert_lm's abstract interfaces ------------------------------------------------------------------------
+# pocketlm's Engine, Session, Conversation and Benchmark are registered as their implementations, so code that
+# checks isinstance(x, litert_lm.AbstractEngine) or annotates with them runs unchanged.
+
+
+class AbstractEngine(abc.ABC):
+    """litert_lm.interfaces.AbstractEngine."""
+
+    @abc.abstractmethod
+    def create_conversation(self, *args, **kwargs): ...
+
+    @abc.abstractmethod
+    def create_session(self, *args, **kwargs): ...
+
+    @abc.abstractmethod
+    def tokenize(self, text): ...
+
+    @abc.abstractmethod
+    def detokenize(self, token_ids): ...
+
+    @property
+    @abc.abstractmethod
+    def bos_token_id(self): ...
+
+    @property
+    @abc.abstractmethod
+    def eos_token_ids(self): ...
+
+
+class AbstractSession(abc.ABC):
+    """litert_lm.interfaces.AbstractSession."""
+
+    @abc.abstractmethod
+    def run_prefill(self, contents): ...
+
+    @abc.abstractmethod
+    def run_decode(self): ...
+
+    @abc.abstractmethod
+    def run_decode_async(self): ...
+
+    @abc.abstractmethod
+    def run_text_scoring(self, target_text, store_token_lengths=False): ...
+
+    @abc.abstractmethod
+    def get_benchmark_info(self): ...
+
+    @abc.abstractmethod
+    def cancel_process(self): ...
+
+
+class AbstractConversation(abc.ABC):
+    """litert_lm.interfaces.AbstractConversation."""
+
+    @abc.abstractmethod
+    def send_message(self, message, extra_context=None): ...
+
+    @abc.abstractmethod
+    def send_message_async(self, message, extra_context=None): ...
+
+    @abc.abstractmethod
+    def render_message_to_string(self, message): ...
+
+    @abc.abstractmethod
+    def token_count(self): ...
+
+    @abc.abstractmethod
+    def get_benchmark_info(self): ...
+
+
+class AbstractBenchmark(abc.ABC):
+    """litert_lm.interfaces.AbstractBenchmark."""
+
+    @abc.abstractmethod
+    def run(self): ...
