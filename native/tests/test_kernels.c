@@ -151,6 +151,76 @@ static void test_gemm_levels(void) {
         }
 }
 
+/* The prefill's F32 / F16 product on x86 (gemm_f.c, from 2 activation rows on): the AVX-512
+ * tile and the AVX2 tile sum each output as the AVX2 row kernel (a decode step's) does, so
+ * both give, bit for bit, what the rows one at a time give, at ragged batch sizes, row counts
+ * that are not a multiple of any tile and row lengths with tails past the 32- and 16-value
+ * steps (k % 8 != 0 included); the scalar twin (level 0) and every level are the
+ * double-precision product to float rounding. */
+#if defined(__x86_64__)
+#define PLM_TEST_X86 1
+#else
+#define PLM_TEST_X86 0 /* arm64 keeps its NEON row dots for float weights */
+#endif
+static void test_gemm_f_levels(void) {
+    const int types[] = {PLM_TYPE_F32, PLM_TYPE_F16};
+    const int64_t ms[] = {2, 3, 8, 17, 129, 512}, ks[] = {96, 100, 584}, ns[] = {37, 16, 5, 9};
+    for (size_t ki = 0; ki < 3; ki++)
+        for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
+            const int64_t m = ms[mi], k = ks[ki], n = ns[(ki + mi) % 4];
+            if (m == 512 && k != 584) continue;
+            float *w = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
+            float *wd = malloc(sizeof(float) * n * k), *rows = malloc(sizeof(float) * m * n);
+            uint16_t *wh = malloc(sizeof(uint16_t) * n * k);
+            float *y[3];
+            for (int l = 0; l < 3; l++) y[l] = malloc(sizeof(float) * m * n);
+            for (int64_t i = 0; i < n * k; i++) w[i] = frand();
+            for (int64_t i = 0; i < m * k; i++) x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+            for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+                const void *wq = w;
+                if (types[t] == PLM_TYPE_F16) {
+                    for (int64_t i = 0; i < n * k; i++) wh[i] = plm_fp32_to_fp16(w[i]);
+                    for (int64_t i = 0; i < n * k; i++) wd[i] = plm_fp16_to_fp32(wh[i]);
+                    wq = wh;
+                } else {
+                    memcpy(wd, w, sizeof(float) * n * k);
+                }
+                const int prev = plm_set_simd(0);
+                for (int l = 0; l < 3; l++) {
+                    plm_set_simd(l);
+                    EXPECT(plm_matmul(types[t], wq, x, y[l], m, n, k, 2) == PLM_OK, "matmul level %d", l);
+                }
+                plm_set_simd(1); /* the row kernels, one activation row at a time */
+                float *yr = malloc(sizeof(float) * n);
+                for (int64_t i = 0; i < m; i++) {
+                    plm_matmul(types[t], wq, x + i * k, yr, 1, n, k, 1);
+                    memcpy(rows + i * n, yr, sizeof(float) * n);
+                }
+                free(yr);
+                plm_set_simd(prev);
+                if (PLM_TEST_X86)
+                    for (int l = 1; l < 3; l++)
+                        EXPECT(memcmp(rows, y[l], sizeof(float) * (size_t)(m * n)) == 0,
+                               "type %d m %ld n %ld k %ld: the level-%d float GEMM differs from the row kernels",
+                               types[t], (long)m, (long)n, (long)k, l);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double ref = 0.0, mag = 0.0;
+                        for (int64_t q = 0; q < k; q++) {
+                            ref += (double)wd[j * k + q] * x[i * k + q];
+                            mag += fabs((double)wd[j * k + q] * x[i * k + q]);
+                        }
+                        for (int l = 0; l < 3; l++)
+                            EXPECT(fabs(y[l][i * n + j] - ref) <= 1e-5 * mag + 1e-6,
+                                   "type %d level %d m %ld k %ld [%ld, %ld]: %g vs %g", types[t], l, (long)m, (long)k,
+                                   (long)i, (long)j, y[l][i * n + j], ref);
+                    }
+            }
+            free(w); free(x); free(wd); free(wh); free(rows);
+            for (int l = 0; l < 3; l++) free(y[l]);
+        }
+}
+
 static void test_errors(void) {
     float x[64] = {0}, y[64];
     uint8_t q[128];
@@ -189,6 +259,7 @@ int main(void) {
     test_simd_matches_scalar();
     test_level2_matches_level1();
     test_gemm_levels();
+    test_gemm_f_levels();
     test_errors();
     test_thread_cap();
     printf("%s (features 0x%x)\n", g_failures ? "FAILED" : "all C kernel tests passed", plm_cpu_features());

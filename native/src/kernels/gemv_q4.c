@@ -164,7 +164,7 @@ void plm_pair_q8_0_for_q4(const void *vx, int64_t k, uint8_t *out, float *dxs, f
         __m128 macc[R];                                                                                             \
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), macc[r] = _mm_setzero_ps();                      \
         int64_t b = 0;                                                                                              \
-        const uint8_t *pf = w + PLM_PREFETCH_BYTES; /* the R rows are one slab of R * rb bytes */                  \
+        const uint8_t *pf = plm_prefetch_base(w, R * rb); /* the R rows are one slab of R * rb bytes */           \
         int64_t pf_done = 0;                                                                                        \
         for (; b + 1 < nb; b += 2, xp += 64, dxs += 8, xsm += 4) {                                                  \
             plm_prefetch_upto(pf, &pf_done, (b + 2) * R * bb);                                                      \

@@ -63,7 +63,7 @@ PLM_AVX2_FN float plm_vec_dot_q8_0_avx2(int64_t k, const void *vw, const void *v
         const __m256i ones = _mm256_set1_epi16(1);                                                                 \
         __m256 acc[R];                                                                                             \
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();                                                  \
-        const uint8_t *pf = w + PLM_PREFETCH_BYTES; /* the R rows are one slab of R * rb bytes */                 \
+        const uint8_t *pf = plm_prefetch_base(w, R * rb); /* the R rows are one slab of R * rb bytes */          \
         int64_t pf_done = 0;                                                                                       \
         for (int64_t b = 0; b < nb; b++) {                                                                         \
             plm_prefetch_upto(pf, &pf_done, (b + 1) * R * (int64_t)sizeof(plm_block_q8_0));                       \

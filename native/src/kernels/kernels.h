@@ -121,13 +121,18 @@ void plm_quantize_row_q8_0_avx2(const float *x, void *y, int64_t k);
  * step streams its matrices from DRAM once, and the hardware prefetcher alone
  * does not keep up with 4 rows read side by side; the rows a kernel reads
  * together are contiguous, so it prefetches that slab as one linear stream,
- * one prefetch per cache line, this far ahead of its position in the slab.
- * A prefetch per block and row, 16 rows ahead (the first scheme), issued
- * twice as many prefetches as there are lines and reached a third of the
- * bandwidth (docs/performance.md). */
+ * one prefetch per cache line, at least this far ahead of its position in
+ * the slab, and at least a whole slab ahead (the next slab's last row is read
+ * as soon as its first). A prefetch per block and row, 16 rows ahead (the
+ * first scheme), issued twice as many prefetches as there are lines and
+ * reached a third of the bandwidth (docs/performance.md). */
 #ifndef PLM_PREFETCH_BYTES
 #define PLM_PREFETCH_BYTES 4096
 #endif
+/* where the prefetch stream of a slab of slab_bytes starting at w starts */
+static inline const uint8_t *plm_prefetch_base(const uint8_t *w, int64_t slab_bytes) {
+    return w + (slab_bytes > PLM_PREFETCH_BYTES ? slab_bytes : PLM_PREFETCH_BYTES);
+}
 /* Prefetches the lines of [pf + *done, pf + upto) and advances *done. */
 static inline void plm_prefetch_upto(const uint8_t *pf, int64_t *done, int64_t upto) {
     for (; *done < upto; *done += 64) _mm_prefetch((const char *)pf + *done, _MM_HINT_T0);
@@ -242,6 +247,14 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
 int plm_gemm_takes(int w_type, const plm_acts *a);
 void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
                    int64_t ldy, int level);
+/* The prefill's F32 / F16 product on x86 (gemm_f.c): weight rows j0 <= j < j1 against
+ * every activation row of a (its F32 rows) in register tiles, level 2 the AVX-512F tile, 1
+ * the AVX2 one, both equal bit for bit to the AVX2 row kernels (a decode step's). The SIMD
+ * paths only; plm_gemm_f_takes says whether a product goes there (x86, F32 or F16 weights,
+ * at least 2 activation rows as F32). */
+int plm_gemm_f_takes(int w_type, const plm_acts *a);
+void plm_gemm_f_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, int64_t j0, int64_t j1, float *y,
+                     int64_t ldy, int level);
 #if PLM_X86
 /* Q4 rows j < n_rows against activation rows i0 .. i0 + n_act - 1 of a, a
  * register tile at a time (gemv_q4.c); 0 when the shape is not one it takes. */

@@ -168,6 +168,10 @@ void plm_mm_rows(int w_type, const void *w, int64_t w_rb, const plm_acts *a, int
         plm_gemm_rows(w_type, wb, w_rb, a, j0, j1, y, ldy, !simd ? 0 : plm_use_vnni() ? 2 : 1);
         return;
     }
+    if (simd && plm_gemm_f_takes(w_type, a)) { /* a prefill on float weights: the FMA tiles */
+        plm_gemm_f_rows(w_type, wb, w_rb, a, j0, j1, y, ldy, plm_use_vnni() ? 2 : 1);
+        return;
+    }
 #endif
     for (int64_t t0 = j0; t0 < j1; t0 += PLM_MM_TILE) {
         const int64_t t1 = t0 + PLM_MM_TILE < j1 ? t0 + PLM_MM_TILE : j1;
