@@ -96,8 +96,8 @@ static void test_level2_matches_level1(void) {
 }
 
 /* The prefill GEMM (gemm.c, from 8 activation rows on): the AVX512-VNNI tile, the AVX2
- * tile and their scalar twin give the same floats bit for bit (the exact int32 block sums
- * and one fma order), at ragged batch sizes, row counts that are not a multiple of the
+ * tile, their scalar twin and the scalar row kernels give the same floats bit for bit (the
+ * exact int32 block sums and one order of unfused products and sums), at ragged batch sizes, row counts that are not a multiple of the
  * 16-row panel and block counts over one panel chunk (34 blocks); and every level is
  * the product of the dequantized values to float rounding. */
 static void test_gemm_levels(void) {
@@ -124,7 +124,16 @@ static void test_gemm_levels(void) {
                     plm_set_simd(l);
                     EXPECT(plm_matmul(types[t], wq, x, y[l], m, n, k, 2) == PLM_OK, "matmul level %d", l);
                 }
+                /* the scalar row kernels, one activation row at a time: what arm64's scalar and NEON
+                 * products give, so a prefill rounds alike on both CPUs */
+                plm_set_simd(0);
+                float *rows = malloc(sizeof(float) * m * n);
+                for (int64_t i = 0; i < m; i++) plm_matmul(types[t], wq, x + i * k, rows + i * n, 1, n, k, 1);
                 plm_set_simd(prev);
+                EXPECT(memcmp(rows, y[0], sizeof(float) * (size_t)(m * n)) == 0,
+                       "type %d m %ld n %ld k %ld: the GEMM differs from the scalar row kernels", types[t], (long)m,
+                       (long)n, (long)k);
+                free(rows);
                 if (m >= 8) {
                     EXPECT(memcmp(y[0], y[1], sizeof(float) * (size_t)(m * n)) == 0,
                            "type %d m %ld n %ld k %ld: the AVX2 GEMM differs from its scalar twin", types[t], (long)m,

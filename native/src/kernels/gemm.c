@@ -13,13 +13,17 @@
  * lane per weight row, so no horizontal sum is ever needed. The offsets the
  * unsigned bytes carry (128 for Q8_0, Q4_0's 8) come off as a start value of
  * -offset * sum(q_x) per activation block, which plm_acts_fill counted. Each
- * block's exact int32 sum then meets its scales:
+ * block's exact int32 sum then meets its scales as in the scalar row kernels
+ * (plm_vec_dot_*_scalar):
  *
- *     acc = fma((float)sumi, d_w * d_x, acc)          (+ fma(m_w, d_x * sum(q_x), acc) for Q4_1)
+ *     acc += (float)sumi * (d_w * d_x)          (+ m_w * (d_x * sum(q_x)) inside the sum, for Q4_1)
  *
- * in block order, one lane per output, so the AVX512-VNNI tile (16 rows x 8
- * activation rows), the AVX2 tile (8 rows x 4, maddubs where vpdpbusd is
- * missing) and the scalar twin give the same floats bit for bit.
+ * products and sums rounded apart (no fma), in block order, one lane per
+ * output, so the AVX512-VNNI tile (16 rows x 8 activation rows), the AVX2
+ * tile (8 rows x 4, maddubs where vpdpbusd is missing), the scalar twin and
+ * the scalar row kernels give the same floats bit for bit; and so do arm64's
+ * scalar and NEON products, which a prefill there runs: a prompt's logits are
+ * the same on both CPUs with the scalar kernels.
  *
  * Cache blocking: a panel holds at most PLM_GEMM_KB blocks of its 16 rows
  * (about 20 KB with the scales, in L1), and every activation row of the batch
@@ -106,8 +110,8 @@ static void tile_scalar(int kind, int q8_signed, const plm_panel *p, int64_t nbc
                     const uint8_t q = p->q[b * 512 + (v >> 2) * 64 + r * 4 + (v & 3)];
                     s += (kind == K_Q8 && q8_signed ? (int32_t)(int8_t)q : (int32_t)q) * (int32_t)x[v];
                 }
-                acc = fmaf((float)s, p->d[b * PLM_GEMM_PR + r] * a->xd[xb], acc);
-                if (kind == K_Q41) acc = fmaf(p->m[b * PLM_GEMM_PR + r], a->xsum[xb], acc);
+                const float t = (float)s * (p->d[b * PLM_GEMM_PR + r] * a->xd[xb]);
+                acc += kind == K_Q41 ? t + p->m[b * PLM_GEMM_PR + r] * a->xsum[xb] : t;
             }
             y[c * ldy + r] = acc;
         }
@@ -174,8 +178,9 @@ PLM_VNNI_FN static PLM_INLINE void tile_vnni(const int kind, const int C, const 
                 memcpy(&v, x + 4 * g, 4);
                 s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(v));
             }
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(xd[c * nb + b])), acc[c]);
-            if (kind == K_Q41) acc[c] = _mm512_fmadd_ps(mm, _mm512_set1_ps(xs[c * nb + b]), acc[c]);
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(xd[c * nb + b])));
+            if (kind == K_Q41) t = _mm512_add_ps(t, _mm512_mul_ps(mm, _mm512_set1_ps(xs[c * nb + b])));
+            acc[c] = _mm512_add_ps(acc[c], t);
         }
     }
     for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, mask, acc[c]);
@@ -239,8 +244,9 @@ PLM_AVX2_FN static PLM_INLINE void tile_avx2(const int kind, const int C, const 
                 s = _mm256_madd_epi16(s16, ones);
                 if (kind == K_Q40) s = _mm256_add_epi32(s, _mm256_set1_epi32(-8 * xi[c * nb + b]));
             }
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xd[c * nb + b])), acc[c]);
-            if (kind == K_Q41) acc[c] = _mm256_fmadd_ps(mm, _mm256_set1_ps(xs[c * nb + b]), acc[c]);
+            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xd[c * nb + b])));
+            if (kind == K_Q41) t = _mm256_add_ps(t, _mm256_mul_ps(mm, _mm256_set1_ps(xs[c * nb + b])));
+            acc[c] = _mm256_add_ps(acc[c], t);
         }
     }
     for (int c = 0; c < C; c++) _mm256_maskstore_ps(y + c * ldy, mask, acc[c]);
