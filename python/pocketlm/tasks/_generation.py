@@ -92,10 +92,13 @@ def _report(error_listener: ErrorListener | None, error: BaseException) -> None:
 
 
 def generate_async(engine: Engine, session: Session, listener: ProgressListener | None,
-                   error_listener: ErrorListener | None, on_finish: Callable[[], None] | None = None) -> GenerationFuture:
+                   error_listener: ErrorListener | None, on_finish: Callable[[], None] | None = None,
+                   on_start: Callable[[GenerationFuture], None] | None = None) -> GenerationFuture:
     """Starts the generation on a worker thread and returns its future. The
     engine lock is taken here, in the caller's thread, so a second call while
-    this one runs fails at once with IllegalStateError."""
+    this one runs fails at once with IllegalStateError. on_start gets the
+    future before the worker starts, so a listener that cancels from its first
+    call finds it."""
     acquire(engine)
     future = GenerationFuture()
     future.set_running_or_notify_cancel()
@@ -131,6 +134,8 @@ def generate_async(engine: Engine, session: Session, listener: ProgressListener 
 
     future.thread = threading.Thread(target=work, name="pocketlm-generate", daemon=True)
     engine.running = future
+    if on_start is not None:
+        on_start(future)
     try:
         future.thread.start()
     except BaseException:

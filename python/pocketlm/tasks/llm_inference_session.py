@@ -153,9 +153,11 @@ class LlmInferenceSession:
         def finished():
             self._llm._last_stats = session.last_stats
 
-        self._future = generate_async(self._llm.engine, session, progressListener,
-                                      self._llm.getOptions().error_listener, finished)
-        return self._future
+        def started(future):  # before the worker runs: a listener may cancel from its very first call
+            self._future = future
+
+        return generate_async(self._llm.engine, session, progressListener, self._llm.getOptions().error_listener,
+                              finished, started)
 
     def cancelGenerateResponseAsync(self) -> None:
         """Stops this session's running generateResponseAsync within one decode
