@@ -225,3 +225,23 @@ def test_the_cli_hands_port_check_the_model_and_the_prompts_file(tmp_path, monke
                  str(tmp_path / "prompts.json")]) == 0
     assert seen == dict(target="aarch64", model="m.gguf", prompts=["one", "two"])
     assert main(["port-check", "--out", str(tmp_path)]) == 0 and seen["prompts"] is None
+
+
+def test_two_greedy_answers_are_said_to_part_where_they_part():
+    from pocketlm.builtin import default_model_path
+    from pocketlm.engine.base import Engine
+    from pocketlm.model.forward import KVCache
+
+    model = default_model_path()
+    want, ids, n_prompt = pc._x86_answer(model, "Name the capital of France.", 48, 2)
+    assert want == "The capital of France is Paris." and len(ids) > n_prompt
+    engine = Engine(str(model), 64)
+    answer = ids[n_prompt:]
+    for k in (1, 3):  # the arm64 answer keeps x86's first k tokens, then says something else
+        kept = engine.tokenizer.decode(answer[:k]).lstrip()
+        gap, at = pc._parting_gap(model, ids, n_prompt, want, kept + "\x01")
+        assert at == k
+        logits = engine.model.forward(ids[: n_prompt + k], KVCache(engine.model.cfg, n_prompt + k), last_only=True)
+        assert gap == pytest.approx(float(pc.top2_gap(logits[0])))
+    engine.close()
+    assert pc._parting_gap(model, ids, n_prompt, want, want + " more") == (None, len(answer))
