@@ -96,3 +96,30 @@ def test_gemma3_query_scale_and_layer_pattern_run_the_same_in_llama_cpp(tmp_path
 
     want = Model.from_pretrained(folder).forward(prompt, KVCache(load_model(path)[0].cfg, 30))
     np.testing.assert_allclose(ours, want, atol=1e-4, rtol=1e-4)  # the fold keeps the checkpoint's maths
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "phi4_mini"])
+def test_llama_cpp_splits_the_text_of_pocketlms_byte_level_files_as_trained(tmp_path, kind):
+    # tokenizer.ggml.pre names the llama.cpp pre-tokenizer of the tokenizer.json's split (qwen2, gpt-4o), so
+    # llama.cpp tokenizes the converted file's text as the model's own tokenizer does
+    import unicodedata
+
+    from pocketlm.model.gguf_reader import GGUFFile
+    from pocketlm.tokenizer import load_tokenizer
+    from tests.fixtures import checkpoints, tokenizers
+
+    folder = tmp_path / "ckpt"
+    getattr(tokenizers, f"{kind}_tokenizer")(folder)
+    tok = load_tokenizer(folder)
+    checkpoints.qwen2(folder, vocab_size=tok.vocab_size, bos_token_id=None, eos_token_id=None)
+    tokenizers_dir_tok = load_tokenizer(folder)
+    path = convert_checkpoint(ConversionConfig(input_ckpt=str(folder), ckpt_format="safetensors", model_type=None,
+                                               backend="cpu", output_dir=str(tmp_path / "out"), is_quantized=False))
+    assert GGUFFile(path).field("tokenizer.ggml.pre") == ("qwen2" if kind == "qwen2" else "gpt-4o")
+    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    # where the splits differ from GPT-2's: contractions in any case, digit runs, whitespace runs, newlines
+    texts = ["I'm sure they'll say it's 12345 times\n\n  better, DON'T YOU? Hello   world!\n\tx = 3.14159;"]
+    if kind == "qwen2":  # and mixed scripts, NFC already (llama.cpp applies no tokenizer.json normalizer)
+        texts.append(unicodedata.normalize("NFC", " ".join(tokenizers.mixed_script(40, seed=5))))
+    for text in texts:
+        assert llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) == tokenizers_dir_tok.encode(text)

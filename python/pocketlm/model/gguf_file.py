@@ -264,7 +264,7 @@ def tokenizer_metadata(tok) -> dict:
             else:
                 types.append(NORMAL)
         merges = [f"{a} {b}" for (a, b), _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])]
-        return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre="gpt-2",
+        return dict(model="gpt2", tokens=tokens, token_types=types, merges=merges, pre=llama_cpp_pre_name(tok.pre_spec),
                     pre_tokenizer=tok.pre_spec, normalizer=tok.normalizer_spec, ignore_merges=tok.ignore_merges,
                     bos_id=tok.bos_id, eos_ids=tok.eos_ids, add_bos=tok.add_bos,
                     chat_template=tok.chat_template)
@@ -580,6 +580,34 @@ LLAMA_CPP_PRE = {
     **dict.fromkeys(("stablelm2", "qwen2"), _regex_splits(_QWEN2_PATTERN)),
     "falcon": _regex_splits(r"[\p{P}\$\+<=>\^~\|`]+", _GPT2_PATTERN, r"[0-9][0-9][0-9]"),
 }
+
+
+# The split regexes of byte-level tokenizer.json files as transformers writes them (Llama 3, Qwen2/2.5/3, the
+# GPT-4o family of Phi-4-mini) -> the llama.cpp pre-tokenizer that splits text the same way, written as
+# tokenizer.ggml.pre so llama.cpp runs pocketlm's files as the model was trained (pocketlm itself reads the exact
+# pre-tokenizer from pocketlm.tokenizer.pre_tokenizer)
+_HF_SPLITS_TO_LLAMA_CPP = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+": "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+": "qwen2",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+": "gpt-4o",
+}
+
+
+def llama_cpp_pre_name(spec) -> str:
+    """tokenizer.ggml.pre for a byte-level pre-tokenizer (tokenizer.json's form): one of llama.cpp's names when
+    the split is one it knows, else "gpt-2" (GPT-2's own regex, what a plain ByteLevel pre-tokenizer means)."""
+    parts = spec.get("pretokenizers", []) if isinstance(spec, dict) and spec.get("type") == "Sequence" else [spec]
+    kinds = [p.get("type") if isinstance(p, dict) else None for p in parts]
+    if kinds == ["Split", "ByteLevel"]:
+        pattern = parts[0].get("pattern") or {}
+        return _HF_SPLITS_TO_LLAMA_CPP.get(pattern.get("Regex"), "gpt-2")
+    if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
+        return "smollm"  # SmolLM's digits one by one, then GPT-2's regex
+    return "gpt-2"
 
 
 def _llama_cpp_pre_tokenizer(name: str) -> dict:
