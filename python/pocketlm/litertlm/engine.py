@@ -307,15 +307,12 @@ def _generate(engine: _Engine, session, hook: Constraint, on_text, cancelled: th
         engine.busy.release()
 
 
-class Session:
-    """litert_lm.Session: prefill text, decode a response, score texts."""
+class _EngineSession:
+    """What a Session and a Conversation share: one engine session of the Engine's, its cancel event and
+    timing, and closing (by close() or a with block, or with the Engine)."""
 
-    def __init__(self, engine: Engine, apply_prompt_template: bool, sampler_config, max_output_tokens, lora_config):
-        _check_max_output(max_output_tokens)
-        t0 = time.perf_counter()
-        e = engine._live()
-        self._owner, self._engine, self.max_output_tokens = engine, e, max_output_tokens
-        templates = _prompt_templates(e.metadata) if apply_prompt_template else None
+    def _open(self, engine: Engine, sampler_config, templates, lora_config, t0: float) -> None:
+        e = self._engine
         self._s = e.new_session(_sampler(sampler_config, e.metadata), templates, engine._lora(lora_config))
         self._cancel = threading.Event()
         self._timing = _Timing()
@@ -324,7 +321,7 @@ class Session:
 
     def _live(self):
         if self._closed or self._owner._closed:
-            raise RuntimeError("Session is closed.")
+            raise RuntimeError(f"{type(self).__name__} is closed.")
         return self._s
 
     def close(self) -> None:
@@ -332,11 +329,23 @@ class Session:
             self._closed = True
             self._s.release()
 
-    def __enter__(self) -> Session:
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb) -> None:
         self.close()
+
+
+class Session(_EngineSession):
+    """litert_lm.Session: prefill text, decode a response, score texts."""
+
+    def __init__(self, engine: Engine, apply_prompt_template: bool, sampler_config, max_output_tokens, lora_config):
+        _check_max_output(max_output_tokens)
+        t0 = time.perf_counter()
+        e = engine._live()
+        self._owner, self._engine, self.max_output_tokens = engine, e, max_output_tokens
+        templates = _prompt_templates(e.metadata) if apply_prompt_template else None
+        self._open(engine, sampler_config, templates, lora_config, t0)
 
     def run_prefill(self, contents: list[str]) -> None:
         s = self._live()
@@ -436,7 +445,7 @@ def _streamed(run) -> collections.abc.Iterator[str]:
     t.join()
 
 
-class Conversation:
+class Conversation(_EngineSession):
     """litert_lm.Conversation: messages in, the model's message out, the whole
     conversation rendered by the chat template and prefilled turn by turn."""
 
@@ -477,29 +486,9 @@ class Conversation:
                          if system_message else [])
         self._history += [_chat.as_template_message(normalize_message(m)) for m in self.messages]
         self._rendered = ""  # what the KV cache holds, as rendered text
-        self._s = e.new_session(_sampler(sampler_config, e.metadata), None, engine._lora(lora_config))
-        self._cancel = threading.Event()
-        self._timing = _Timing()
-        self._timing.init_s = engine._init_s + time.perf_counter() - t0
-        self._closed = False
+        self._open(engine, sampler_config, None, lora_config, t0)
 
     # -- state ---------------------------------------------------------------------------------------------
-
-    def _live(self):
-        if self._closed or self._owner._closed:
-            raise RuntimeError("Conversation is closed.")
-        return self._s
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._s.release()
-
-    def __enter__(self) -> Conversation:
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        self.close()
 
     @property
     def token_count(self) -> int:
