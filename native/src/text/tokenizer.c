@@ -1193,6 +1193,24 @@ static int compile_step_regex(hf_step *s, const char *re, const char *what, char
     return PLM_OK;
 }
 
+/* a Replace step of a String (normalizer or decoder): s->a / s->la the pattern, s->b / s->lb the content */
+static int string_replace(const plm_json *e, const char *kind, const char *what, hf_step *s, char **error) {
+    char *re;
+    const plm_json *c = plm_json_get(e, "content");
+    int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+    if (st) return st;
+    if (re) {
+        free(re);
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: the C tokenizer runs a Replace %s of a String, not of a Regex",
+                          what, kind);
+    }
+    if (!c || c->type != PLM_JSTR || !s->la)
+        return plm_errorf(error, PLM_ERR_FORMAT, "%s: Replace %s without content", what, kind);
+    s->lb = c->len;
+    if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
+    return PLM_OK;
+}
+
 /* tokenizer.json's normalizer (a Sequence or one step) into h->norm */
 static int hf_parse_normalizer(hf_spec *h, const plm_json *norm, const char *what, char **error) {
     int n;
@@ -1213,19 +1231,9 @@ static int hf_parse_normalizer(hf_spec *h, const plm_json *norm, const char *wha
             s->type = HN_PREPEND, s->la = p->len;
             if (!(s->a = dup_n(p->str, p->len))) return oom(error, what);
         } else if (ty && strcmp(ty, "Replace") == 0) {
-            char *re;
-            const plm_json *c = plm_json_get(e, "content");
-            int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+            int st = string_replace(e, "normalizer", what, s, error);
             if (st) return st;
-            if (re) {
-                free(re);
-                return plm_errorf(error, PLM_ERR_FORMAT, "%s: the C tokenizer runs a Replace normalizer of a String, "
-                                  "not of a Regex", what);
-            }
-            if (!c || c->type != PLM_JSTR || !s->la)
-                return plm_errorf(error, PLM_ERR_FORMAT, "%s: Replace normalizer without content", what);
-            s->type = HN_REPLACE, s->lb = c->len;
-            if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
+            s->type = HN_REPLACE;
         } else {
             return plm_errorf(error, PLM_ERR_FORMAT, "%s: the normalizer '%s' is not implemented in C (Sequence, "
                               "Prepend, Replace, NFC, NFD, NFKC and NFKD are)", what, ty ? ty : "?");
@@ -1297,19 +1305,9 @@ static int hf_parse_steps(hf_spec *h, const plm_json *j, const char *what, char 
         if (h->n_dec == HF_MAX_STEPS) return plm_errorf(error, PLM_ERR_FORMAT, "%s: too many decoders", what);
         hf_step *s = &h->dec[h->n_dec++];
         if (ty && strcmp(ty, "Replace") == 0) {
-            char *re;
-            const plm_json *c = plm_json_get(e, "content");
-            int st = json_pattern(plm_json_get(e, "pattern"), what, error, &s->a, &s->la, &re);
+            int st = string_replace(e, "decoder", what, s, error);
             if (st) return st;
-            if (re) {
-                free(re);
-                return plm_errorf(error, PLM_ERR_FORMAT, "%s: the C tokenizer runs a Replace decoder of a String, not "
-                                  "of a Regex", what);
-            }
-            if (!c || c->type != PLM_JSTR || !s->la)
-                return plm_errorf(error, PLM_ERR_FORMAT, "%s: Replace decoder without content", what);
-            s->type = HD_REPLACE, s->lb = c->len;
-            if (!(s->b = dup_n(c->str, c->len))) return oom(error, what);
+            s->type = HD_REPLACE;
         } else if (ty && strcmp(ty, "ByteFallback") == 0) {
             s->type = HD_BYTEFALLBACK;
         } else if (ty && strcmp(ty, "Fuse") == 0) {
