@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 
 from pocketlm.device import load_profile
-from pocketlm.device.runtimes import FITTED, constants, estimate_runtime, shape_from_config
+from pocketlm.device.runtimes import FITTED, LITERT_PREFILL_SIGNATURES, constants, estimate_runtime, shape_from_config
 from pocketlm.model.config import config_from_dict
 
 # model configs, as their config.json on Hugging Face gives them (the keys the estimate reads)
@@ -74,6 +74,9 @@ CONFIGS = {
 }
 
 LITERT_CARD = "https://huggingface.co/litert-community/{}"
+# the earlier litert-community files: one prefill signature of 128 tokens ("..._seq128_q8_ekv1280.tflite"); the
+# later ("..._multi-prefill-seq_q8_ekv1280.tflite") have litert-torch's default set
+SEQ128 = (128,)
 LITERT_LM_README = "https://github.com/google-ai-edge/LiteRT-LM (README, performance table"
 LLAMA_CARD = "https://github.com/meta-llama/llama-models/blob/main/models/llama3_2/MODEL_CARD.md"
 
@@ -94,22 +97,31 @@ class Point:
     weight_cache: bool  # XNNPack's weight cache on (the card says so)
     source: str
     note: str = ""
-    prompt_stated: bool = False  # the source gives the benchmark's prompt length (else `prompt` is 512, assumed)
+    prompt_stated: bool = False  # the source gives the benchmark's prompt length
+    signatures: tuple[int, ...] = LITERT_PREFILL_SIGNATURES  # the file's prefill signatures (LiteRT)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The benchmark's prompt: the source's where it gives one; else the one its own time to first token and
+        prefill rate imply (the TTFT is the prefill and one decode step); else `prompt`, assumed."""
+        if self.prompt_stated or not (self.ttft and self.prefill and self.decode):
+            return self.prompt
+        return max(1, round((self.ttft - 1 / self.decode) * self.prefill))
 
 
 # Every published CPU figure found (S24 Ultra: LiteRT on 4 threads, XNNPack). None: not published there.
 PUBLISHED = [
     Point("galaxy_s24_ultra", "litert", "SmolLM-135M", "int8", 1280, 512, 43.5, 1085, 0.46, 579, 159, False,
           LITERT_CARD.format("SmolLM-135M-Instruct") + " (as quoted in pocketlm issue 27; the card's fp32 row "
-          "was not retrieved)"),
+          "was not retrieved)", signatures=SEQ128),
     Point("galaxy_s24_ultra", "litert", "Qwen2.5-0.5B", "int8", 1280, 512, 29.97, 250.73, 2.31, 1363, 521, False,
-          LITERT_CARD.format("Qwen2.5-0.5B-Instruct") + " (README, 1280 KV cache)"),
+          LITERT_CARD.format("Qwen2.5-0.5B-Instruct") + " (README, 1280 KV cache)", signatures=SEQ128),
     Point("galaxy_s24_ultra", "litert", "Qwen2.5-0.5B", "fp32", 1280, 512, 16.71, 90.30, 5.24, 4503, 1898, False,
-          LITERT_CARD.format("Qwen2.5-0.5B-Instruct") + " (README, 1280 KV cache)"),
+          LITERT_CARD.format("Qwen2.5-0.5B-Instruct") + " (README, 1280 KV cache)", signatures=SEQ128),
     Point("galaxy_s24_ultra", "litert", "Qwen2.5-1.5B", "int8", 1280, 512, 16.41, 113.68, 5.79, 3593, 1550, False,
-          LITERT_CARD.format("Qwen2.5-1.5B-Instruct") + " (README at 5ad1ede, 1280 KV cache)"),
+          LITERT_CARD.format("Qwen2.5-1.5B-Instruct") + " (README at 5ad1ede, 1280 KV cache)", signatures=SEQ128),
     Point("galaxy_s24_ultra", "litert", "Qwen2.5-1.5B", "fp32", 1280, 512, 5.22, 37.21, 16.85, 6662, 5903, False,
-          LITERT_CARD.format("Qwen2.5-1.5B-Instruct") + " (README at 5ad1ede, 1280 KV cache)"),
+          LITERT_CARD.format("Qwen2.5-1.5B-Instruct") + " (README at 5ad1ede, 1280 KV cache)", signatures=SEQ128),
     Point("galaxy_s24_ultra", "litert", "Qwen2.5-1.5B", "int8", 1280, 512, 23, 106, 2.74, 1820, 1523, True,
           "https://huggingface.co/An-Upfeat/Qwen2.5-1.5B-Instruct (a copy of the litert-community card's later "
           "revision, multi-prefill signatures)"),
@@ -173,9 +185,10 @@ KNOWN_MISSES = {
 def estimate(p: Point, overrides=None):
     cfg, _ = CONFIGS[p.model]
     shape = shape_from_config(config_from_dict(cfg))
-    decode_tokens = min(128, p.cache - p.prompt)
-    return estimate_runtime(load_profile(p.profile), shape, p.weights, p.runtime, p.cache, p.prompt, decode_tokens,
-                            weight_cache=p.weight_cache, overrides=overrides)
+    prompt = p.prompt_tokens
+    decode_tokens = min(128, p.cache - prompt)
+    return estimate_runtime(load_profile(p.profile), shape, p.weights, p.runtime, p.cache, prompt, decode_tokens,
+                            weight_cache=p.weight_cache, overrides=overrides, prefill_signatures=p.signatures)
 
 
 def measured(p: Point, e) -> dict:

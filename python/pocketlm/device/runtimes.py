@@ -6,8 +6,8 @@ Three runtimes run LLMs on a phone's CPU, and their costs differ in kind (docs/d
 - `litert`: MediaPipe's LLM Inference API and LiteRT-LM, a TFLite graph on XNNPack. Its KV cache is a fixed
   graph input of `max_tokens` positions in float32, and every decode step and every prefill chunk attends over
   all of them (masked), filled or not. XNNPack repacks the weights (a weight cache maps the packed copy from a
-  file; without one the packed copy sits beside the mapped file). Prefill runs in chunks of the graph's prefill
-  signature.
+  file; without one the packed copy sits beside the mapped file). Prefill runs as LiteRT-LM splits it over the
+  graph's prefill signatures, each run computing its signature's whole (static) length.
 - `llama.cpp`: ggml on the mapped GGUF (Q8_0 / Q4_0 blocks), an F16 KV cache read over the filled positions.
 - `pocketlm`: pocketlm's C engine through its C API / JNI: the mapped GGUF, an F16 KV cache over the filled
   positions, one parallel region a token.
@@ -118,8 +118,6 @@ CONSTANTS: dict[str, Constant] = {
                                                 "4 flops an element at 86 G/s, the host core's fp32 peak (83.2). "
                                                 "Split over the phone's threads; litert_lm.Benchmark, "
                                                 "Backend.CPU(thread_count=1), 2026-12-02, load average 5-6"),
-    "litert.prefill_chunk": Constant(128, "the prefill signature litert-torch exports (prefill_128, as "
-                                     "tools/bench_vs_llama_cpp.py --make-litertlm does)"),
     "litert.kv_copies": Constant(2, "LiteRT-LM swaps an input and an output cache buffer "
                                  "(model/litert_memory.py, measured)"),
     # --- llama.cpp (ggml) ---
@@ -163,6 +161,29 @@ CONSTANTS: dict[str, Constant] = {
 }
 # the fitted constants (tools/calibrate_devices.py --fit) and their runtime
 FITTED = {"litert": ("litert.sync_factor", "litert.gemm_efficiency")}
+
+# The prefill signatures a LiteRT graph has when nothing says otherwise: litert-torch's export default
+# (litert_torch/generative/utilities/converter.py, flag prefill_seq_lens; the "multi-prefill-seq" files of the
+# litert-community cards). A file's own signatures replace them (estimate_runtime's prefill_signatures).
+LITERT_PREFILL_SIGNATURES = (8, 64, 128, 256, 512, 1024)
+
+
+def litert_work_groups(prompt_tokens: int, signatures) -> list[tuple[int, int]]:
+    """How LiteRT-LM splits a prompt over a graph's prefill signatures, as (signature length, tokens) runs
+    (runtime/executor/litert_compiled_model_executor_utils.cc, GetOptimizedPrefillWorkGroups): the longest
+    signature while the prompt left is at least its length, then the rest in one run of the shortest
+    signature that holds it. A signature's graph has a static shape, so a run computes its whole length, the
+    tokens past the prompt as padding."""
+    lengths = sorted({int(n) for n in signatures})
+    if not lengths or lengths[0] < 1:
+        raise ValueError(f"prefill signatures must be positive lengths, got {signatures!r}")
+    groups, left, longest = [], prompt_tokens, lengths[-1]
+    while left >= longest:
+        groups.append((longest, longest))
+        left -= longest
+    if left > 0:
+        groups.append((next(n for n in lengths if n >= left), left))
+    return groups
 
 
 def constants(overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -342,10 +363,11 @@ def per_core_slowdown(profile, runtime: str = "llama.cpp") -> float:
 
 
 def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: int,
-                   weight_cache: bool = True) -> dict[str, int]:
+                   weight_cache: bool = True, prefill_signatures=LITERT_PREFILL_SIGNATURES) -> dict[str, int]:
     """Resident bytes by part. LiteRT: with XNNPack's weight cache (LiteRT-LM's cache_dir; MediaPipe's
     benchmarks say where it is on) the packed weights are a mapped file and the graph's own weight pages are
-    dropped once packed, so the weights count once; without it the mapped graph and the packed copy both stay."""
+    dropped once packed, so the weights count once; without it the mapped graph and the packed copy both stay.
+    A LiteRT prefill's activations are those of its longest signature's run."""
     from ..model.forward import PREFILL_CHUNK
 
     _check(runtime, weights)
@@ -354,7 +376,10 @@ def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: in
     if runtime in ("litert", "executorch") and not weight_cache:
         parts["packed weights"] = int(shape.matmul_params * _WEIGHT_BYTES[runtime][weights])
     parts["KV cache"] = kv_cache_bytes(shape, runtime, max_tokens)
-    chunk = int(CONSTANTS[f"{runtime}.prefill_chunk"].value) if runtime != "pocketlm" else PREFILL_CHUNK
+    if runtime == "litert":
+        chunk = max(prefill_signatures)
+    else:
+        chunk = int(CONSTANTS[f"{runtime}.prefill_chunk"].value) if runtime != "pocketlm" else PREFILL_CHUNK
     parts["activations"] = min(max_tokens, chunk) * shape.activation_bytes_per_token + 4 * shape.vocab_size
     parts["runtime"] = int(CONSTANTS["runtime_bytes.litert" if runtime == "litert" else "runtime_bytes.other"].value)
     return parts
@@ -397,21 +422,26 @@ def decode_step_s(profile, shape: ModelShape, runtime: str, weights: str, positi
 
 
 def prefill_s(profile, shape: ModelShape, runtime: str, weights: str, prompt_tokens: int, cache_length: int,
-              k: dict) -> float:
+              k: dict, prefill_signatures=LITERT_PREFILL_SIGNATURES) -> float:
     """A prompt's prefill, in the runtime's chunks: each chunk streams the weights once and pays the fixed costs
     once, multiplies every token, and attends (LiteRT: each token over the whole cache, at the host's measured
     time per token, cached position and query element, litert.attention_prefill_s_host, split over the phone's
-    threads). LiteRT's prefill signatures compute no logits, so the classifier is multiplied once, for the
-    first decode step, not per prompt token."""
-    chunk = int(k[f"{runtime}.prefill_chunk"])
-    n_chunks = math.ceil(prompt_tokens / chunk)
+    threads). LiteRT runs the prompt as LiteRT-LM's work groups over the graph's prefill signatures
+    (litert_work_groups), each computing its signature's whole length, padding included. LiteRT's prefill
+    signatures compute no logits, so the classifier is multiplied once, for the first decode step, not per
+    prompt token."""
+    if runtime == "litert":
+        groups = litert_work_groups(prompt_tokens, prefill_signatures)
+        n_chunks, computed = len(groups), sum(length for length, _ in groups)
+    else:
+        n_chunks, computed = math.ceil(prompt_tokens / int(k[f"{runtime}.prefill_chunk"])), prompt_tokens
     wb = _WEIGHT_BYTES[runtime][weights]
     multiplied = shape.n_layers * shape.layer_params if runtime == "litert" else shape.matmul_params
     stream = n_chunks * multiplied * wb / (profile.memory_bandwidth_gbps * 1e9)
-    gemm = 2 * multiplied * prompt_tokens / (_peak(profile, weights) * k[f"{runtime}.gemm_efficiency"])
+    gemm = 2 * multiplied * computed / (_peak(profile, weights) * k[f"{runtime}.gemm_efficiency"])
     if runtime == "litert":
         positions = sum(ring_positions(shape, runtime, layer, cache_length) for layer in range(shape.n_layers))
-        attention = prompt_tokens * positions * shape.q_dim * k["litert.attention_prefill_s_host"] * \
+        attention = computed * positions * shape.q_dim * k["litert.attention_prefill_s_host"] * \
             _on_phone_threads(profile, runtime)
     else:  # causal: token i attends over i positions
         kv = sum(kv_positions_read(shape, runtime, i + 1, cache_length) for i in range(0, prompt_tokens, 64)) * \
@@ -423,11 +453,17 @@ def prefill_s(profile, shape: ModelShape, runtime: str, weights: str, prompt_tok
 
 def estimate_runtime(profile, shape: ModelShape, weights: str, runtime: str, max_tokens: int,
                      prompt_tokens: int = 128, decode_tokens: int = 128, weight_cache: bool = True,
-                     overrides: dict[str, float] | None = None) -> RuntimeEstimate:
+                     overrides: dict[str, float] | None = None,
+                     prefill_signatures=LITERT_PREFILL_SIGNATURES) -> RuntimeEstimate:
     """Speed and memory of `shape` with `weights` on `runtime` on the phone `profile`, with a KV cache of
     max_tokens (LiteRT: the graph's fixed cache length): prefill tok/s over prompt_tokens, decode tok/s over
-    decode_tokens after it, time to the first token (the prefill and one decode step)."""
+    decode_tokens after it, time to the first token (the prefill and one decode step). prefill_signatures are a
+    LiteRT graph's prefill lengths (a file's own; litert-torch's default set when not given)."""
     _check(runtime, weights)
+    prefill_signatures = tuple(prefill_signatures)
+    if not prefill_signatures or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                     for n in prefill_signatures):
+        raise ValueError(f"prefill_signatures must be positive integers, got {prefill_signatures!r}")
     for name, v in (("max_tokens", max_tokens), ("prompt_tokens", prompt_tokens), ("decode_tokens", decode_tokens)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -435,11 +471,11 @@ def estimate_runtime(profile, shape: ModelShape, weights: str, runtime: str, max
         raise ValueError(f"prompt_tokens {prompt_tokens} + decode_tokens {decode_tokens} are more than max_tokens "
                          f"{max_tokens}")
     k = constants(overrides)
-    pre = prefill_s(profile, shape, runtime, weights, prompt_tokens, max_tokens, k)
+    pre = prefill_s(profile, shape, runtime, weights, prompt_tokens, max_tokens, k, prefill_signatures)
     mid = prompt_tokens + decode_tokens / 2
     step = decode_step_s(profile, shape, runtime, weights, mid, max_tokens, k)
     first = decode_step_s(profile, shape, runtime, weights, prompt_tokens, max_tokens, k)
-    parts = runtime_memory(shape, runtime, weights, max_tokens, weight_cache)
+    parts = runtime_memory(shape, runtime, weights, max_tokens, weight_cache, prefill_signatures)
     total = sum(parts.values())
     return RuntimeEstimate(profile.name, runtime, total <= profile.app_memory_budget, total, parts,
                            prompt_tokens / pre, 1.0 / step, pre + first)
@@ -458,9 +494,11 @@ def weights_of_model(model) -> str:
 
 
 def fit_profiles(shape: ModelShape, weights: str, runtime: str, max_tokens: int, prompt_tokens: int = 128,
-                 decode_tokens: int = 128, profiles=None) -> list[RuntimeEstimate]:
+                 decode_tokens: int = 128, profiles=None, prefill_signatures=LITERT_PREFILL_SIGNATURES,
+                 weight_cache: bool = True) -> list[RuntimeEstimate]:
     """estimate_runtime on every profile (default: every shipped one), what `pocketlm fit` prints."""
     from . import list_profiles, load_profile
 
     chosen = [p if not isinstance(p, str) else load_profile(p) for p in (profiles or list_profiles())]
-    return [estimate_runtime(p, shape, weights, runtime, max_tokens, prompt_tokens, decode_tokens) for p in chosen]
+    return [estimate_runtime(p, shape, weights, runtime, max_tokens, prompt_tokens, decode_tokens, weight_cache,
+                             prefill_signatures=prefill_signatures) for p in chosen]
