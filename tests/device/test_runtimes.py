@@ -170,8 +170,8 @@ def _key(r):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 27's floors are not all met: the figures in calibrate_devices."
-                                       "KNOWN_MISSES are outside 1.5x (docs/devices.md says why), and DeepSeek "
-                                       "int8's TTFT is 2.07 left out; strict, so meeting them fails this mark")
+                                       "KNOWN_MISSES are outside 1.5x (docs/devices.md says why); strict, so "
+                                       "meeting them fails this mark")
 def test_the_calibration_meets_its_floors():
     # the issue's floors, as written: every figure within 1.5x, every leave-one-out figure within 2x
     rows = _calibration().table(do_loo=True)
@@ -209,3 +209,30 @@ def test_litert_pays_the_host_measured_cost_per_byte_of_its_whole_cache():
                                 carry)
     # the host the LiteRT constants were measured on is the AVX512-VNNI one, llama.cpp's the first
     assert per_core_slowdown(p, "litert") == pytest.approx(2 * per_core_slowdown(p, "llama.cpp"))
+
+
+def test_litert_prefill_runs_as_litert_lm_splits_it_over_the_signatures():
+    from pocketlm.device.runtimes import LITERT_PREFILL_SIGNATURES, constants, litert_work_groups, prefill_s
+
+    # the longest signature while the prompt left holds it, then the rest in the shortest that holds it
+    assert litert_work_groups(512, LITERT_PREFILL_SIGNATURES) == [(512, 512)]
+    assert litert_work_groups(280, LITERT_PREFILL_SIGNATURES) == [(512, 280)]
+    assert litert_work_groups(2500, LITERT_PREFILL_SIGNATURES) == [(1024, 1024), (1024, 1024), (512, 452)]
+    assert litert_work_groups(5, (128,)) == [(128, 5)]
+    assert litert_work_groups(300, (128,)) == [(128, 128), (128, 128), (128, 44)]
+    with pytest.raises(ValueError, match="positive"):
+        litert_work_groups(10, ())
+    # a padded run costs its whole signature: 280 tokens take as long as 512
+    shape = shape_from_config(config_from_dict(QWEN))
+    p, k = load_profile("galaxy_s24_ultra"), constants()
+    assert prefill_s(p, shape, "litert", "int8", 280, 1280, k) == pytest.approx(
+        prefill_s(p, shape, "litert", "int8", 512, 1280, k))
+    # one 128-token signature: four runs for 512 tokens, each streaming the weights and paying the fixed costs
+    assert prefill_s(p, shape, "litert", "int8", 512, 1280, k, (128,)) > prefill_s(p, shape, "litert", "int8", 512,
+                                                                                     1280, k)
+    # the estimate takes a file's signatures, and refuses what is not a length
+    a = estimate_runtime(p, shape, "int8", "litert", 1280, 280, 128)
+    b = estimate_runtime(p, shape, "int8", "litert", 1280, 280, 128, prefill_signatures=(8, 64, 128, 256, 300))
+    assert b.prefill_tokens_per_s > a.prefill_tokens_per_s and b.decode_tokens_per_s == a.decode_tokens_per_s
+    with pytest.raises(ValueError, match="prefill_signatures"):
+        estimate_runtime(p, shape, "int8", "litert", 1280, 280, 128, prefill_signatures=(0,))

@@ -78,7 +78,7 @@ CONSTANTS: dict[str, Constant] = {
     "litert.layer_s_host": Constant(19e-6, "a decode step of tests/fixtures/litert/llama-tiny-int8.litertlm "
                                     "(2 layers, 0.14 M parameters: fixed costs only) takes 38 us of CPU (40.6 us "
                                     "wall) on 1 thread: ~19 us a layer; " + _HOST_RUN),
-    "litert.sync_factor": Constant(14.6, _FITTED.format(runtime="litert") + "; multiplies litert.layer_s_host "
+    "litert.sync_factor": Constant(14.4, _FITTED.format(runtime="litert") + "; multiplies litert.layer_s_host "
                                    "carried to the phone. The host shows the barrier cost but not a phone's: the "
                                    "tiny graph's 2-thread step is 49 us wall (61 us CPU) against 40.6 on 1 thread, "
                                    "+4 us a layer for XNNPack's per-operator thread barriers between two cores of "
@@ -90,7 +90,7 @@ CONSTANTS: dict[str, Constant] = {
                                        "14.5 ms of CPU, and its 142 MB at 30.7 GB/s (4.6 ms) + its cache reads "
                                        "(litert.kv_byte_s_host: 9.2 ms) + 30 layers' fixed cost (0.6 ms) make "
                                        "14.4 ms; the products are counted at the full peak; " + _HOST_RUN),
-    "litert.gemm_efficiency": Constant(0.40, _FITTED.format(runtime="litert") + "; share of the profile's int8 "
+    "litert.gemm_efficiency": Constant(0.49, _FITTED.format(runtime="litert") + "; share of the profile's int8 "
                                        "(fp32 for float weights) peak a prefill's matrix products reach. The host does not "
                                        "pin it: SmolLM2-135M int8's 128-token chunk takes 175 ms of CPU, and its "
                                        "attention at litert.attention_prefill_s_host (104 ms) leaves 71 ms for "
@@ -148,9 +148,9 @@ CONSTANTS: dict[str, Constant] = {
     "pocketlm.prefill_chunk": Constant(512, "model/forward.py PREFILL_CHUNK"),
     # --- executorch (only for the published Llama 3.2 rows): XNNPack's kernels, as litert's ---
     "executorch.layer_s_host": Constant(19e-6, "XNNPack's operators, as litert.layer_s_host"),
-    "executorch.sync_factor": Constant(14.6, "as litert.sync_factor (the same XNNPack thread pool)"),
+    "executorch.sync_factor": Constant(14.4, "as litert.sync_factor (the same XNNPack thread pool)"),
     "executorch.gemv_efficiency": Constant(1.0, "as litert.gemv_efficiency (XNNPack's kernels)"),
-    "executorch.gemm_efficiency": Constant(0.40, "as litert.gemm_efficiency"),
+    "executorch.gemm_efficiency": Constant(0.49, "as litert.gemm_efficiency"),
     "executorch.attention_efficiency": Constant(1.0, "ExecuTorch's custom SDPA reads the filled positions of its "
                                                 "cache once; taken at the fp32 peak (not measured)"),
     "executorch.prefill_chunk": Constant(128, "ExecuTorch's llama runner prefills in one call up to its max "
