@@ -32,9 +32,10 @@ RUNTIMES = ("litert", "llama.cpp", "pocketlm")
 _ALL_RUNTIMES = RUNTIMES + ("executorch",)
 WEIGHT_TYPES = ("int8", "int4", "fp16", "fp32")
 
-# The development machines the host constants were measured on. llama.cpp's and pocketlm's were measured on the
-# first (docs/performance.md's race of three, 2026-12-01); LiteRT's on the second, which the development machine
-# became (docs/performance.md, 2026-12-02: AVX512-VNNI), with build/calib's exports (docs/devices.md).
+# The development machines. Every runtime's host constants were measured on the second, which the development
+# machine became (docs/performance.md, 2026-12-02: AVX512-VNNI): LiteRT's with build/calib's exports
+# (docs/devices.md), llama.cpp's and pocketlm's with tools/measure_fixed_costs.py and the race of three. The
+# first is kept for the figures docs/performance.md recorded on it.
 HOSTS = {
     "zen1": {
         "cpu": "AMD EPYC (Zen 1), 2.6 GHz, AVX2",
@@ -51,9 +52,9 @@ HOSTS = {
         "bandwidth_gbps": 30.7,  # tools/membw.py, 1 thread (build/bench/race2.log)
     },
 }
-HOST = HOSTS["zen1"]
+HOST = HOSTS["zen4"]
 # the host each runtime's *_host constants were measured on
-RUNTIME_HOST = {"litert": "zen4", "executorch": "zen4", "llama.cpp": "zen1", "pocketlm": "zen1"}
+RUNTIME_HOST = {"litert": "zen4", "executorch": "zen4", "llama.cpp": "zen4", "pocketlm": "zen4"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ _HOST_RUN = ("measured on the development machine (HOSTS['zen4']) with litert_lm
              "Backend.CPU(thread_count=1)), as the CPU time (getrusage, every thread) of runs that differ only in "
              "their decode or prefill tokens, so that the time other processes took cancels; the files alternate, "
              "min of 3-6 runs each; 2026-12-02, the machine shared (load average 5-7 on 2 cores); docs/devices.md")
+_RACE = ("HOSTS['zen4'], idle (load average 0.2-0.8), 2026-12-02: tools/bench_vs_llama_cpp.py --threads 1 2 "
+         "--prompts 128 512 --repeats 3 (docs/performance.md)")
 _FITTED = ("fitted by tools/calibrate_devices.py --fit (least squares of log(estimate / published)) over its "
            "published {runtime} points; the leave-one-out figure refits it without each point")
 
@@ -121,28 +124,32 @@ CONSTANTS: dict[str, Constant] = {
     "litert.kv_copies": Constant(2, "LiteRT-LM swaps an input and an output cache buffer "
                                  "(model/litert_memory.py, measured)"),
     # --- llama.cpp (ggml) ---
-    "llama.cpp.layer_s_host": Constant(20e-6, "llama-bench (0.3.36's vendored build, AVX2) decodes SmolLM2-135M "
-                                       "Q8_0 at 93 tok/s on 1 thread: 10.7 ms, 4.3 of them streaming 145 MB; the "
-                                       "per-layer share of the rest not in the matrix products, taken as 20 us a "
-                                       "layer (ggml's ~20 graph nodes a layer); docs/performance.md"),
-    "llama.cpp.gemv_efficiency": Constant(0.25, "llama-bench SmolLM2-135M Q8_0, 1 thread: 6.4 ms of compute for "
-                                          "134.5 M multiply-adds = 42 G int8 ops/s of HOST's 166 (2 x 128-bit "
-                                          "pipes x 16 int8 MACs x 2.6 GHz); docs/performance.md"),
-    "llama.cpp.gemm_efficiency": Constant(0.55, "llama-bench SmolLM2-135M Q8_0, 1 thread: pp128 338 tok/s = 91 G "
-                                          "int8 ops/s of HOST's 166; docs/performance.md"),
+    "llama.cpp.layer_s_host": Constant(16.7e-6, "tools/measure_fixed_costs.py: llama-bench -n 64 (0.3.36's "
+                                       "vendored build, AVX2 flags) on two tiny Q8_0 Llamas of 2 and 26 layers, "
+                                       "1 thread: 42.7 and 443.2 us a step, 16.7 us a layer (9.4 us a token "
+                                       "besides); " + _RACE),
+    "llama.cpp.gemv_efficiency": Constant(0.19, "llama-bench SmolLM2-135M Q8_0, 1 thread, tg64: 100.4 tok/s; the "
+                                          "share of HOSTS['zen4']'s int8 peak at which this model, with "
+                                          "llama.cpp.layer_s_host, gives that step (9.96 ms: 4.7 of them "
+                                          "streaming 145 MB, 4.1 in the products: 65 G int8 ops/s); " + _RACE),
+    "llama.cpp.gemm_efficiency": Constant(0.29, "llama-bench SmolLM2-135M Q8_0, 1 thread, pp128: 342.8 tok/s, the "
+                                          "share at which this model gives it (~97 G int8 ops/s); " + _RACE),
     "llama.cpp.attention_efficiency": Constant(0.25, "ggml's F16 flash attention taken at its matrix-vector "
                                                "share (no separate measurement)"),
     "llama.cpp.prefill_chunk": Constant(512, "llama.cpp's default n_ubatch"),
     # --- pocketlm (the C engine) ---
-    "pocketlm.layer_s_host": Constant(8e-6, "pocketlm's C engine: one parallel region a token with 6 barriers "
-                                      "a layer (native/src/README.md); 8 us a layer on HOST (docs/performance.md: "
-                                      "12 % of a 1-thread SmolLM2 Q4_1 step, 10.3 ms, outside the row kernels, "
-                                      "over 30 layers, less attention and sampling)"),
-    "pocketlm.gemv_efficiency": Constant(0.12, "pocketlm native, SmolLM2-135M Q8_0, 1 thread: 56 tok/s, 13.6 ms "
-                                         "of compute for 134.5 M multiply-adds = 20 G int8 ops/s of HOST's 166; "
-                                         "docs/performance.md"),
-    "pocketlm.gemm_efficiency": Constant(0.51, "pocketlm native, SmolLM2-135M Q8_0, 1 thread: 314 tok/s prefill "
-                                         "= 84 G int8 ops/s of HOST's 166; docs/performance.md"),
+    "pocketlm.layer_s_host": Constant(5.7e-6, "tools/measure_fixed_costs.py: pocketlm's C engine decoding the same "
+                                      "two tiny Q8_0 Llamas, 1 thread: 13.8 and 151.6 us a step, 5.7 us a layer "
+                                      "(one parallel region a token, 6 barriers a layer: native/src/README.md; "
+                                      "2.3 us a token besides); " + _RACE),
+    "pocketlm.gemv_efficiency": Constant(1.0, "pocketlm native, SmolLM2-135M Q8_0, 1 thread, 64 decode steps: "
+                                         "159.1 tok/s, 6.3 ms a step: the 145 MB at 30.7 GB/s (4.7 ms), the "
+                                         "fixed and attention terms make it with the products at the full peak "
+                                         "(the row kernels stream at 75 % of the bandwidth limit; their "
+                                         "arithmetic hides behind the loads); " + _RACE),
+    "pocketlm.gemm_efficiency": Constant(0.70, "pocketlm native, SmolLM2-135M Q8_0, 1 thread: 771.7 tok/s prefill "
+                                         "of a 128-token prompt, the share at which this model gives it (~233 G "
+                                         "int8 ops/s of 332.8: the AVX512-VNNI GEMM, docs/kernels.md); " + _RACE),
     "pocketlm.attention_efficiency": Constant(0.25, "attention converting each F16 cache row once per GQA group, "
                                               "taken at the matrix-vector share"),
     "pocketlm.prefill_chunk": Constant(512, "model/forward.py PREFILL_CHUNK"),
@@ -358,7 +365,7 @@ def per_core_slowdown(profile, runtime: str = "llama.cpp") -> float:
     """How much longer the phone's core takes than the host's for the same fixed work: the per-core fp32 rate of
     the host the runtime's constants were measured on (RUNTIME_HOST) over the profile's (peak_fp32_gflops of
     `threads` cores, a core)."""
-    host = HOSTS[RUNTIME_HOST.get(runtime, "zen1")]
+    host = HOSTS[RUNTIME_HOST.get(runtime, "zen4")]
     return host["fp32_gflops_per_core"] / (profile.peak_fp32_gflops / profile.threads)
 
 
