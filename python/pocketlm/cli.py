@@ -224,10 +224,11 @@ def _devices(a) -> None:
 def _fit(a) -> None:
     import json as _json
 
-    from .device import fit_profiles, shape_from_config, shape_from_model
-    from .device.runtimes import weights_of_model
+    from .device import fit_profiles, shape_from_config, shape_from_litert, shape_from_model
+    from .device.runtimes import LITERT_PREFILL_SIGNATURES, weights_of_model
     from .model.litert_info import litert_kind
 
+    signatures = LITERT_PREFILL_SIGNATURES
     if a.config:
         from .model.config import load_config
 
@@ -235,28 +236,36 @@ def _fit(a) -> None:
             raise ValueError("give --config or --model, not both")
         shape, title = shape_from_config(load_config(a.config)), str(a.config)
         runtime, weights = a.runtime or "litert", a.weights or "int8"
+        max_tokens = 512 if a.max_tokens is None else a.max_tokens
     else:
         path = _model_path(a)
-        if litert_kind(path):
-            # the graph names its cache, vocabulary and parameters, not the hidden and MLP sizes the compute needs
-            raise ValueError(f"{path}: fit does not estimate the files LiteRT runs (.litertlm, a TFLite .task, "
-                             ".tflite) from the file alone: the graph does not name the hidden and MLP sizes the "
-                             f"estimate needs. `pocketlm info {path}` gives its weights and KV cache length; then "
-                             "`pocketlm fit --config config.json --runtime litert --weights int8|int4|fp16|fp32 "
-                             "--max-tokens <the file's KV cache>` with the model's config.json")
-        from .engine.base import Engine
+        if litert_kind(path):  # the shape, weights, cache and prefill signatures are the graph's own
+            fit = shape_from_litert(path)
+            shape, title, signatures, max_tokens = fit.shape, Path(path).name, fit.prefill_signatures, fit.cache_length
+            runtime, weights = a.runtime or "litert", a.weights or fit.weights
+            if runtime != "litert":
+                raise ValueError(f"--runtime {runtime}: {path} runs only on LiteRT (--runtime litert)")
+            if weights != fit.weights:
+                raise ValueError(f"--weights {weights}: {path} stores its weights as {fit.weights}")
+            if a.max_tokens is not None and a.max_tokens != fit.cache_length:
+                raise ValueError(f"--max-tokens {a.max_tokens}: {path}'s KV cache is fixed in the graph at "
+                                 f"{fit.cache_length} positions (--max-tokens {fit.cache_length})")
+        else:
+            from .engine.base import Engine
 
-        engine = Engine(path, max_tokens=a.max_tokens)
-        shape, title = shape_from_model(engine.model), engine.model_path.name
-        runtime = a.runtime or "pocketlm"
-        weights = a.weights or weights_of_model(engine.model)
-    rows = fit_profiles(shape, weights, runtime, a.max_tokens, a.prompt_tokens, a.decode_tokens)
+            max_tokens = 512 if a.max_tokens is None else a.max_tokens
+            engine = Engine(path, max_tokens=max_tokens)
+            shape, title = shape_from_model(engine.model), engine.model_path.name
+            runtime = a.runtime or "pocketlm"
+            weights = a.weights or weights_of_model(engine.model)
+    rows = fit_profiles(shape, weights, runtime, max_tokens, a.prompt_tokens, a.decode_tokens,
+                        prefill_signatures=signatures)
     if a.json:
-        print(_json.dumps({"model": title, "runtime": runtime, "weights": weights, "max_tokens": a.max_tokens,
+        print(_json.dumps({"model": title, "runtime": runtime, "weights": weights, "max_tokens": max_tokens,
                            "prompt_tokens": a.prompt_tokens, "decode_tokens": a.decode_tokens,
                            "profiles": [r.as_dict() for r in rows]}, indent=1))
         return
-    print(f"{title}: {runtime}, {weights} weights, KV cache {a.max_tokens}, prefill {a.prompt_tokens} tokens, "
+    print(f"{title}: {runtime}, {weights} weights, KV cache {max_tokens}, prefill {a.prompt_tokens} tokens, "
           f"decode {a.decode_tokens}")
     print(f"{'profile':18} {'fits':5} {'needed':>9} {'allowed':>9} {'prefill tok/s':>14} {'decode tok/s':>13} "
           f"{'first token':>11}")
@@ -337,13 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="does the model fit each phone, and how fast would it run there")
     f.add_argument("--model", default=None, help="a model file (default: the built-in model); its runtime is "
-                                                  "pocketlm unless --runtime says otherwise")
+                                                  "pocketlm unless --runtime says otherwise (a LiteRT file: litert)")
     f.add_argument("--config", default=None, help="a Hugging Face config.json: estimate without the weights")
     f.add_argument("--weights", default=None, choices=["int8", "int4", "fp16", "fp32"],
                    help="weight type (--config: default int8; --model: the file's)")
     f.add_argument("--runtime", default=None, choices=["litert", "llama.cpp", "pocketlm"],
-                   help="the phone's runtime (--config: default litert; --model: pocketlm)")
-    f.add_argument("--max-tokens", type=int, default=512, help="KV cache length (LiteRT: the graph's fixed cache)")
+                   help="the phone's runtime (--config: default litert; --model: pocketlm, a LiteRT file's litert)")
+    f.add_argument("--max-tokens", type=int, default=None,
+                   help="KV cache length (default 512; a LiteRT file: its graph's fixed cache, the only one it takes)")
     f.add_argument("--prompt-tokens", type=int, default=128, help="prefill length")
     f.add_argument("--decode-tokens", type=int, default=128, help="decode steps after the prompt")
     f.add_argument("--json", action="store_true", help="print the estimate as JSON")

@@ -148,8 +148,6 @@ def test_bad_requests_are_refused_by_name():
         estimate_runtime(p, shape, "int3", "litert", 512)
     with pytest.raises(ValueError, match="more than max_tokens"):
         estimate_runtime(p, shape, "int8", "litert", 256, 200, 100)
-    with pytest.raises(ValueError, match="fit does not estimate the files LiteRT runs"):
-        cli._fit(cli.build_parser().parse_args(["fit", "--model", "tests/fixtures/litert/llama-tiny-int8.litertlm"]))
 
 
 def _calibration():

@@ -201,7 +201,9 @@ def test_the_schema_stand_in_is_given_only_without_tensorflow(tmp_path, monkeypa
     assert "PYTHONPATH" not in litert_export._environment(tmp_path / "b") and not (tmp_path / "b").exists()
 
 
-def test_fit_refuses_a_litert_file_saying_what_describes_it():
+def test_fit_estimates_an_exported_file_on_litert_with_its_cache():
     rc, out, err = run_cli("fit", "--model", str(fx.FOLDER / FIXTURE), "--max-tokens", "256")
-    assert rc == 2 and not out
-    assert "fit does not estimate the files LiteRT runs" in err and f"pocketlm info {fx.FOLDER / FIXTURE}" in err
+    assert rc in (None, 0) and not err
+    assert out.startswith(f"{FIXTURE}: litert, int8 weights, KV cache 256,")
+    rc, out, err = run_cli("fit", "--model", str(fx.FOLDER / FIXTURE), "--max-tokens", "1024")
+    assert rc == 2 and not out and "fixed in the graph at 256 positions" in err

@@ -384,8 +384,9 @@ def estimate(profile: DeviceProfile, stats, quantized: bool | None = None) -> Sp
 
 from .runtimes import (RUNTIMES, WEIGHT_TYPES, ModelShape, RuntimeEstimate, estimate_runtime,  # noqa: E402
                        fit_profiles, shape_from_config, shape_from_model)
+from .litert_shape import LiteRTFit, shape_from_litert  # noqa: E402
 
 __all__ = ["RUNTIMES", "WEIGHT_TYPES", "ModelShape", "RuntimeEstimate", "estimate_runtime", "fit_profiles",
-           "shape_from_config", "shape_from_model", "CpuCluster", "DeviceContext", "DeviceMemoryError", "DeviceProfile", "MemoryBudget", "MemoryNeed",
+           "shape_from_config", "shape_from_model", "LiteRTFit", "shape_from_litert", "CpuCluster", "DeviceContext", "DeviceMemoryError", "DeviceProfile", "MemoryBudget", "MemoryNeed",
            "SpeedEstimate", "SpeedNotModelledError", "context", "estimate", "list_profiles", "load_profile",
            "memory_needed"]

@@ -124,6 +124,9 @@ class TFLiteModel:
     custom_ops: list[str]  # other custom ops
     composites: dict[str, int]  # STABLEHLO_COMPOSITE names -> uses
     metadata: dict[str, str] = field(default_factory=dict)  # Model.metadata entries that are text
+    # the shape of each weight (the tensors counted in `weights`, each buffer once), in the order the graph lists
+    # them: where a caller finds the embedding table and the layers' matrices
+    weight_shapes: list[tuple[int, ...]] = field(default_factory=list)
 
     @property
     def parameter_count(self) -> int:
@@ -247,6 +250,7 @@ def _read(tflite, buf, where: str) -> TFLiteModel:
     signatures, ops, composites = [], Counter(), Counter()
     flex, custom = set(), set()
     weights, weight_bytes, external_params = Counter(), 0, 0
+    weight_shapes = []
     seen_buffers, seen_external = set(), set()
     type_names = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")} | _NEWER_TYPES
     subgraph_tensors = []
@@ -284,6 +288,7 @@ def _read(tflite, buf, where: str) -> TFLiteModel:
             for d in shape:
                 count *= max(d, 0)
             weights[_storage(tflite, tensor, tname, b, what)] += count
+            weight_shapes.append(shape)
             if stored is None:
                 external_params += count
             else:
@@ -347,7 +352,7 @@ def _read(tflite, buf, where: str) -> TFLiteModel:
         weights=dict(weights.most_common()), weight_bytes=weight_bytes, external_parameters=external_params,
         external_groups=ext_groups, external_end=max((o + n for _, o, n in external["buffers"].values()), default=0),
         ops=dict(ops.most_common()), flex_ops=sorted(flex), custom_ops=sorted(custom),
-        composites=dict(composites.most_common()), metadata=metadata)
+        composites=dict(composites.most_common()), metadata=metadata, weight_shapes=weight_shapes)
 
 
 def _external_buffers(m, b: Bounds) -> dict:
