@@ -100,6 +100,13 @@ static void test_level2_matches_level1(void) {
  * exact int32 block sums and one order of unfused products and sums), at ragged batch sizes, row counts that are not a multiple of the
  * 16-row panel and block counts over one panel chunk (34 blocks); and every level is
  * the product of the dequantized values to float rounding. */
+/* level 2 runs AMX's tiles here: the OS granted them and POCKETLM_AMX=0 did not turn them off */
+static int amx_here(void) {
+    const int on = plm_set_amx(1);
+    plm_set_amx(on);
+    return on && (plm_cpu_features() & PLM_CPU_AMX);
+}
+
 static void test_gemm_levels(void) {
     const int types[] = {PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
     const int64_t ms[] = {1, 3, 8, 17, 129, 512}, ks[] = {96, 576, 1088}, ns[] = {37, 16, 5};
@@ -139,8 +146,18 @@ static void test_gemm_levels(void) {
                            "type %d m %ld n %ld k %ld: the AVX2 GEMM differs from its scalar twin", types[t], (long)m,
                            (long)n, (long)k);
                     EXPECT(memcmp(y[0], y[2], sizeof(float) * (size_t)(m * n)) == 0,
-                           "type %d m %ld n %ld k %ld: the VNNI GEMM differs from its scalar twin", types[t], (long)m,
-                           (long)n, (long)k);
+                           "type %d m %ld n %ld k %ld: the %s GEMM differs from its scalar twin", types[t], (long)m,
+                           (long)n, (long)k, amx_here() ? "AMX" : "VNNI");
+                    if (amx_here()) { /* where the OS grants AMX, level 2 ran its tiles: the VNNI tile too */
+                        const int amx = plm_set_amx(0);
+                        float *vnni = malloc(sizeof(float) * m * n);
+                        EXPECT(plm_matmul(types[t], wq, x, vnni, m, n, k, 2) == PLM_OK, "matmul without AMX");
+                        plm_set_amx(amx);
+                        EXPECT(memcmp(y[0], vnni, sizeof(float) * (size_t)(m * n)) == 0,
+                               "type %d m %ld n %ld k %ld: the VNNI GEMM differs from its scalar twin", types[t],
+                               (long)m, (long)n, (long)k);
+                        free(vnni);
+                    }
                 }
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t j = 0; j < n; j++) {
@@ -263,12 +280,85 @@ static void test_thread_cap(void) {
     free(w); free(x); free(y);
 }
 
+/* ulps between two finite floats of the same sign */
+static int64_t ulps(float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+/* plm_exp: within 2 ulp of the correctly rounded exp over its range, the same bits at every
+ * SIMD level (and so in every build), its ends as pocketlm.h says */
+static void test_exp(void) {
+    enum { N = 200003 };
+    float *x = malloc(sizeof(float) * N), *y[3];
+    const float lo = -87.3365f, hi = 88.376f;
+    for (int i = 0; i < N; i++) x[i] = lo + (hi - lo) * (float)i / (float)(N - 1);
+    for (int l = 0; l < 3; l++) {
+        y[l] = malloc(sizeof(float) * N);
+        const int prev = plm_set_simd(l);
+        EXPECT(plm_exp(x, y[l], N) == PLM_OK, "plm_exp");
+        plm_set_simd(prev);
+    }
+    int64_t worst = 0;
+    for (int i = 0; i < N; i++) {
+        const float want = (float)exp((double)x[i]);
+        const int64_t u = ulps(y[0][i], want);
+        worst = u > worst ? u : worst;
+        EXPECT(memcmp(&y[0][i], &y[1][i], 4) == 0 && memcmp(&y[0][i], &y[2][i], 4) == 0,
+               "exp(%a): levels differ: %a %a %a", x[i], y[0][i], y[1][i], y[2][i]);
+    }
+    EXPECT(worst <= 2, "exp is %lld ulp off", (long long)worst);
+    const float ends[] = {-INFINITY, -1000.0f, -87.4f, 88.4f, 1000.0f, INFINITY, NAN, 0.0f, -0.0f};
+    for (int l = 0; l < 3; l++) {
+        float e[9];
+        const int prev = plm_set_simd(l);
+        plm_exp(ends, e, 9);
+        plm_set_simd(prev);
+        EXPECT(e[0] == 0.0f && e[1] == 0.0f && e[2] == 0.0f, "exp of -inf, -1000, -87.4: %g %g %g", e[0], e[1], e[2]);
+        EXPECT(isinf(e[3]) && isinf(e[4]) && isinf(e[5]) && e[3] > 0, "exp of 88.4, 1000, inf: %g %g %g", e[3], e[4], e[5]);
+        EXPECT(isnan(e[6]) && e[7] == 1.0f && e[8] == 1.0f, "exp of NaN, 0, -0: %g %g %g", e[6], e[7], e[8]);
+    }
+    EXPECT(plm_exp(x, y[0], -1) == PLM_ERR_INVALID_ARG, "negative n");
+    for (int l = 0; l < 3; l++) free(y[l]);
+    free(x);
+}
+
+/* plm_attention (the engine's attention tiles under it) gives the same bits at every SIMD
+ * level, over head sizes that are not a multiple of 8 and GQA groups of odd size */
+static void test_attention_levels(void) {
+    const int64_t cases[][4] = {{37, 6, 3, 64}, {19, 4, 4, 20}, {9, 5, 1, 8}, {70, 2, 2, 130}}; /* n, heads, kv heads, hd */
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const int64_t n = cases[c][0], nh = cases[c][1], nkv = cases[c][2], hd = cases[c][3];
+        float *q = malloc(sizeof(float) * n * nh * hd), *k = malloc(sizeof(float) * n * nkv * hd);
+        float *v = malloc(sizeof(float) * n * nkv * hd), *o[3];
+        for (int64_t i = 0; i < n * nh * hd; i++) q[i] = frand();
+        for (int64_t i = 0; i < n * nkv * hd; i++) k[i] = frand(), v[i] = frand();
+        for (int l = 0; l < 3; l++) {
+            o[l] = malloc(sizeof(float) * n * nh * hd);
+            const int prev = plm_set_simd(l);
+            EXPECT(plm_attention(q, k, v, o[l], n, n, 0, nh, nkv, hd, 0.3f, 0.0f, 0, NULL, 1) == PLM_OK, "attention");
+            plm_set_simd(prev);
+        }
+        EXPECT(memcmp(o[0], o[1], sizeof(float) * n * nh * hd) == 0, "attention case %zu: level 1 != scalar", c);
+        EXPECT(memcmp(o[0], o[2], sizeof(float) * n * nh * hd) == 0, "attention case %zu: level 2 != scalar", c);
+        for (int l = 0; l < 3; l++) free(o[l]);
+        free(q), free(k), free(v);
+    }
+}
+
 int main(void) {
     test_fp16_roundtrip();
     test_simd_matches_scalar();
     test_level2_matches_level1();
+    printf("prefill GEMM tiles: %s\n", amx_here() ? "AMX (the OS grants it) and AVX512-VNNI"
+                                       : (plm_cpu_features() & PLM_CPU_AVX512VNNI) ? "AVX512-VNNI (AMX not granted here)"
+                                                                                 : "AVX2 or none");
     test_gemm_levels();
     test_gemm_f_levels();
+    test_exp();
+    test_attention_levels();
     test_errors();
     test_thread_cap();
     printf("%s (features 0x%x)\n", g_failures ? "FAILED" : "all C kernel tests passed", plm_cpu_features());

@@ -38,6 +38,12 @@
 /* a prefill's attention takes this many queries of one KV head together (attention_block) */
 #define PLM_ATT_Q 4
 
+/* Keys a block of the attention tiles takes at once: their F16 rows are converted to F32 once a block. */
+#define PLM_ATT_KB 64
+
+/* the lanes of the attention tiles for nv query vectors (a multiple of 8) */
+static int64_t att_ld(int64_t nv) { return (nv + 7) & ~(int64_t)7; }
+
 enum { SLOT_H = 0, SLOT_Q = 1, SLOT_F = 2, N_SLOTS = 3 };
 
 typedef struct {
@@ -49,6 +55,7 @@ typedef struct {
     float *logits;
     int want;
     int simd, private_inputs;
+    int att_level;          /* the attention tiles' and the exp's level (kernels.h) */
     int need[N_SLOTS];
     int64_t slot_k[N_SLOTS];
     const plm_lora *lora;   /* the session's adapter, or NULL */
@@ -64,8 +71,8 @@ typedef struct {
 
 typedef struct {
     float *hn;            /* normed input rows */
-    float *scores;        /* attention scores, max_tokens for each head of a GQA group, PLM_ATT_Q queries */
-    float *kvrow;         /* one cached key or value row as F32 */
+    float *scores;        /* attention scores, key-major: max_tokens x the tiles' lanes (PLM_ATT_Q queries x a GQA group) */
+    float *kvblk;         /* PLM_ATT_KB cached key or value rows as F32 */
     float *lt[PLM_LORA_TARGETS]; /* private LoRA down halves, [PLM_PRIVATE_ROWS][max rank] each */
     plm_acts acts[N_SLOTS];
 } fwd_thread;
@@ -128,9 +135,9 @@ static size_t shared_bytes(const plm_model *m, int64_t B, int64_t max_tokens, co
 static size_t thread_bytes(const plm_model *m, int64_t max_tokens, const int need[N_SLOTS], const int64_t k[N_SLOTS],
                            int64_t R) {
     const int64_t P = PLM_PRIVATE_ROWS;
-    const int64_t group = m->cfg.n_heads / m->cfg.n_kv_heads;
-    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(PLM_ATT_Q * group * max_tokens) * 4) +
-               al((size_t)m->cfg.head_dim * 4);
+    const int64_t ld = att_ld(PLM_ATT_Q * (m->cfg.n_heads / m->cfg.n_kv_heads)), hd = m->cfg.head_dim;
+    size_t n = al(sizeof(fwd_thread)) + al((size_t)(P * m->cfg.hidden_size) * 4) + al((size_t)(ld * max_tokens) * 4) +
+               al((size_t)(PLM_ATT_KB * hd) * 4);
     for (int i = 0; i < N_SLOTS; i++) n += al(plm_acts_size(need[i], P, k[i]));
     if (R > 0) n += PLM_LORA_TARGETS * al((size_t)(P * R) * 4);
     return n;
@@ -330,22 +337,6 @@ PLM_AVX2_FN static void f16_row_avx2(const uint16_t *x, float *y, int64_t n) {
 }
 #endif
 
-/* y += a * x (the attention kernel's order) */
-static void axpy(float a, const float *x, float *y, int64_t n, int simd) {
-#if PLM_X86
-    if (simd) {
-        plm_axpy_avx2(a, x, y, n);
-        return;
-    }
-#elif PLM_ARM
-    if (simd) {
-        plm_axpy_neon(a, x, y, n);
-        return;
-    }
-#endif
-    plm_axpy_scalar(a, x, y, n);
-}
-
 /* one cached row as F32: in place for an F32 cache, converted into buf for F16 */
 static const float *kv_row(const uint8_t *row, int f16, float *buf, int64_t n, int simd) {
     if (!f16) return (const float *)row;
@@ -364,117 +355,118 @@ static const float *kv_row(const uint8_t *row, int f16, float *buf, int64_t n, i
     return buf;
 }
 
-/* plm_attention's maths (see pocketlm.h) for the (token, head) pairs [p0, p1).
- * Consecutive heads that read the same KV head (a GQA group, or the part of
- * one this thread has) go together: each cached key and value row is
- * converted to F32 once for all of them. Per head the arithmetic is the
- * F32 kernel's, in its order, whatever the cache type. Position j's key is
- * at row j % rows of the layer's cache: j itself for a full layer, its place
- * in the ring for a sliding-window one (which holds every key a query of
- * this call sees: the window before the call's first position and the
- * call's own positions). */
-static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, int64_t p1) {
+/* plm_attention's maths (see pocketlm.h) for queries [i0, i0 + nq) of the call and heads
+ * [h0, h0 + run) of KV head kvh, the query vectors (query q, head h0 + r) in lane q * run + r
+ * of the attention tiles (kernels.h): keys are taken PLM_ATT_KB at a time, each cached row
+ * converted to F32 once for all the vectors, the scores kept key-major (t->scores[j][lane]),
+ * and the softmax done for every lane at once (the keys a query does not see scored -inf).
+ * A value's arithmetic depends on its (query, head) alone: each score one chain over the head's
+ * values, its exp elementwise, the sum of the exps in key order from 0 (an unseen key adds
+ * exactly +0), the output one chain over the keys the query sees, in order. So a decode step
+ * (one query) and a prefill block give the same floats, on every SIMD level. Position j's key
+ * is at row j % rows of the layer's cache: j itself for a full layer, its place in the ring
+ * for a sliding-window one (which holds every key a query of this call sees: the window
+ * before the call's first position and the call's own positions). */
+static void attend(fwd *f, fwd_thread *t, int64_t layer, int64_t i0, int64_t nq, int64_t h0, int64_t run) {
     const plm_model_config *c = &f->m->cfg;
     const plm_session *s = f->s;
     const int64_t hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads, kvd = c->n_kv_heads * hd;
+    const int64_t kvh = h0 / group, nv = nq * run, ld = att_ld(nv);
     const int f16 = s->p.kv_type == PLM_TYPE_F16;
-    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens, rows = s->kv_rows[layer];
+    const int64_t es = f16 ? 2 : 4, rows = s->kv_rows[layer];
     const uint8_t *kc = s->k_cache + s->kv_row0[layer] * kvd * es;
     const uint8_t *vc = s->v_cache + s->kv_row0[layer] * kvd * es;
     const int64_t window = c->sliding_window_layer[layer] ? c->sliding_window : 0;
     const float scale = (float)c->query_scale, softcap = (float)c->attn_softcap;
+    const int level = f->att_level;
+    int64_t lo[PLM_ATT_Q], hi[PLM_ATT_Q];
+    for (int64_t q = 0; q < nq; q++) {
+        hi[q] = f->pos0 + i0 + q;
+        lo[q] = window > 0 && hi[q] - window + 1 > 0 ? hi[q] - window + 1 : 0;
+    }
+    const int64_t jlo = lo[0], jhi = hi[nq - 1];
+    /* scores, a block of keys at a time */
+    const float *qv[PLM_ATT_Q * PLM_MAX_GROUP], *kr[PLM_ATT_KB];
+    for (int64_t v = 0; v < nv; v++) qv[v] = f->q + (i0 + v / run) * nh * hd + (h0 + v % run) * hd;
+    for (int64_t b0 = jlo; b0 <= jhi; b0 += PLM_ATT_KB) {
+        const int64_t nb = jhi + 1 - b0 < PLM_ATT_KB ? jhi + 1 - b0 : PLM_ATT_KB;
+        for (int64_t j = 0; j < nb; j++)
+            kr[j] = kv_row(kc + (((b0 + j) % rows) * kvd + kvh * hd) * es, f16, t->kvblk + j * hd, hd, f->simd);
+        plm_att_scores(hd, qv, nv, kr, nb, t->scores + (b0 - jlo) * ld, ld, level);
+    }
+    /* scale, soft-cap, ALiBi, the keys each query sees; the max of each lane */
+    float max[PLM_ATT_Q * PLM_MAX_GROUP], sum[PLM_ATT_Q * PLM_MAX_GROUP];
+    for (int64_t v = 0; v < ld; v++) max[v] = -INFINITY, sum[v] = 0.0f;
+    for (int64_t j = jlo; j <= jhi; j++) {
+        float *sc = t->scores + (j - jlo) * ld;
+        for (int64_t v = 0; v < nv; v++) sc[v] *= scale;
+        for (int64_t v = nv; v < ld; v++) sc[v] = 0.0f; /* lanes past the vectors: kept finite */
+        if (softcap > 0.0f)
+            for (int64_t v = 0; v < nv; v++) sc[v] = softcap * tanhf(sc[v] / softcap);
+        if (f->m->alibi)
+            for (int64_t v = 0; v < nv; v++) sc[v] += f->m->alibi[h0 + v % run] * (float)(j - hi[v / run]);
+        for (int64_t q = 0; q < nq; q++)
+            if (j < lo[q] || j > hi[q])
+                for (int64_t r = 0; r < run; r++) sc[q * run + r] = -INFINITY;
+        for (int64_t v = 0; v < ld; v++) max[v] = sc[v] > max[v] ? sc[v] : max[v];
+    }
+    /* softmax: exp of every lane, the sums in key order, then the weights */
+    for (int64_t j = jlo; j <= jhi; j++) {
+        float *sc = t->scores + (j - jlo) * ld;
+        for (int64_t v = 0; v < ld; v++) sc[v] -= max[v];
+    }
+    plm_exp_rows(t->scores, t->scores, (jhi - jlo + 1) * ld, level);
+    for (int64_t j = jlo; j <= jhi; j++) {
+        const float *sc = t->scores + (j - jlo) * ld;
+        for (int64_t v = 0; v < ld; v++) sum[v] += sc[v];
+    }
+    for (int64_t v = 0; v < ld; v++) sum[v] = 1.0f / sum[v];
+    for (int64_t j = jlo; j <= jhi; j++) {
+        float *sc = t->scores + (j - jlo) * ld;
+        for (int64_t v = 0; v < ld; v++) sc[v] *= sum[v];
+    }
+    /* outputs: a block of value rows at a time, for the queries that see all of it together
+     * (all of them but on the causal diagonal and a window's edge), else query by query */
+    float *o[PLM_ATT_Q * PLM_MAX_GROUP];
+    for (int64_t v = 0; v < nv; v++) {
+        o[v] = f->att + (i0 + v / run) * nh * hd + (h0 + v % run) * hd;
+        memset(o[v], 0, (size_t)hd * sizeof(float));
+    }
+    const float *vr[PLM_ATT_KB];
+    for (int64_t b0 = jlo; b0 <= jhi; b0 += PLM_ATT_KB) {
+        const int64_t b1 = jhi + 1 - b0 < PLM_ATT_KB ? jhi + 1 : b0 + PLM_ATT_KB; /* [b0, b1) */
+        for (int64_t j = b0; j < b1; j++)
+            vr[j - b0] = kv_row(vc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvblk + (j - b0) * hd, hd, f->simd);
+        for (int64_t q = 0; q < nq;) {
+            const int64_t a = lo[q] > b0 ? lo[q] : b0, e = hi[q] + 1 < b1 ? hi[q] + 1 : b1;
+            int64_t q1 = q + 1; /* queries q .. q1-1 see the same keys of the block */
+            if (a == b0 && e == b1)
+                while (q1 < nq && lo[q1] <= b0 && hi[q1] + 1 >= b1) q1++;
+            if (a < e)
+                plm_att_values(hd, t->scores + (a - jlo) * ld + q * run, ld, (q1 - q) * run, vr + (a - b0), e - a,
+                               o + q * run, level);
+            q = q1;
+        }
+    }
+}
+
+/* the (token, head) pairs [p0, p1) of a decode step: consecutive heads that read the same KV
+ * head (a GQA group, or the part of one this thread has) go together */
+static void attention_pairs(fwd *f, fwd_thread *t, int64_t layer, int64_t p0, int64_t p1) {
+    const int64_t nh = f->m->cfg.n_heads, group = nh / f->m->cfg.n_kv_heads;
     for (int64_t idx = p0; idx < p1;) {
         const int64_t i = idx / nh, h0 = idx % nh, kvh = h0 / group;
         int64_t run = (kvh + 1) * group - h0; /* heads of this KV head from h0 on, within [p0, p1) */
         if (run > p1 - idx) run = p1 - idx;
-        const int64_t pos = f->pos0 + i;
-        const int64_t j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-        float max[PLM_MAX_GROUP], inv[PLM_MAX_GROUP];
-        for (int64_t r = 0; r < run; r++) max[r] = -INFINITY;
-        for (int64_t j = j0; j <= pos; j++) {
-            const float *k32 = kv_row(kc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
-            for (int64_t r = 0; r < run; r++) {
-                const int64_t h = h0 + r;
-                float sc = dot_f32(k32, f->q + i * nh * hd + h * hd, hd, f->simd) * scale;
-                if (softcap > 0.0f) sc = softcap * tanhf(sc / softcap);
-                if (f->m->alibi) sc += f->m->alibi[h] * (float)(j - pos);
-                t->scores[r * T + j] = sc;
-                max[r] = sc > max[r] ? sc : max[r];
-            }
-        }
-        for (int64_t r = 0; r < run; r++) {
-            float *sc = t->scores + r * T, sum = 0.0f;
-            for (int64_t j = j0; j <= pos; j++) {
-                sc[j] = expf(sc[j] - max[r]);
-                sum += sc[j];
-            }
-            inv[r] = 1.0f / sum;
-            memset(f->att + i * nh * hd + (h0 + r) * hd, 0, (size_t)hd * sizeof(float));
-        }
-        for (int64_t j = j0; j <= pos; j++) {
-            const float *v32 = kv_row(vc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
-            for (int64_t r = 0; r < run; r++)
-                axpy(t->scores[r * T + j] * inv[r], v32, f->att + i * nh * hd + (h0 + r) * hd, hd, f->simd);
-        }
+        attend(f, t, layer, i, 1, h0, run);
         idx += run;
     }
 }
 
-/* The same maths for queries [i0, i0 + PLM_ATT_Q) (those the call has) and every head of KV
- * head kvh, for a prefill: each cached key and value row is converted to F32 once for all
- * of them, not once per query. Per (query, head) the arithmetic and its order are
- * attention_pairs', so both give the same floats. */
+/* queries [i0, i0 + PLM_ATT_Q) (those the call has) and every head of KV head kvh, for a prefill */
 static void attention_block(fwd *f, fwd_thread *t, int64_t layer, int64_t i0, int64_t kvh) {
-    const plm_model_config *c = &f->m->cfg;
-    const plm_session *s = f->s;
-    const int64_t hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads, kvd = c->n_kv_heads * hd;
-    const int f16 = s->p.kv_type == PLM_TYPE_F16;
-    const int64_t es = f16 ? 2 : 4, T = s->p.max_tokens, rows = s->kv_rows[layer];
-    const uint8_t *kc = s->k_cache + s->kv_row0[layer] * kvd * es;
-    const uint8_t *vc = s->v_cache + s->kv_row0[layer] * kvd * es;
-    const int64_t window = c->sliding_window_layer[layer] ? c->sliding_window : 0;
-    const float scale = (float)c->query_scale, softcap = (float)c->attn_softcap;
-    const int64_t nq = f->n - i0 < PLM_ATT_Q ? f->n - i0 : PLM_ATT_Q, h0 = kvh * group;
-    int64_t lo[PLM_ATT_Q] = {0}, hi[PLM_ATT_Q] = {0};
-    float max[PLM_ATT_Q * PLM_MAX_GROUP], inv[PLM_ATT_Q * PLM_MAX_GROUP];
-    for (int64_t q = 0; q < nq; q++) {
-        hi[q] = f->pos0 + i0 + q;
-        lo[q] = window > 0 && hi[q] - window + 1 > 0 ? hi[q] - window + 1 : 0;
-        for (int64_t r = 0; r < group; r++) max[q * group + r] = -INFINITY;
-    }
-    for (int64_t j = lo[0]; j <= hi[nq - 1]; j++) {
-        const float *k32 = kv_row(kc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
-        for (int64_t q = 0; q < nq; q++) {
-            if (j < lo[q] || j > hi[q]) continue;
-            for (int64_t r = 0; r < group; r++) {
-                const int64_t h = h0 + r;
-                float sc = dot_f32(k32, f->q + (i0 + q) * nh * hd + h * hd, hd, f->simd) * scale;
-                if (softcap > 0.0f) sc = softcap * tanhf(sc / softcap);
-                if (f->m->alibi) sc += f->m->alibi[h] * (float)(j - hi[q]);
-                t->scores[(q * group + r) * T + j] = sc;
-                max[q * group + r] = sc > max[q * group + r] ? sc : max[q * group + r];
-            }
-        }
-    }
-    for (int64_t q = 0; q < nq; q++)
-        for (int64_t r = 0; r < group; r++) {
-            float *sc = t->scores + (q * group + r) * T, sum = 0.0f;
-            for (int64_t j = lo[q]; j <= hi[q]; j++) {
-                sc[j] = expf(sc[j] - max[q * group + r]);
-                sum += sc[j];
-            }
-            inv[q * group + r] = 1.0f / sum;
-            memset(f->att + (i0 + q) * nh * hd + (h0 + r) * hd, 0, (size_t)hd * sizeof(float));
-        }
-    for (int64_t j = lo[0]; j <= hi[nq - 1]; j++) {
-        const float *v32 = kv_row(vc + ((j % rows) * kvd + kvh * hd) * es, f16, t->kvrow, hd, f->simd);
-        for (int64_t q = 0; q < nq; q++) {
-            if (j < lo[q] || j > hi[q]) continue;
-            for (int64_t r = 0; r < group; r++)
-                axpy(t->scores[(q * group + r) * T + j] * inv[q * group + r], v32,
-                     f->att + (i0 + q) * nh * hd + (h0 + r) * hd, hd, f->simd);
-        }
-    }
+    const int64_t group = f->m->cfg.n_heads / f->m->cfg.n_kv_heads;
+    attend(f, t, layer, i0, f->n - i0 < PLM_ATT_Q ? f->n - i0 : PLM_ATT_Q, kvh * group, group);
 }
 
 /* ---- the pass ------------------------------------------------------------------- */
@@ -677,6 +669,7 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
     f.logits = logits;
     f.want = want;
     f.simd = plm_use_simd();
+    f.att_level = f.simd ? plm_exp_level() : 0;
     f.private_inputs = n <= PLM_PRIVATE_ROWS;
     f.lora = s->p.lora;
     const int64_t R = f.lora ? f.lora->max_rank : 0;
@@ -715,8 +708,9 @@ int plm_forward(plm_session *s, const int32_t *ids, int64_t n, float *logits, in
         fwd_thread *t = (fwd_thread *)q;
         q += al(sizeof(fwd_thread));
         t->hn = (float *)take(&q, (size_t)(PLM_PRIVATE_ROWS * h) * 4);
-        t->scores = (float *)take(&q, (size_t)(PLM_ATT_Q * (c->n_heads / c->n_kv_heads) * s->p.max_tokens) * 4);
-        t->kvrow = (float *)take(&q, (size_t)c->head_dim * 4);
+        const int64_t ld = att_ld(PLM_ATT_Q * (c->n_heads / c->n_kv_heads));
+        t->scores = (float *)take(&q, (size_t)(ld * s->p.max_tokens) * 4);
+        t->kvblk = (float *)take(&q, (size_t)(PLM_ATT_KB * c->head_dim) * 4);
         for (int i = 0; i < N_SLOTS; i++) {
             const size_t sz = plm_acts_size(need_all[i], PLM_PRIVATE_ROWS, f.slot_k[i]);
             plm_acts_init(&t->acts[i], f.need[i], take(&q, sz), PLM_PRIVATE_ROWS, f.slot_k[i]);

@@ -157,6 +157,12 @@ float plm_sum_squares_neon(const float *x, int64_t n);
 void plm_add_neon(const float *a, const float *b, float *y, int64_t n);
 void plm_axpy_neon(float a, const float *x, float *y, int64_t n);
 void plm_f16_row_neon(const uint16_t *x, float *y, int64_t n);
+/* the NEON twins of the vector exp and the attention tiles: they return how far they got */
+int64_t plm_exp_neon(const float *x, float *y, int64_t n);
+void plm_att_scores_neon(int64_t hd, const float *const *q, int64_t nv, const float *const *k, int64_t nk, float *s,
+                         int64_t ld);
+void plm_att_values_neon(int64_t hd, const float *p, int64_t ld, int64_t nv, const float *const *vr, int64_t nk,
+                         float *const *o);
 /* Q8_0/Q4_0/Q4_1 weight rows j < n_rows (rb bytes apart) against 4 activation rows of Q8_0
  * blocks (xrb bytes apart; Q4_1 reads their scaled sums xsum, xsum_ld floats a row):
  * y[i * ldy + j], equal to the scalar dot products bit for bit. */
@@ -200,6 +206,34 @@ PLM_AVX2_FN static inline void plm_axpy_avx2(float a, const float *x, float *y, 
     for (; i < n; i++) y[i] += a * x[i];
 }
 #endif
+
+/* The vector exp (activations.c, its steps described there): y[i] = exp(x[i]), y may be x;
+ * level 0 scalar, 1 AVX2 / NEON, 2 AVX-512, all equal bit for bit. plm_exp_level: the level
+ * the kernels use now. */
+#define PLM_EXP_LOG2E 0x1.715476p+0f
+#define PLM_EXP_MAGIC 0x1.8000FEp23f /* 1.5 * 2^23 + 127 */
+#define PLM_EXP_LN2_HI 0x1.62E4p-1f  /* 15 bits: n * LN2_HI is exact */
+#define PLM_EXP_LN2_LO 0x1.7F7D1Cp-20f
+#define PLM_EXP_C6 0x1.6B502p-10f
+#define PLM_EXP_C5 0x1.126C9Cp-7f
+#define PLM_EXP_C4 0x1.55578Ep-5f
+#define PLM_EXP_C3 0x1.55540Cp-3f
+#define PLM_EXP_C2 0x1.FFFFFCp-2f
+#define PLM_EXP_LO -0x1.5D58A0p+6f /* ln(2^-126): below, 0 */
+#define PLM_EXP_HI 0x1.61814Ap+6f  /* the float below 127.5 ln2: above, +inf */
+
+void plm_exp_rows(const float *x, float *y, int64_t n, int level);
+int plm_exp_level(void);
+
+/* The engine's attention tiles (attention.c), level 0 scalar, 1 AVX2 / NEON, 2 AVX-512, all
+ * equal bit for bit: a score is eight chains of fused multiply-adds (d mod 8) joined in a fixed
+ * tree, an output value one chain over the keys in their order, whatever the tile shape.
+ *   plm_att_scores: s[j * ld + v] = k[j] . q[v] for keys j < nk and query vectors v < nv;
+ *   plm_att_values: o[v][d] += p[j * ld + v] * vr[j][d], j = 0 .. nk-1 in turn, for v < nv, d < hd. */
+void plm_att_scores(int64_t hd, const float *const *q, int64_t nv, const float *const *k, int64_t nk, float *s,
+                    int64_t ld, int level);
+void plm_att_values(int64_t hd, const float *p, int64_t ld, int64_t nv, const float *const *vr, int64_t nk,
+                    float *const *o, int level);
 
 /* fp16 <-> fp32, scalar (bit exact with F16C's round-to-nearest-even). */
 static inline float plm_h2f(uint16_t h) { return plm_fp16_to_fp32(h); }
@@ -277,6 +311,9 @@ int plm_use_i8mm(void);
 int plm_use_simd(void);
 /* 1 when the AVX512-VNNI variants are to be used (CPU has them, SIMD level 2). */
 int plm_use_vnni(void);
+/* 1 when the prefill GEMM's AMX tiles are to be used: plm_use_vnni(), the OS grants AMX (PLM_CPU_AMX),
+ * and neither POCKETLM_AMX=0 nor plm_set_amx(0) turned them off. */
+int plm_use_amx(void);
 
 /* ---- thread pool ------------------------------------------------------ */
 /* fn runs on [begin, end) of [0, n); thread 0 is the caller. */

@@ -1,7 +1,10 @@
 /*
  * neon.c — the arm64 twins of the AVX2 kernels: F32/F16/Q8_0/Q4_0/Q4_1 dot
  * products, Q8_0 activation quantization, the sum of squares of the norms,
- * the element-wise add, attention's axpy and the F16 cache-row conversion.
+ * the element-wise add, attention's axpy and the F16 cache-row conversion,
+ * the vector exp and the engine's attention tiles (their steps and order are
+ * those of the scalar twins in activations.c and attention.c, so they equal
+ * them bit for bit).
  *
  * The quantized dot products sum each block's int8 products exactly (NEON's
  * widening multiplies, or the dot-product extension's sdot where the CPU has
@@ -338,6 +341,110 @@ void plm_f16_row_neon(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))));
     for (; i < n; i++) y[i] = plm_h2f(x[i]);
+}
+
+/* ---- the vector exp and the attention tiles ------------------------------------------- */
+
+int64_t plm_exp_neon(const float *x, float *y, int64_t n) {
+    const float32x4_t magic = vdupq_n_f32(PLM_EXP_MAGIC), mhi = vdupq_n_f32(-PLM_EXP_LN2_HI);
+    const float32x4_t mlo = vdupq_n_f32(-PLM_EXP_LN2_LO), c5 = vdupq_n_f32(PLM_EXP_C5), c4 = vdupq_n_f32(PLM_EXP_C4);
+    const float32x4_t c3 = vdupq_n_f32(PLM_EXP_C3), c2 = vdupq_n_f32(PLM_EXP_C2), one = vdupq_n_f32(1.0f);
+    const float32x4_t lo = vdupq_n_f32(PLM_EXP_LO), hi = vdupq_n_f32(PLM_EXP_HI), inf = vdupq_n_f32(INFINITY);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t vx = vld1q_f32(x + i);
+        const float32x4_t vn = vfmaq_n_f32(magic, vx, PLM_EXP_LOG2E);
+        const float32x4_t s = vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(vn), 23));
+        const float32x4_t nn = vsubq_f32(vn, magic);
+        float32x4_t t = vfmaq_f32(vx, nn, mhi);
+        t = vfmaq_f32(t, nn, mlo);
+        float32x4_t p = vfmaq_n_f32(c5, t, PLM_EXP_C6);
+        p = vfmaq_f32(c4, p, t);
+        p = vfmaq_f32(c3, p, t);
+        p = vfmaq_f32(c2, p, t);
+        p = vfmaq_f32(one, p, t);
+        float32x4_t f = vfmaq_f32(s, vmulq_f32(t, s), p);
+        f = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(f), vcltq_f32(vx, lo)));
+        f = vbslq_f32(vcgtq_f32(vx, hi), inf, f);
+        vst1q_f32(y + i, f);
+    }
+    return i;
+}
+
+/* scores of V query vectors (1, 2) x K keys (8, 4), each in two registers (lanes d mod 8 = 0..3,
+ * 4..7) joined as att_score1 (attention.c) joins them; keys past nk repeat key 0 and are not stored */
+static inline void att_scores_tile_neon(const int V, const int K, int64_t hd, const float *const *q,
+                                        const float *const *k, int64_t nk, float *s, int64_t ld) {
+    const float *kk[8];
+    for (int a = 0; a < K; a++) kk[a] = k[a < nk ? a : 0];
+    float32x4_t lo[8], hi[8];
+    for (int i = 0; i < 8; i++) lo[i] = hi[i] = vdupq_n_f32(0.0f);
+    const int64_t h8 = hd & ~(int64_t)7;
+    for (int64_t d = 0; d < h8; d += 8) {
+        float32x4_t ql[2], qh[2];
+        for (int v = 0; v < V; v++) ql[v] = vld1q_f32(q[v] + d), qh[v] = vld1q_f32(q[v] + d + 4);
+        for (int a = 0; a < K; a++) {
+            const float32x4_t kl = vld1q_f32(kk[a] + d), kh = vld1q_f32(kk[a] + d + 4);
+            for (int v = 0; v < V; v++) {
+                lo[a * V + v] = vfmaq_f32(lo[a * V + v], kl, ql[v]);
+                hi[a * V + v] = vfmaq_f32(hi[a * V + v], kh, qh[v]);
+            }
+        }
+    }
+    for (int a = 0; a < K && a < nk; a++)
+        for (int v = 0; v < V; v++) {
+            const float32x4_t p = vpaddq_f32(lo[a * V + v], hi[a * V + v]); /* c0+c1, c2+c3, c4+c5, c6+c7 */
+            const float32x4_t p2 = vpaddq_f32(p, p);                         /* (c0+c1)+(c2+c3), (c4+c5)+(c6+c7) */
+            float sum = vgetq_lane_f32(p2, 0) + vgetq_lane_f32(p2, 1);
+            for (int64_t d = h8; d < hd; d++) sum = fmaf(kk[a][d], q[v][d], sum);
+            s[a * ld + v] = sum;
+        }
+}
+
+void plm_att_scores_neon(int64_t hd, const float *const *q, int64_t nv, const float *const *k, int64_t nk, float *s,
+                         int64_t ld) {
+    int64_t v = 0;
+    for (; v + 2 <= nv; v += 2)
+        for (int64_t j = 0; j < nk; j += 4) att_scores_tile_neon(2, 4, hd, q + v, k + j, nk - j, s + j * ld + v, ld);
+    for (; v < nv; v++)
+        for (int64_t j = 0; j < nk; j += 8) att_scores_tile_neon(1, 8, hd, q + v, k + j, nk - j, s + j * ld + v, ld);
+}
+
+/* outputs of V lanes (1, 2) over D registers of 4 values (1, 4) at d */
+static inline void att_values_tile_neon(const int V, const int D, int64_t d, const float *p, int64_t ld,
+                                        const float *const *vr, int64_t nk, float *const *o) {
+    float32x4_t acc[2][4];
+    for (int v = 0; v < V; v++)
+        for (int e = 0; e < D; e++) acc[v][e] = vld1q_f32(o[v] + d + 4 * e);
+    for (int64_t j = 0; j < nk; j++) {
+        float32x4_t x[4];
+        for (int e = 0; e < D; e++) x[e] = vld1q_f32(vr[j] + d + 4 * e);
+        for (int v = 0; v < V; v++)
+            for (int e = 0; e < D; e++) acc[v][e] = vfmaq_n_f32(acc[v][e], x[e], p[j * ld + v]);
+    }
+    for (int v = 0; v < V; v++)
+        for (int e = 0; e < D; e++) vst1q_f32(o[v] + d + 4 * e, acc[v][e]);
+}
+
+void plm_att_values_neon(int64_t hd, const float *p, int64_t ld, int64_t nv, const float *const *vr, int64_t nk,
+                         float *const *o) {
+    int64_t v = 0;
+    for (; v < nv; v += 2) {
+        const int V = nv - v >= 2 ? 2 : 1;
+        int64_t d = 0;
+        for (; d + 16 <= hd; d += 16)
+            V == 2 ? att_values_tile_neon(2, 4, d, p + v, ld, vr, nk, o + v)
+                   : att_values_tile_neon(1, 4, d, p + v, ld, vr, nk, o + v);
+        for (; d + 4 <= hd; d += 4)
+            V == 2 ? att_values_tile_neon(2, 1, d, p + v, ld, vr, nk, o + v)
+                   : att_values_tile_neon(1, 1, d, p + v, ld, vr, nk, o + v);
+        for (; d < hd; d++)
+            for (int u = 0; u < V; u++) {
+                float acc = o[v + u][d];
+                for (int64_t j = 0; j < nk; j++) acc = fmaf(p[j * ld + v + u], vr[j][d], acc);
+                o[v + u][d] = acc;
+            }
+    }
 }
 
 #endif /* PLM_ARM */
