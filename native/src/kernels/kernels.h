@@ -168,11 +168,6 @@ void plm_att_values_neon(int64_t hd, const float *p, int64_t ld, int64_t nv, con
  * y[i * ldy + j], equal to the scalar dot products bit for bit. */
 void plm_quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
                          int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy);
-/* Q8_0/Q4_0/Q4_1 weight rows j < n_rows (rb bytes apart) against 4 activation rows of Q8_0
- * blocks (xrb bytes apart; Q4_1 reads their scaled sums xsum, xsum_ld floats a row):
- * y[i * ldy + j], equal to the scalar dot products bit for bit. */
-void plm_quant_tile_neon(int w_type, int64_t k, const uint8_t *w, int64_t rb, int64_t n_rows, const uint8_t *xq,
-                         int64_t xrb, const float *xsum, int64_t xsum_ld, float *y, int64_t ldy);
 #endif
 #if PLM_X86
 /* Horizontal sum of 8 floats. */
