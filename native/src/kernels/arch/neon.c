@@ -17,6 +17,8 @@
  */
 #include "kernels/kernels.h"
 
+#include <math.h>
+
 #if PLM_ARM
 
 /* ---- integer sums of one block ------------------------------------------------ */
