@@ -171,16 +171,22 @@ enum plm_cpu_feature {
     PLM_CPU_NEON = 2,
     PLM_CPU_AVX512VNNI = 4, /* AVX512 F/BW/VL + VNNI: vpdpbusd in the integer dot products */
     PLM_CPU_DOTPROD = 8,    /* arm64 DotProd (HWCAP_ASIMDDP): sdot in the integer dot products */
-    PLM_CPU_I8MM = 16       /* arm64 I8MM (HWCAP2_I8MM): smmla in the prefill tile */
+    PLM_CPU_I8MM = 16,      /* arm64 I8MM (HWCAP2_I8MM): smmla in the prefill tile */
+    PLM_CPU_AMX = 32        /* x86 AMX-TILE + AMX-INT8 that the OS has granted this process (XCR0 and
+                               arch_prctl(ARCH_REQ_XCOMP_PERM)): the prefill GEMM's tiles; off with POCKETLM_AMX=0 */
 };
 /* Bit set of plm_cpu_feature the CPU has and this build can use. */
 int plm_cpu_features(void);
 /* The SIMD level: 0 forces the portable scalar kernels (the reference twins
  * of the SIMD ones), 1 uses AVX2 (or NEON) without its extensions, 2 (the
- * default) everything the CPU has, AVX512-VNNI (x86) or sdot and smmla (arm64) included; a level-2 kernel
+ * default) everything the CPU has, AVX512-VNNI and AMX (x86) or sdot and smmla (arm64) included; a level-2 kernel
  * gives bit for bit what its level-1 twin gives. Returns the previous level
  * (POCKETLM_SIMD=0/1 in the environment sets the starting one). */
 int plm_set_simd(int level);
+/* AMX's tiles in the prefill GEMM at SIMD level 2, where the CPU has PLM_CPU_AMX: 1 (the default; 0 when
+ * POCKETLM_AMX=0 is in the environment) uses them, 0 the AVX512-VNNI tile, which gives the same floats.
+ * Returns the previous setting. */
+int plm_set_amx(int enable);
 
 /* ---- measurement ------------------------------------------------------ */
 /* Reads `bytes` of buf with n_threads threads (the access pattern of a GEMV

@@ -100,6 +100,13 @@ static void test_level2_matches_level1(void) {
  * exact int32 block sums and one order of unfused products and sums), at ragged batch sizes, row counts that are not a multiple of the
  * 16-row panel and block counts over one panel chunk (34 blocks); and every level is
  * the product of the dequantized values to float rounding. */
+/* level 2 runs AMX's tiles here: the OS granted them and POCKETLM_AMX=0 did not turn them off */
+static int amx_here(void) {
+    const int on = plm_set_amx(1);
+    plm_set_amx(on);
+    return on && (plm_cpu_features() & PLM_CPU_AMX);
+}
+
 static void test_gemm_levels(void) {
     const int types[] = {PLM_TYPE_Q8_0, PLM_TYPE_Q4_0, PLM_TYPE_Q4_1};
     const int64_t ms[] = {1, 3, 8, 17, 129, 512}, ks[] = {96, 576, 1088}, ns[] = {37, 16, 5};
@@ -139,8 +146,18 @@ static void test_gemm_levels(void) {
                            "type %d m %ld n %ld k %ld: the AVX2 GEMM differs from its scalar twin", types[t], (long)m,
                            (long)n, (long)k);
                     EXPECT(memcmp(y[0], y[2], sizeof(float) * (size_t)(m * n)) == 0,
-                           "type %d m %ld n %ld k %ld: the VNNI GEMM differs from its scalar twin", types[t], (long)m,
-                           (long)n, (long)k);
+                           "type %d m %ld n %ld k %ld: the %s GEMM differs from its scalar twin", types[t], (long)m,
+                           (long)n, (long)k, amx_here() ? "AMX" : "VNNI");
+                    if (amx_here()) { /* where the OS grants AMX, level 2 ran its tiles: the VNNI tile too */
+                        const int amx = plm_set_amx(0);
+                        float *vnni = malloc(sizeof(float) * m * n);
+                        EXPECT(plm_matmul(types[t], wq, x, vnni, m, n, k, 2) == PLM_OK, "matmul without AMX");
+                        plm_set_amx(amx);
+                        EXPECT(memcmp(y[0], vnni, sizeof(float) * (size_t)(m * n)) == 0,
+                               "type %d m %ld n %ld k %ld: the VNNI GEMM differs from its scalar twin", types[t],
+                               (long)m, (long)n, (long)k);
+                        free(vnni);
+                    }
                 }
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t j = 0; j < n; j++) {
@@ -335,6 +352,10 @@ int main(void) {
     test_fp16_roundtrip();
     test_simd_matches_scalar();
     test_level2_matches_level1();
+    printf("prefill GEMM tiles: %s\n", amx_here() ? "AMX (the OS grants it) and AVX512-VNNI"
+                                       : (plm_cpu_features() & PLM_CPU_AMX) ? "AVX512-VNNI (AMX off: POCKETLM_AMX=0)"
+                                       : (plm_cpu_features() & PLM_CPU_AVX512VNNI) ? "AVX512-VNNI (AMX not granted here)"
+                                                                                 : "AVX2 or none");
     test_gemm_levels();
     test_gemm_f_levels();
     test_exp();

@@ -7,6 +7,13 @@
 
 #if PLM_X86
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+/* asm/prctl.h's request for an extended state the kernel enables on demand, and AMX's tile data */
+#define PLM_ARCH_REQ_XCOMP_PERM 0x1023
+#define PLM_XFEATURE_XTILEDATA 18
+#endif
 #endif
 #if PLM_ARM
 #include <sys/auxv.h>
@@ -162,6 +169,17 @@ int plm_cpu_features(void) {
     if ((f & PLM_CPU_AVX2) && os_zmm && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
         f |= PLM_CPU_AVX512VNNI;
+#if defined(__linux__)
+    /* AMX only where the OS has granted it, not where CPUID alone lists it (a VM can list AMX and fault on
+     * its first tile instruction): AMX-TILE and AMX-INT8 (leaf 7 EDX bits 24, 25), the tile config and
+     * data state in XCR0 (bits 17, 18), and the process's permission for the tile data, asked of the
+     * kernel (Linux 5.16 on; the first tile instruction without it is a SIGILL) */
+    unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
+    if ((f & PLM_CPU_AVX512VNNI) && __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && (d7 & (1u << 24)) &&
+        (d7 & (1u << 25)) && (xcr0 & 0x60000) == 0x60000 &&
+        syscall(SYS_arch_prctl, PLM_ARCH_REQ_XCOMP_PERM, PLM_XFEATURE_XTILEDATA) == 0)
+        f |= PLM_CPU_AMX;
+#endif
 #endif
 #if defined(__ARM_NEON)
     f |= PLM_CPU_NEON;
@@ -193,6 +211,27 @@ int plm_set_simd(int enable) {
 
 int plm_use_avx2(void) { return PLM_X86 && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_AVX2); }
 int plm_use_vnni(void) { return PLM_X86 && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_AVX512VNNI); }
+
+/* AMX's tiles in the prefill GEMM: on unless POCKETLM_AMX=0 or plm_set_amx(0) (the VNNI tile then runs) */
+static int g_amx_enabled = -1;
+
+static int amx_enabled(void) {
+    int e = __atomic_load_n(&g_amx_enabled, __ATOMIC_RELAXED);
+    if (e < 0) {
+        const char *env = getenv("POCKETLM_AMX");
+        e = !(env && env[0] == '0');
+        __atomic_store_n(&g_amx_enabled, e, __ATOMIC_RELAXED);
+    }
+    return e;
+}
+
+int plm_set_amx(int enable) {
+    const int prev = amx_enabled();
+    __atomic_store_n(&g_amx_enabled, enable ? 1 : 0, __ATOMIC_RELAXED);
+    return prev;
+}
+
+int plm_use_amx(void) { return plm_use_vnni() && amx_enabled() && (plm_cpu_features() & PLM_CPU_AMX); }
 int plm_use_neon(void) { return PLM_ARM && simd_enabled() >= 1 && (plm_cpu_features() & PLM_CPU_NEON); }
 int plm_use_sdot(void) { return PLM_ARM && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_DOTPROD); }
 int plm_use_i8mm(void) { return PLM_ARM && simd_enabled() >= 2 && (plm_cpu_features() & PLM_CPU_I8MM); }

@@ -33,6 +33,16 @@
  * product: a small cost next to the m activation rows that use it (the
  * engine sends a product here from PLM_GEMM_MIN_ROWS rows on). The weights
  * stay mapped in place; nothing is kept between calls.
+ *
+ * Where the OS grants AMX (plm_use_amx: CPUID, XCR0 and the kernel's
+ * ARCH_REQ_XCOMP_PERM), the same panel feeds AMX's tiles instead of the VNNI
+ * tile: a panel block is exactly a B tile (8 rows of 4 values x 16 weight
+ * rows), 16 activation rows' 32 quants of the block an A tile (loaded with
+ * their row stride), and one tdpbsud (signed activations x unsigned panel
+ * bytes) gives the 16 x 16 exact int32 block sums the VNNI tile gets from 8
+ * vpdpbusd per activation row. They meet the scales in the same unfused
+ * products and sums, in block order, so AMX gives the VNNI tile's floats bit
+ * for bit. Each thread loads its tile config per call and releases it after.
  */
 #include "kernels/kernels.h"
 
@@ -268,15 +278,98 @@ PLM_TILE_AVX2(K_Q8, tile_q8_avx2)
 PLM_TILE_AVX2(K_Q40, tile_q40_avx2)
 PLM_TILE_AVX2(K_Q41, tile_q41_avx2)
 
-/* One panel chunk (rows [0, nr) of w, blocks [b0, b0 + nbc)) against every activation row. */
+#if defined(__linux__) && (defined(__clang__) || __GNUC__ >= 11)
+#define PLM_HAVE_AMX 1
+#define PLM_AMX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+
+/* palette 1's tile config: tmm0 the int32 block sums (rows activation rows x 16 weight rows), tmm1 the
+ * activations' quants of one block (rows x 32 bytes), tmm2 the panel's block (8 groups x 64 bytes) */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed, aligned(64))) plm_tilecfg;
+
+PLM_AMX_FN static void amx_config(int rows) {
+    plm_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.rows[0] = (uint8_t)rows;
+    cfg.colsb[0] = PLM_GEMM_PR * 4;
+    cfg.rows[1] = (uint8_t)rows;
+    cfg.colsb[1] = 32;
+    cfg.rows[2] = 8;
+    cfg.colsb[2] = PLM_GEMM_PR * 4;
+    _tile_loadconfig(&cfg);
+}
+
+/* 16 panel rows x C (<= 16, the config's rows) activation rows through the tiles; the sums, scales and
+ * their order are tile_vnni's. */
+PLM_AMX_FN static void tile_amx(const int kind, const int C, const plm_panel *p, int64_t nbc, __mmask16 mask,
+                                const uint8_t *xq, int64_t xrb, const float *xd, const float *xs, const int32_t *xi,
+                                int64_t nb, float *y, int64_t ldy, int acc_in) {
+    int32_t sums[16 * PLM_GEMM_PR] __attribute__((aligned(64)));
+    float acc[16 * PLM_GEMM_PR] __attribute__((aligned(64)));
+    for (int c = 0; c < C; c++)
+        _mm512_store_ps(acc + c * PLM_GEMM_PR, acc_in ? _mm512_maskz_loadu_ps(mask, y + c * ldy) : _mm512_setzero_ps());
+    const int32_t off = offset_of(kind, 0);
+    for (int64_t b = 0; b < nbc; b++) {
+        _tile_zero(0);
+        _tile_loadd(1, xq + b * 34 + 2, xrb);
+        _tile_loadd(2, p->q + b * 512, PLM_GEMM_PR * 4);
+        _tile_dpbsud(0, 1, 2);
+        _tile_stored(0, sums, PLM_GEMM_PR * 4);
+        const __m512 d = _mm512_load_ps(p->d + b * PLM_GEMM_PR);
+        const __m512 mm = kind == K_Q41 ? _mm512_load_ps(p->m + b * PLM_GEMM_PR) : _mm512_setzero_ps();
+        for (int c = 0; c < C; c++) {
+            __m512i s = _mm512_load_si512((const __m512i *)(sums + c * PLM_GEMM_PR));
+            if (kind != K_Q41) s = _mm512_add_epi32(s, _mm512_set1_epi32(-off * xi[c * nb + b]));
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(xd[c * nb + b])));
+            if (kind == K_Q41) t = _mm512_add_ps(t, _mm512_mul_ps(mm, _mm512_set1_ps(xs[c * nb + b])));
+            _mm512_store_ps(acc + c * PLM_GEMM_PR, _mm512_add_ps(_mm512_load_ps(acc + c * PLM_GEMM_PR), t));
+        }
+    }
+    for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, mask, _mm512_load_ps(acc + c * PLM_GEMM_PR));
+}
+
+/* The activation rows of one panel chunk through the tiles, 16 at a time (the last group with its own
+ * config). */
+PLM_AMX_FN static void rows_amx(int kind, const plm_panel *p, int64_t nbc, __mmask16 mask, const plm_acts *a,
+                                int64_t b0, float *y, int64_t ldy, int acc_in) {
+    const int64_t nb = a->n_blocks, m = a->m;
+    int rows = 16;
+    amx_config(rows);
+    for (int64_t i = 0; i < m; i += 16) {
+        const int nc = m - i < 16 ? (int)(m - i) : 16;
+        if (nc != rows) amx_config(rows = nc);
+        const uint8_t *xq = a->q8 + i * a->q8_rb + b0 * 34;
+        const float *xd = a->xd + i * nb + b0, *xs = a->xsum + i * nb + b0;
+        const int32_t *xi = a->xisum + i * nb + b0;
+        float *yt = y + i * ldy;
+        tile_amx(kind, nc, p, nbc, mask, xq, a->q8_rb, xd, xs, xi, nb, yt, ldy, acc_in);
+    }
+    _tile_release();
+}
+#endif
+
+/* One panel chunk (rows [0, nr) of w, blocks [b0, b0 + nbc)) against every activation row: the VNNI
+ * tile's 8 at a time, or AMX's tiles where amx says so. */
 PLM_VNNI_FN static void chunk_vnni(int kind, const uint8_t *w, int64_t rb, int64_t nr, int64_t b0, int64_t nbc,
                                    const plm_acts *a, float *y, int64_t ldy, int acc_in, plm_panel *p,
-                                   const uint8_t *next_panel, int64_t next_rows) {
+                                   const uint8_t *next_panel, int64_t next_rows, int amx) {
     const int64_t nb = a->n_blocks, m = a->m;
     /* what comes next: this panel's next chunk, else the next panel's first */
     const uint8_t *next = b0 + nbc < nb ? w + (b0 + nbc) * block_bytes(kind) : next_panel;
     pack_vnni(kind, w, rb, nr, b0, nbc, p, next, next == next_panel ? next_rows : nr);
     const __mmask16 mask = nr >= PLM_GEMM_PR ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+#ifdef PLM_HAVE_AMX
+    if (amx) {
+        rows_amx(kind, p, nbc, mask, a, b0, y, ldy, acc_in);
+        return;
+    }
+#else
+    (void)amx;
+#endif
     for (int64_t i = 0; i < m; i += 8) {
         const int64_t nc = m - i < 8 ? m - i : 8;
         const uint8_t *xq = a->q8 + i * a->q8_rb + b0 * 34;
@@ -325,6 +418,9 @@ void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, 
     (void)level; /* the tiles are x86's; elsewhere the scalar twin runs */
 #endif
     plm_panel p;
+#if PLM_X86
+    const int amx = level >= 2 && plm_use_amx();
+#endif
     for (int64_t p0 = j0; p0 < j1; p0 += PLM_GEMM_PR) {
         const int64_t nr = j1 - p0 < PLM_GEMM_PR ? j1 - p0 : PLM_GEMM_PR;
         for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
@@ -334,7 +430,7 @@ void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, 
             if (level >= 2) {
                 const int64_t nxt = j1 - p0 - PLM_GEMM_PR;
                 chunk_vnni(kind, w + p0 * rb, rb, nr, b0, nbc, a, y + p0, ldy, acc_in, &p,
-                           nxt > 0 ? w + (p0 + PLM_GEMM_PR) * rb : NULL, nxt < PLM_GEMM_PR ? nxt : PLM_GEMM_PR);
+                           nxt > 0 ? w + (p0 + PLM_GEMM_PR) * rb : NULL, nxt < PLM_GEMM_PR ? nxt : PLM_GEMM_PR, amx);
                 continue;
             }
             if (level == 1) {

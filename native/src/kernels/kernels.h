@@ -311,6 +311,9 @@ int plm_use_i8mm(void);
 int plm_use_simd(void);
 /* 1 when the AVX512-VNNI variants are to be used (CPU has them, SIMD level 2). */
 int plm_use_vnni(void);
+/* 1 when the prefill GEMM's AMX tiles are to be used: plm_use_vnni(), the OS grants AMX (PLM_CPU_AMX),
+ * and neither POCKETLM_AMX=0 nor plm_set_amx(0) turned them off. */
+int plm_use_amx(void);
 
 /* ---- thread pool ------------------------------------------------------ */
 /* fn runs on [begin, end) of [0, n); thread 0 is the caller. */

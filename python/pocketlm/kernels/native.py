@@ -95,7 +95,13 @@ def _call(status: int, what: str) -> None:
 def cpu_features() -> dict[str, bool]:
     f = lib.plm_cpu_features()
     return {"avx2": bool(f & lib.PLM_CPU_AVX2), "neon": bool(f & lib.PLM_CPU_NEON),
-            "avx512vnni": bool(f & lib.PLM_CPU_AVX512VNNI)}
+            "avx512vnni": bool(f & lib.PLM_CPU_AVX512VNNI), "amx": bool(f & lib.PLM_CPU_AMX)}
+
+
+def set_amx(enable: bool) -> bool:
+    """Whether the prefill GEMM uses AMX's tiles where the OS grants them (the default; the AVX512-VNNI
+    tile, which gives the same floats, otherwise); returns the previous setting."""
+    return bool(lib.plm_set_amx(1 if enable else 0))
 
 
 def set_simd(enable: bool | int) -> int:
