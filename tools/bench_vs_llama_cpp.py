@@ -21,12 +21,12 @@ decode step reads, weights and KV cache, against tools/membw.py's measured
 read bandwidth at that thread count) and pocketlm's peak RSS next to its
 limit (file + KV cache + 10% + 20 MB), measured in a fresh process.
 
-The race of three: SmolLM2-135M-Instruct in pocketlm (its Q8_0 and Q4_1
-GGUF), in llama.cpp (the same GGUF files) and in LiteRT-LM (the int8
+The race of three: SmolLM2-135M-Instruct in pocketlm (its Q8_0, Q4_0 and
+Q4_1 GGUF), in llama.cpp (the same GGUF files) and in LiteRT-LM (the int8
 .litertlm, litert-torch's dynamic_wi8_afp32 recipe, prefill_128 + decode, KV
 cache 1024). All three start from the built-in Q4_1 GGUF: tools/
 gguf_to_checkpoint.py turns it into an F32 Hugging Face checkpoint (in
-build/bench/), pocketlm's converter writes the Q8_0 GGUF from that, and
+build/bench/), pocketlm's converter writes the Q8_0 and Q4_0 GGUFs from that, and
 litert-torch exports the .litertlm from it (--make-litertlm, 2-3 minutes and
 about 3.6 GB of memory; default path build/bench/smollm2-135m-int8.litertlm).
 LiteRT-LM is measured by litert_lm itself: its Benchmark (engine settings
@@ -167,6 +167,14 @@ def models() -> dict[str, Path]:
                                             output_tflite_file=str(q8), attention_quant_bits=8,
                                             feedforward_quant_bits=8, embedding_quant_bits=8))
     out["SmolLM2-135M Q8_0"] = q8
+    q4 = BENCH / "smollm2-135m-q4_0.gguf"
+    if not q4.is_file():  # the same weights again in Q4_0 (the embedding table in Q8_0, as llama.cpp's Q4_0 keeps)
+        from pocketlm.genai.converter import ConversionConfig, convert_checkpoint
+
+        convert_checkpoint(ConversionConfig(str(smollm2_checkpoint()), "safetensors", None, "cpu", str(BENCH),
+                                            output_tflite_file=str(q4), attention_quant_bits=4,
+                                            feedforward_quant_bits=4, embedding_quant_bits=8))
+    out["SmolLM2-135M Q4_0"] = q4
     folder = CACHE / "bench" / "llama86m"
     for name, bits in (("86M Llama Q8_0", 8), ("86M Llama Q4_0", 4)):
         path = CACHE / "bench" / f"llama86m-{'q8_0' if bits == 8 else 'q4_0'}.gguf"
@@ -485,7 +493,7 @@ def race_of_three(results, a, bandwidth: dict, litert_why: str | None, base_rss:
     for t in a.threads:
         ref = smol.get(("SmolLM2-135M Q8_0", t), (None,))[0]
         rows, notes = [], []
-        for name in ("SmolLM2-135M Q8_0", "SmolLM2-135M Q4_1"):
+        for name in ("SmolLM2-135M Q8_0", "SmolLM2-135M Q4_0", "SmolLM2-135M Q4_1"):
             if (name, t) not in smol:
                 continue
             ours, cpp = smol[(name, t)]
