@@ -384,13 +384,13 @@ typedef struct {
     int n_threads;        /* <= 0: plm_get_num_threads(); capped by plm_set_max_threads. A session's
                            * buffers are laid out for the count in force when it is created, and it
                            * never runs on more threads than that */
-    int64_t n_batch;      /* prompt tokens per forward pass (<= 0: 512, llama.cpp's n_batch) */
+    int64_t n_batch;      /* prompt tokens per forward pass (<= 0: 256; llama.cpp's n_batch is 512) */
     int64_t top_k;        /* sampling: see plm_sample; 1 is greedy */
     double top_p, temperature;
     uint64_t seed;
     plm_lora *lora;       /* NULL, or the adapter every forward pass of the session applies (referenced) */
 } plm_session_params;
-/* max_tokens 512, F16 KV, default threads, n_batch 512, top_k 40, top_p 1,
+/* max_tokens 512, F16 KV, default threads, n_batch 256, top_k 40, top_p 1,
  * temperature 0.8, seed 0: LlmInferenceOptions' defaults */
 void plm_session_params_default(plm_session_params *p);
 /* bytes plm_session_create allocates for these params (KV cache, scratch,

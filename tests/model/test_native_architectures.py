@@ -210,8 +210,8 @@ def test_session_memory_counts_the_ring():
     native = NativeModel.open(fixture_path("gemma3"))
     c = ne._lib()[1].plm_model_get_config(native.handle)
     per_row = 2 * c.n_kv_heads * c.head_dim * 2  # keys and values, F16
-    t = session(native, 4096, "F16")  # n_batch 512
-    ring = c.sliding_window + 512 - 1
+    t = session(native, 4096, "F16")  # the default n_batch, 256
+    ring = c.sliding_window + 256 - 1
     assert kv_bytes(native, t) == (4096 + 5 * ring) * per_row
     assert t.memory == native.session_bytes(4096, "F16") < c.n_layers * 4096 * per_row
     # with a smaller n_batch the ring shrinks with it

@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define PLM_DEFAULT_BATCH 512
+/* Prompt tokens a forward pass takes by default. 256, not llama.cpp's 512: a batch's buffers (the hidden
+ * state, q/k/v, the MLP's two intermediate rows, their quantized forms) grow with it, and at 512 rows they
+ * outweighed a small model's whole allowance (an 86M-parameter Q4_0 Llama: about 25 MB of buffers beside a
+ * 49 MB file); a sliding-window layer's ring (window + n_batch - 1) shrinks with it too. The prefill GEMM
+ * keeps its speed at 256 rows: packing a panel is a twentieth of the product there (docs/performance.md). */
+#define PLM_DEFAULT_BATCH 256
 
 void plm_session_params_default(plm_session_params *p) {
     if (!p) return;

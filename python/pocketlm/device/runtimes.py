@@ -152,7 +152,8 @@ CONSTANTS: dict[str, Constant] = {
                                          "int8 ops/s of 332.8: the AVX512-VNNI GEMM, docs/kernels.md); " + _RACE),
     "pocketlm.attention_efficiency": Constant(0.25, "attention converting each F16 cache row once per GQA group, "
                                               "taken at the matrix-vector share"),
-    "pocketlm.prefill_chunk": Constant(512, "model/forward.py PREFILL_CHUNK"),
+    "pocketlm.prefill_chunk": Constant(256, "the C engine's default n_batch (PLM_DEFAULT_BATCH, "
+                                       "native/src/engine/session.c)"),
     # --- executorch (only for the published Llama 3.2 rows): XNNPack's kernels, as litert's ---
     "executorch.layer_s_host": Constant(19e-6, "XNNPack's operators, as litert.layer_s_host"),
     "executorch.sync_factor": Constant(14.4, "as litert.sync_factor (the same XNNPack thread pool)"),
@@ -286,9 +287,10 @@ def file_bytes(shape: ModelShape, runtime: str, weights: str) -> int:
 
 
 # positions a sliding-window layer's ring holds beyond its window: a prompt batch's keys are written before its
-# queries attend, so llama.cpp's SWA cache holds window + n_ubatch (512) and pocketlm's C engine window + n_batch - 1;
+# queries attend, so llama.cpp's SWA cache holds window + n_ubatch (512) and pocketlm's C engine window + n_batch - 1
+# (n_batch 256);
 # LiteRT-LM keeps rings of the window itself ("ringbuffers for local attention")
-_RING_EXTRA = {"litert": 0, "llama.cpp": 512, "pocketlm": 511, "executorch": 0}
+_RING_EXTRA = {"litert": 0, "llama.cpp": 512, "pocketlm": 255, "executorch": 0}
 
 
 def ring_positions(shape: ModelShape, runtime: str, layer: int, cache_length: int) -> int:
@@ -375,8 +377,6 @@ def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: in
     benchmarks say where it is on) the packed weights are a mapped file and the graph's own weight pages are
     dropped once packed, so the weights count once; without it the mapped graph and the packed copy both stay.
     A LiteRT prefill's activations are those of its longest signature's run."""
-    from ..model.forward import PREFILL_CHUNK
-
     _check(runtime, weights)
     w = file_bytes(shape, runtime, weights)
     parts = {"weights": w}
@@ -386,7 +386,7 @@ def runtime_memory(shape: ModelShape, runtime: str, weights: str, max_tokens: in
     if runtime == "litert":
         chunk = max(prefill_signatures)
     else:
-        chunk = int(CONSTANTS[f"{runtime}.prefill_chunk"].value) if runtime != "pocketlm" else PREFILL_CHUNK
+        chunk = int(CONSTANTS[f"{runtime}.prefill_chunk"].value)
     parts["activations"] = min(max_tokens, chunk) * shape.activation_bytes_per_token + 4 * shape.vocab_size
     parts["runtime"] = int(CONSTANTS["runtime_bytes.litert" if runtime == "litert" else "runtime_bytes.other"].value)
     return parts

@@ -68,9 +68,10 @@ class TrafficCounters:
 
 KV_TYPES = {"F32": np.float32, "F16": np.float16}
 
-# the Python engine prefills in batches of at most this many tokens (llama.cpp's default n_batch, as the C
-# engine's PLM_DEFAULT_BATCH): it bounds a forward pass's activation memory, whatever the prompt length
-PREFILL_CHUNK = 512
+# the Python engine prefills in batches of at most this many tokens (the C engine's PLM_DEFAULT_BATCH,
+# native/src/engine/session.c, which says why 256): it bounds a forward pass's activation memory, whatever the
+# prompt length
+PREFILL_CHUNK = 256
 
 
 def kv_lengths(cfg: ModelConfig, n_ctx: int) -> tuple[int, ...]:
