@@ -101,18 +101,12 @@ def _graphs(p: Path, kind: str):
 
     embedder, extra = None, 0
     if kind == "litertlm":
-        from ..model.litertlm_file import PREFILL_DECODE, TFLITE_WEIGHTS, read_litertlm
+        from ..model.litert_model import llm_section
+        from ..model.litertlm_file import TFLITE_WEIGHTS, read_litertlm
 
         f = read_litertlm(p)
         sections = f.model_sections()
-        s = sections.get(PREFILL_DECODE) or (sections.get("unspecified") if len(sections) == 1 else None)
-        if s is None:
-            raise ModelFileError(f"{p}: no TFLiteModel section of model_type {PREFILL_DECODE} (it has: "
-                                 f"{', '.join(sorted(sections)) or 'none'})")
-        others = sorted(r for r in sections if r not in (PREFILL_DECODE, EMBEDDER, "unspecified"))
-        if others:
-            raise ModelFileError(f"{p}: TFLite sections {', '.join(others)} beside the LLM: fit estimates a text "
-                                 "model's prefill/decode graph and its embedder only")
+        s = llm_section(p, f, (EMBEDDER,), "fit estimates a text model's prefill/decode graph and its embedder only")
         graph, where = f.models[s.index], f"{p}: {s.describe()}"
         if EMBEDDER in sections:
             embedder = f.models[sections[EMBEDDER].index]

@@ -112,20 +112,29 @@ def _tokenizer_from(kind: str, data: bytes, bos_id, eos_ids, where: str, bytes_t
     return tok
 
 
-def load_litertlm(p: Path):
-    """(LiteRTGraph, tokenizer, metadata) of a .litertlm."""
-    from .litertlm_file import PREFILL_DECODE, read_litertlm
+def llm_section(p: Path, f, allowed=(), what: str = "pocketlm runs text models of one prefill/decode graph only"):
+    """The TFLiteModel section of a read .litertlm (litertlm_file.read_litertlm) that holds the LLM's
+    prefill/decode graph (model_type tf_lite_prefill_decode, or a lone unspecified one); any other model
+    section but those of `allowed` model types is refused by name (`what` says why)."""
+    from .litertlm_file import PREFILL_DECODE
 
-    f = read_litertlm(p)
     sections = f.model_sections()
     s = sections.get(PREFILL_DECODE) or (sections.get("unspecified") if len(sections) == 1 else None)
     if s is None:
         raise ModelFileError(f"{p}: no TFLiteModel section of model_type {PREFILL_DECODE} (it has: "
                              f"{', '.join(sorted(sections)) or 'none'})")
-    others = sorted(r for r in sections if r not in (PREFILL_DECODE, "unspecified"))
+    others = sorted(r for r in sections if r not in (PREFILL_DECODE, "unspecified", *allowed))
     if others:  # embedders, vision / audio encoders: another model's parts, refused by name
-        raise ModelFileError(f"{p}: TFLite sections {', '.join(others)} beside the LLM: pocketlm runs text models "
-                             "of one prefill/decode graph only")
+        raise ModelFileError(f"{p}: TFLite sections {', '.join(others)} beside the LLM: {what}")
+    return s
+
+
+def load_litertlm(p: Path):
+    """(LiteRTGraph, tokenizer, metadata) of a .litertlm."""
+    from .litertlm_file import read_litertlm
+
+    f = read_litertlm(p)
+    s = llm_section(p, f)
     graph = f.models[s.index]
     where = f"{p}: {s.describe()}"
     _check_runnable(graph, where)
