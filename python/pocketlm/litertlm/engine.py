@@ -324,6 +324,15 @@ class _EngineSession:
             raise RuntimeError(f"{type(self).__name__} is closed.")
         return self._s
 
+    def get_benchmark_info(self) -> BenchmarkInfo:
+        self._live()
+        if not self._owner.enable_benchmark:
+            raise RuntimeError("Failed to get benchmark info.")
+        return _benchmark_info(self._timing)
+
+    def cancel_process(self) -> None:
+        self._cancel.set()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -397,15 +406,6 @@ class Session(_EngineSession):
             if store_token_lengths:
                 out.token_lengths.append(len(ids))
         return out
-
-    def get_benchmark_info(self) -> BenchmarkInfo:
-        self._live()
-        if not self._owner.enable_benchmark:
-            raise RuntimeError("Failed to get benchmark info.")
-        return _benchmark_info(self._timing)
-
-    def cancel_process(self) -> None:
-        self._cancel.set()
 
 
 def _all_logits(engine: _Engine, ids: list[int]) -> np.ndarray:
@@ -494,15 +494,6 @@ class Conversation(_EngineSession):
     def token_count(self) -> int:
         """Tokens in the KV cache (prefill + decode)."""
         return self._live().n_tokens
-
-    def get_benchmark_info(self) -> BenchmarkInfo:
-        self._live()
-        if not self._owner.enable_benchmark:
-            raise RuntimeError("Failed to get benchmark info.")
-        return _benchmark_info(self._timing)
-
-    def cancel_process(self) -> None:
-        self._cancel.set()
 
     # -- rendering -----------------------------------------------------------------------------------------
 
