@@ -165,6 +165,16 @@ PLM_VNNI_FN static void pack_vnni(int kind, const uint8_t *w, int64_t rb, int64_
     }
 }
 
+/* A block's 16 exact int32 sums s (one lane per weight row) met with their scales d (and Q4_1's
+ * minimums mm) and the activation row's *xd (and, Q4_1 only, *xs), products and sums rounded apart:
+ * the term the VNNI and AMX tiles add to their accumulators, in block order. */
+PLM_VNNI_FN static PLM_INLINE __m512 block_term(const int kind, __m512i s, __m512 d, __m512 mm, const float *xd,
+                                                const float *xs) {
+    __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(*xd)));
+    if (kind == K_Q41) t = _mm512_add_ps(t, _mm512_mul_ps(mm, _mm512_set1_ps(*xs)));
+    return t;
+}
+
 /* 16 panel rows x C activation rows (xq, xd, xs, xi at activation row 0, block b0 of the
  * chunk; nb the activation rows' stride in blocks). */
 PLM_VNNI_FN static PLM_INLINE void tile_vnni(const int kind, const int C, const plm_panel *p, int64_t nbc,
@@ -188,9 +198,7 @@ PLM_VNNI_FN static PLM_INLINE void tile_vnni(const int kind, const int C, const 
                 memcpy(&v, x + 4 * g, 4);
                 s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(v));
             }
-            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(xd[c * nb + b])));
-            if (kind == K_Q41) t = _mm512_add_ps(t, _mm512_mul_ps(mm, _mm512_set1_ps(xs[c * nb + b])));
-            acc[c] = _mm512_add_ps(acc[c], t);
+            acc[c] = _mm512_add_ps(acc[c], block_term(kind, s, d, mm, xd + c * nb + b, xs + c * nb + b));
         }
     }
     for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, mask, acc[c]);
@@ -324,8 +332,7 @@ PLM_AMX_FN static void tile_amx(const int kind, const int C, const plm_panel *p,
         for (int c = 0; c < C; c++) {
             __m512i s = _mm512_load_si512((const __m512i *)(sums + c * PLM_GEMM_PR));
             if (kind != K_Q41) s = _mm512_add_epi32(s, _mm512_set1_epi32(-off * xi[c * nb + b]));
-            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(xd[c * nb + b])));
-            if (kind == K_Q41) t = _mm512_add_ps(t, _mm512_mul_ps(mm, _mm512_set1_ps(xs[c * nb + b])));
+            const __m512 t = block_term(kind, s, d, mm, xd + c * nb + b, xs + c * nb + b);
             _mm512_store_ps(acc + c * PLM_GEMM_PR, _mm512_add_ps(_mm512_load_ps(acc + c * PLM_GEMM_PR), t));
         }
     }
