@@ -42,7 +42,8 @@
  * bytes) gives the 16 x 16 exact int32 block sums the VNNI tile gets from 8
  * vpdpbusd per activation row. They meet the scales in the same unfused
  * products and sums, in block order, so AMX gives the VNNI tile's floats bit
- * for bit. Each thread loads its tile config per call and releases it after.
+ * for bit. Each thread loads its tile config once per product (the batch's
+ * last group of fewer than 16 rows on tiles of its own) and releases it after.
  */
 #include "kernels/kernels.h"
 
@@ -290,29 +291,38 @@ PLM_TILE_AVX2(K_Q41, tile_q41_avx2)
 #define PLM_HAVE_AMX 1
 #define PLM_AMX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
 
-/* palette 1's tile config: tmm0 the int32 block sums (rows activation rows x 16 weight rows), tmm1 the
- * activations' quants of one block (rows x 32 bytes), tmm2 the panel's block (8 groups x 64 bytes) */
+/* palette 1's tile config: tmm0 the int32 block sums (16 activation rows x 16 weight rows), tmm1 the
+ * activations' quants of one block (16 rows x 32 bytes), tmm2 the panel's block (8 groups x 64 bytes);
+ * tmm3-5 the same for the batch's last group of fewer than 16 activation rows, if it has one */
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
     uint8_t rows[16];
 } __attribute__((packed, aligned(64))) plm_tilecfg;
 
-PLM_AMX_FN static void amx_config(int rows) {
+/* Loads this thread's tile config for a product of m activation rows (once per plm_gemm_rows call;
+ * amx_end releases the tiles, so a context switch does not carry them). */
+PLM_AMX_FN static void amx_begin(int64_t m) {
     plm_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    cfg.rows[0] = (uint8_t)rows;
-    cfg.colsb[0] = PLM_GEMM_PR * 4;
-    cfg.rows[1] = (uint8_t)rows;
-    cfg.colsb[1] = 32;
-    cfg.rows[2] = 8;
-    cfg.colsb[2] = PLM_GEMM_PR * 4;
+    for (int set = 0; set < 2; set++) {
+        const int rows = set == 0 ? 16 : (int)(m % 16), t = 3 * set;
+        if (rows == 0) continue;
+        cfg.rows[t] = (uint8_t)rows;
+        cfg.colsb[t] = PLM_GEMM_PR * 4;
+        cfg.rows[t + 1] = (uint8_t)rows;
+        cfg.colsb[t + 1] = 32;
+        cfg.rows[t + 2] = 8;
+        cfg.colsb[t + 2] = PLM_GEMM_PR * 4;
+    }
     _tile_loadconfig(&cfg);
 }
 
-/* 16 panel rows x C (<= 16, the config's rows) activation rows through the tiles; the sums, scales and
- * their order are tile_vnni's. */
+PLM_AMX_FN static void amx_end(void) { _tile_release(); }
+
+/* 16 panel rows x C activation rows through the tiles (C 16, or the last group's count on tmm3-5);
+ * the sums, scales and their order are tile_vnni's. */
 PLM_AMX_FN static void tile_amx(const int kind, const int C, const plm_panel *p, int64_t nbc, __mmask16 mask,
                                 const uint8_t *xq, int64_t xrb, const float *xd, const float *xs, const int32_t *xi,
                                 int64_t nb, float *y, int64_t ldy, int acc_in) {
@@ -322,11 +332,19 @@ PLM_AMX_FN static void tile_amx(const int kind, const int C, const plm_panel *p,
         _mm512_store_ps(acc + c * PLM_GEMM_PR, acc_in ? _mm512_maskz_loadu_ps(mask, y + c * ldy) : _mm512_setzero_ps());
     const int32_t off = offset_of(kind, 0);
     for (int64_t b = 0; b < nbc; b++) {
-        _tile_zero(0);
-        _tile_loadd(1, xq + b * 34 + 2, xrb);
-        _tile_loadd(2, p->q + b * 512, PLM_GEMM_PR * 4);
-        _tile_dpbsud(0, 1, 2);
-        _tile_stored(0, sums, PLM_GEMM_PR * 4);
+        if (C == 16) {
+            _tile_zero(0);
+            _tile_loadd(1, xq + b * 34 + 2, xrb);
+            _tile_loadd(2, p->q + b * 512, PLM_GEMM_PR * 4);
+            _tile_dpbsud(0, 1, 2);
+            _tile_stored(0, sums, PLM_GEMM_PR * 4);
+        } else {
+            _tile_zero(3);
+            _tile_loadd(4, xq + b * 34 + 2, xrb);
+            _tile_loadd(5, p->q + b * 512, PLM_GEMM_PR * 4);
+            _tile_dpbsud(3, 4, 5);
+            _tile_stored(3, sums, PLM_GEMM_PR * 4);
+        }
         const __m512 d = _mm512_load_ps(p->d + b * PLM_GEMM_PR);
         const __m512 mm = kind == K_Q41 ? _mm512_load_ps(p->m + b * PLM_GEMM_PR) : _mm512_setzero_ps();
         for (int c = 0; c < C; c++) {
@@ -339,23 +357,18 @@ PLM_AMX_FN static void tile_amx(const int kind, const int C, const plm_panel *p,
     for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, mask, _mm512_load_ps(acc + c * PLM_GEMM_PR));
 }
 
-/* The activation rows of one panel chunk through the tiles, 16 at a time (the last group with its own
- * config). */
+/* The activation rows of one panel chunk through the tiles, 16 at a time (amx_begin configured them). */
 PLM_AMX_FN static void rows_amx(int kind, const plm_panel *p, int64_t nbc, __mmask16 mask, const plm_acts *a,
                                 int64_t b0, float *y, int64_t ldy, int acc_in) {
     const int64_t nb = a->n_blocks, m = a->m;
-    int rows = 16;
-    amx_config(rows);
     for (int64_t i = 0; i < m; i += 16) {
         const int nc = m - i < 16 ? (int)(m - i) : 16;
-        if (nc != rows) amx_config(rows = nc);
         const uint8_t *xq = a->q8 + i * a->q8_rb + b0 * 34;
         const float *xd = a->xd + i * nb + b0, *xs = a->xsum + i * nb + b0;
         const int32_t *xi = a->xisum + i * nb + b0;
         float *yt = y + i * ldy;
         tile_amx(kind, nc, p, nbc, mask, xq, a->q8_rb, xd, xs, xi, nb, yt, ldy, acc_in);
     }
-    _tile_release();
 }
 #endif
 
@@ -427,6 +440,9 @@ void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, 
     plm_panel p;
 #if PLM_X86
     const int amx = level >= 2 && plm_use_amx();
+#ifdef PLM_HAVE_AMX
+    if (amx) amx_begin(m);
+#endif
 #endif
     for (int64_t p0 = j0; p0 < j1; p0 += PLM_GEMM_PR) {
         const int64_t nr = j1 - p0 < PLM_GEMM_PR ? j1 - p0 : PLM_GEMM_PR;
@@ -449,4 +465,7 @@ void plm_gemm_rows(int w_type, const uint8_t *w, int64_t rb, const plm_acts *a, 
             tile_scalar(kind, 0, &p, nbc, nr, a, 0, m, b0, y + p0, ldy, acc_in);
         }
     }
+#ifdef PLM_HAVE_AMX
+    if (amx) amx_end();
+#endif
 }
