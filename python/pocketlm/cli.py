@@ -229,6 +229,7 @@ def _fit(a) -> None:
     from .model.litert_info import litert_kind
 
     signatures = LITERT_PREFILL_SIGNATURES
+    max_tokens = 512 if a.max_tokens is None else a.max_tokens  # a LiteRT file's is its graph's
     if a.config:
         from .model.config import load_config
 
@@ -236,7 +237,6 @@ def _fit(a) -> None:
             raise ValueError("give --config or --model, not both")
         shape, title = shape_from_config(load_config(a.config)), str(a.config)
         runtime, weights = a.runtime or "litert", a.weights or "int8"
-        max_tokens = 512 if a.max_tokens is None else a.max_tokens
     else:
         path = _model_path(a)
         if litert_kind(path):  # the shape, weights, cache and prefill signatures are the graph's own
@@ -253,7 +253,6 @@ def _fit(a) -> None:
         else:
             from .engine.base import Engine
 
-            max_tokens = 512 if a.max_tokens is None else a.max_tokens
             engine = Engine(path, max_tokens=max_tokens)
             shape, title = shape_from_model(engine.model), engine.model_path.name
             runtime = a.runtime or "pocketlm"
